@@ -1,0 +1,1394 @@
+/**
+ * The sans-IO heartwire engine: one connection, client or server role. Bytes in, time in,
+ * application calls in; bytes out, the next deadline and typed events out. No I/O, no clock,
+ * no timers: the caller passes `now` (ms, monotonic) to every call that depends on time.
+ *
+ * How an adapter drives it (see `src/node/` and `src/testing/simnet.ts`):
+ * 1. `start(now)` once the transport is connected;
+ * 2. feed `receive(now, bytes)`, `receiveEnd(now)`, `transportFailed(now)` from the transport;
+ * 3. after any call, write `pollTransmit(now, room)` to the transport, handle every
+ *    `pollEvent()`, and arm one timer at `nextDeadline()` that calls `handleTimeout(now)`.
+ * @module
+ */
+import { FrameDecoder, encodeControlFrame, writeCreditFrame, writeFrameHeader, writeHeartbeatFrame } from './codec.js';
+import type { FrameSink } from './codec.js';
+import {
+  FLAG_END,
+  FRAME_HEADER_SIZE,
+  FrameType,
+  CREDIT_PAYLOAD_SIZE,
+  HEARTBEAT_PAYLOAD_SIZE,
+  EXTENSION_IGNORABLE_FIRST,
+  MAX_COUNTER,
+  MAX_FRAME_PAYLOAD,
+  MAX_HEARTBEATS_PER_WINDOW,
+  MAX_IDLE_TIMEOUT_MS,
+  MAX_NOOP_CONTROL_PER_WINDOW,
+  MIN_FRAME_PAYLOAD,
+  MIN_IDLE_TIMEOUT_MS,
+  MIN_INITIAL_CREDIT,
+  PREAMBLE,
+  PROTOCOL_VERSION,
+} from './constants.js';
+import {
+  FlowControlError,
+  HeartwireError,
+  ProtocolError,
+  RemoteError,
+  TimeoutError,
+  TransportError,
+  UsageError,
+  WireErrorCode,
+} from './errors.js';
+import type { ControlFrame, Hello, Welcome } from './frames.js';
+import type {
+  CloseInfo,
+  ConnectionState,
+  DeliveryReport,
+  EngineEvent,
+  EngineOptions,
+  EngineStats,
+  GoAwayInfo,
+  InboundMessage,
+  MemoryBudget,
+  Negotiated,
+  Role,
+} from './types.js';
+
+const CREDIT_FRAME_SIZE = FRAME_HEADER_SIZE + CREDIT_PAYLOAD_SIZE;
+const HEARTBEAT_FRAME_SIZE = FRAME_HEADER_SIZE + HEARTBEAT_PAYLOAD_SIZE;
+/** Payloads up to this size are copied into the batch buffer; larger ones are written as views. */
+const COPY_THRESHOLD = 2048;
+/** Size of the scratch buffers that batch headers and small payloads. */
+const BATCH_SIZE = 64 * 1024;
+/** After this long without DATA, a grown receive window shrinks back to its initial size. */
+const WINDOW_IDLE_SHRINK_MS = 2000;
+/** Timer lateness beyond which a liveness deadline is not trusted (our own process stalled). */
+const LATE_TIMER_TOLERANCE_MS = 250;
+const U32 = 0x1_0000_0000;
+
+/** Resolved options with defaults applied. */
+interface Settings {
+  role: Role;
+  idleTimeoutMs: number;
+  initialWindow: number;
+  maxWindow: number;
+  maxFramePayload: number;
+  maxMessageBytes: number;
+  maxSendQueueBytes: number;
+  handshakeTimeoutMs: number;
+  closeTimeoutMs: number;
+  writeStallTimeoutMs: number | undefined;
+  creditStallReportMs: number;
+  creditStallTimeoutMs: number;
+  clientIdleRange: readonly [number, number];
+  versions: readonly number[];
+  extensions: readonly string[];
+  applicationProtocols: readonly string[];
+  requireApplicationProtocol: boolean;
+  random: () => number;
+  budget: MemoryBudget | undefined;
+}
+
+/** An outbound message: kept from `trySend` until the peer confirms it consumed it. */
+interface OutMessage {
+  payload: Uint8Array;
+  /** Payload bytes already framed and handed to the transport. */
+  offset: number;
+}
+
+/** A message handed to the application and not yet released. */
+interface TakenMessage {
+  cost: number;
+  released: boolean;
+}
+
+/** A message received complete, waiting in the inbox. */
+interface QueuedInbound {
+  payload: Uint8Array;
+  cost: number;
+}
+
+/** A small array-backed FIFO with O(1) shift and indexed access. */
+class Deque<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  push(item: T): void {
+    this.items.push(item);
+  }
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
+  at(index: number): T | undefined {
+    return this.items[this.head + index];
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+  toArray(from = 0): T[] {
+    return this.items.slice(this.head + from) as T[];
+  }
+}
+
+/** mulberry32: a small, fast, seedable PRNG for timer jitter. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / U32;
+  };
+}
+
+function positiveOption(name: string, value: number | undefined, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value < min) {
+    throw new RangeError(`heartwire: option ${name} must be a finite number ≥ ${min}, got ${value}`);
+  }
+  return value;
+}
+
+function resolveSettings(options: EngineOptions): Settings {
+  const idleTimeoutMs = positiveOption('idleTimeoutMs', options.idleTimeoutMs, 20_000, MIN_IDLE_TIMEOUT_MS);
+  if (idleTimeoutMs > MAX_IDLE_TIMEOUT_MS) throw new RangeError('heartwire: idleTimeoutMs too large');
+  const initialWindow = positiveOption(
+    'initialWindowBytes',
+    options.initialWindowBytes,
+    64 * 1024,
+    MIN_INITIAL_CREDIT,
+  );
+  const maxWindow = Math.max(
+    initialWindow,
+    positiveOption('maxWindowBytes', options.maxWindowBytes, 8 * 1024 * 1024, MIN_INITIAL_CREDIT),
+  );
+  const maxFramePayload = positiveOption(
+    'maxFramePayloadBytes',
+    options.maxFramePayloadBytes,
+    64 * 1024,
+    MIN_FRAME_PAYLOAD,
+  );
+  if (maxFramePayload > MAX_FRAME_PAYLOAD) throw new RangeError('heartwire: maxFramePayloadBytes too large');
+  // A message must fit the largest window with its frame headers (SPEC.md §7 rule 6).
+  const fitting = Math.floor(maxWindow - FRAME_HEADER_SIZE * Math.ceil(maxWindow / maxFramePayload) - 1);
+  const maxMessageBytes = Math.min(
+    positiveOption('maxMessageBytes', options.maxMessageBytes, 4 * 1024 * 1024, 1),
+    fitting,
+  );
+  const role = options.role;
+  if (role !== 'client' && role !== 'server') throw new RangeError('heartwire: role must be client or server');
+  return {
+    role,
+    idleTimeoutMs,
+    initialWindow,
+    maxWindow,
+    maxFramePayload,
+    maxMessageBytes,
+    maxSendQueueBytes: positiveOption('maxSendQueueBytes', options.maxSendQueueBytes, 1024 * 1024),
+    handshakeTimeoutMs: positiveOption('handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000),
+    closeTimeoutMs: positiveOption('closeTimeoutMs', options.closeTimeoutMs, 30_000),
+    writeStallTimeoutMs:
+      options.writeStallTimeoutMs === 0
+        ? undefined
+        : positiveOption('writeStallTimeoutMs', options.writeStallTimeoutMs, idleTimeoutMs),
+    creditStallReportMs: positiveOption('creditStallReportMs', options.creditStallReportMs, 5_000),
+    creditStallTimeoutMs: positiveOption('creditStallTimeoutMs', options.creditStallTimeoutMs, 0, 0),
+    clientIdleRange: options.clientIdleTimeoutRangeMs ?? [1000, MAX_IDLE_TIMEOUT_MS],
+    versions: options.versions ?? [PROTOCOL_VERSION],
+    extensions: options.extensions ?? [],
+    applicationProtocols: options.applicationProtocols ?? [],
+    requireApplicationProtocol: options.requireApplicationProtocol ?? false,
+    random: options.random ?? seededRandom(options.seed ?? 1),
+    budget: options.budget,
+  };
+}
+
+/**
+ * One heartwire connection as a pure state machine (SPEC.md). See the module documentation
+ * for how to drive it.
+ */
+export class Engine implements FrameSink {
+  private readonly settings: Settings;
+  private readonly decoder: FrameDecoder;
+  private currentState: ConnectionState = 'handshaking';
+  private negotiatedValues: Negotiated | undefined;
+  private readonly events: EngineEvent[] = [];
+  private eventHead = 0;
+  private started = false;
+
+  // --- outbound: control lane ---
+  private readonly controlQueue: Uint8Array[] = [];
+  private heartbeatDue = false;
+  private creditDirty = false;
+  private closeFrameDue = false;
+  /** The frame that ends our transmissions is due: CLOSE_ACK (server) or the final CREDIT (client). */
+  private finalFrameDue = false;
+  private preambleSent = false;
+
+  // --- outbound: data lane and delivery accounting ---
+  /** Messages `peerConsumed + 1` … `queuedCount`, oldest first. */
+  private readonly outbox = new Deque<OutMessage>();
+  /** Index in `outbox` of the message being transmitted. */
+  private sendIndex = 0;
+  private queuedCount = 0;
+  /** Messages whose last frame was handed to the transport. */
+  private writtenCount = 0;
+  /** Payload bytes queued and not yet framed. */
+  private queuedBytes = 0;
+  private writableWanted = false;
+  /** S: credit bytes sent. P: highest limit granted by the peer. */
+  private sentCredit = 0;
+  private peerLimit = 0;
+  private peerMaxFramePayload = MIN_FRAME_PAYLOAD;
+  private peerMaxMessageBytes = 0;
+  private peerConsumed = 0;
+  /** Set when the peer's final frame (CLOSE_ACK or ERROR) said how many messages it delivered. */
+  private peerDelivered: number | undefined;
+  private blockedSince: number | undefined;
+  private stallReported = false;
+  private creditBlockedTotal = 0;
+
+  // --- inbound ---
+  /** R, L, C and W of SPEC.md §7. */
+  private receivedCredit = 0;
+  private grantedLimit = 0;
+  private releasedCredit = 0;
+  private window: number;
+  private reservedExtra = 0;
+  private lastGrantAt: number | undefined;
+  private lastDataAt = 0;
+  private partial: Uint8Array[] = [];
+  private partialBytes = 0;
+  private partialCost = 0;
+  private readonly inbox = new Deque<QueuedInbound>();
+  private inboxWasEmpty = true;
+  /** Messages received complete. */
+  private receivedCount = 0;
+  /** Messages handed to the application (take/read). */
+  private deliveredCount = 0;
+  /** Contiguous prefix of released messages. */
+  private consumedCount = 0;
+  private readonly taken = new Deque<TakenMessage>();
+
+  // --- liveness ---
+  private localIdleTimeout: number;
+  private heartbeatInterval = 0;
+  private lastReceivedAt = 0;
+  private lastSentAt: number | undefined;
+  private nextHeartbeatAt: number | undefined;
+  private livenessGraceUntil = 0;
+  private peerTimestamp: number | undefined;
+  private peerTimestampAt = 0;
+  private lastEchoUsed: number | undefined;
+  private rtt: number | undefined;
+  private srtt: number | undefined;
+  private rttVar = 0;
+  private floodWindowStart = 0;
+  private heartbeatsInWindow = 0;
+  private noopsInWindow = 0;
+  private backlog = 0;
+  private backlogSince = 0;
+
+  // --- termination ---
+  private handshakeDeadline: number | undefined;
+  private closeDeadline: number | undefined;
+  private graceDeadline: number | undefined;
+  private closeRequested = false;
+  private finishRequested = false;
+  private goAwaySent = false;
+  private goAwayReceived: GoAwayInfo | undefined;
+  private closeInfo: CloseInfo | undefined;
+
+  // --- statistics ---
+  private bytesReceived = 0;
+  private bytesSent = 0;
+  private heartbeatsReceived = 0;
+  private heartbeatsSent = 0;
+
+  /** Create an engine. Throws `RangeError` on invalid options. */
+  constructor(options: EngineOptions) {
+    this.settings = resolveSettings(options);
+    this.window = this.settings.initialWindow;
+    this.grantedLimit = this.settings.initialWindow;
+    this.localIdleTimeout = this.settings.idleTimeoutMs;
+    this.decoder = new FrameDecoder({ expectPreamble: true, maxDataPayload: this.settings.maxFramePayload });
+  }
+
+  // ------------------------------------------------------------------ inputs
+
+  /** Start the connection once the transport is connected (client: queues preamble + HELLO). */
+  start(now: number): void {
+    if (this.started) return;
+    this.started = true;
+    this.lastReceivedAt = now;
+    this.handshakeDeadline = now + this.settings.handshakeTimeoutMs;
+    if (this.settings.role === 'client') {
+      const hello: Hello = {
+        versions: [...this.settings.versions],
+        extensions: [...this.settings.extensions],
+        idleTimeoutMs: this.settings.idleTimeoutMs,
+        initialCredit: this.settings.initialWindow,
+        maxFramePayload: this.settings.maxFramePayload,
+        maxMessageSize: this.settings.maxMessageBytes,
+        applicationProtocols: [...this.settings.applicationProtocols],
+      };
+      this.controlQueue.push(PREAMBLE, encodeControlFrame({ type: FrameType.HELLO, hello }));
+      this.preambleSent = true;
+    }
+  }
+
+  /** Bytes received from the transport. */
+  receive(now: number, bytes: Uint8Array): void {
+    if (this.currentState === 'closed' || bytes.length === 0) return;
+    this.now = now;
+    this.lastReceivedAt = now;
+    this.bytesReceived += bytes.length;
+    try {
+      this.decoder.push(bytes, this);
+    } catch (error) {
+      if (this.isClosed()) return;
+      if (error instanceof HeartwireError) {
+        const sendError = error.code !== 'PROTOCOL_MISMATCH';
+        this.fail(error, 'remote', sendError);
+      } else {
+        this.fail(new UsageError('INTERNAL_ERROR', `internal error: ${String(error)}`), 'local', true);
+      }
+    }
+  }
+
+  /** The transport reported end-of-stream (FIN). */
+  receiveEnd(now: number): void {
+    if (this.currentState === 'closed') return;
+    this.now = now;
+    const state = this.currentState;
+    if ((state === 'fin-sent' && this.settings.role === 'client') || state === 'close-ack-sent') {
+      this.finishClean('remote');
+      return;
+    }
+    this.fail(
+      new TransportError('UNEXPECTED_EOF', `the peer ended the stream in state ${state} without the termination handshake`),
+      'transport',
+      false,
+    );
+  }
+
+  /** The transport failed (reset, error) or was closed under us. */
+  transportFailed(now: number, cause?: unknown): void {
+    if (this.currentState === 'closed') return;
+    this.now = now;
+    if (this.currentState === 'fin-sent' || this.currentState === 'close-ack-sent') {
+      // The termination handshake is complete on our side; a reset now loses nothing.
+      this.finishClean('transport');
+      return;
+    }
+    const detail = cause instanceof Error ? `: ${cause.message}` : '';
+    this.fail(new TransportError('TRANSPORT_ERROR', `transport failed${detail}`, { cause }), 'transport', false);
+  }
+
+  /** Call when the deadline returned by `nextDeadline()` is reached (calling early is harmless). */
+  handleTimeout(now: number): void {
+    if (this.currentState === 'closed' || !this.started) return;
+    this.now = now;
+    if (this.handshakeDeadline !== undefined && now >= this.handshakeDeadline) {
+      this.fail(new TimeoutError('HANDSHAKE_TIMEOUT', 'the handshake did not complete in time'), 'local', true);
+      return;
+    }
+    if (this.negotiatedValues === undefined) return;
+    const livenessDeadline = this.livenessDeadline();
+    if (livenessDeadline !== undefined && now >= livenessDeadline) {
+      if (now - livenessDeadline > LATE_TIMER_TOLERANCE_MS && now > this.livenessGraceUntil) {
+        // Our own timer fired late: this process was stalled, and the peer's bytes may be
+        // waiting unread. Grant one heartbeat period for them to be read, and probe now.
+        this.livenessGraceUntil = now + this.heartbeatInterval;
+        this.heartbeatDue = true;
+      } else if (now >= this.livenessGraceUntil) {
+        this.fail(
+          new TimeoutError('HEARTBEAT_TIMEOUT', `no frame from the peer for ${now - this.lastReceivedAt} ms`),
+          'transport',
+          true,
+        );
+        return;
+      }
+    }
+    if (this.graceDeadline !== undefined && now >= this.graceDeadline) {
+      this.fail(
+        new TimeoutError('GOAWAY_GRACE_EXPIRED', 'the client did not close within the GOAWAY grace period'),
+        'local',
+        true,
+      );
+      return;
+    }
+    if (this.closeDeadline !== undefined && now >= this.closeDeadline) {
+      this.fail(new TimeoutError('CLOSE_TIMEOUT', 'the termination handshake did not complete in time'), 'local', true);
+      return;
+    }
+    const stall = this.writeStallDeadline();
+    if (stall !== undefined && now >= stall) {
+      this.fail(
+        new TimeoutError('WRITE_STALL', `the transport accepted no bytes for ${now - this.backlogSince} ms`),
+        'transport',
+        true,
+      );
+      return;
+    }
+    if (this.blockedSince !== undefined) {
+      const blocked = now - this.blockedSince;
+      if (this.settings.creditStallTimeoutMs > 0 && blocked >= this.settings.creditStallTimeoutMs) {
+        this.fail(new TimeoutError('CREDIT_STALL', `blocked on the peer's credit for ${blocked} ms`), 'local', true);
+        return;
+      }
+      if (!this.stallReported && blocked >= this.settings.creditStallReportMs) {
+        this.stallReported = true;
+        this.emit({ type: 'credit-stall', blockedMs: blocked });
+      }
+    }
+    if (this.nextHeartbeatAt !== undefined && now >= this.nextHeartbeatAt && this.sendsHeartbeats()) {
+      this.heartbeatDue = true;
+      this.nextHeartbeatAt = now + this.heartbeatInterval * (0.9 + 0.2 * this.settings.random());
+    }
+    if (this.shrinkDeadline() !== undefined && now >= this.shrinkDeadline()!) {
+      this.window = this.settings.initialWindow;
+      this.returnReservation();
+    }
+  }
+
+  /** The earliest time at which `handleTimeout` must be called, or `undefined` (no timer needed). */
+  nextDeadline(): number | undefined {
+    if (this.currentState === 'closed' || !this.started) return undefined;
+    let next = this.handshakeDeadline;
+    const consider = (t: number | undefined): void => {
+      if (t !== undefined && (next === undefined || t < next)) next = t;
+    };
+    if (this.negotiatedValues !== undefined) {
+      const liveness = this.livenessDeadline();
+      consider(liveness === undefined ? undefined : Math.max(liveness, this.livenessGraceUntil));
+      consider(this.nextHeartbeatAt);
+      consider(this.graceDeadline);
+      consider(this.closeDeadline);
+      consider(this.writeStallDeadline());
+      if (this.blockedSince !== undefined) {
+        if (!this.stallReported) consider(this.blockedSince + this.settings.creditStallReportMs);
+        if (this.settings.creditStallTimeoutMs > 0) consider(this.blockedSince + this.settings.creditStallTimeoutMs);
+      }
+      consider(this.shrinkDeadline());
+    }
+    return next;
+  }
+
+  /** Report how many bytes the transport holds unsent (for the write-stall watchdog). */
+  transmitBacklog(now: number, bytes: number): void {
+    if (bytes <= 0) {
+      this.backlog = 0;
+    } else if (this.backlog === 0 || bytes < this.backlog) {
+      this.backlog = bytes;
+      this.backlogSince = now;
+    } else {
+      this.backlog = bytes;
+    }
+  }
+
+  // ------------------------------------------------------------------ application calls
+
+  /**
+   * Queue a message. Returns false (nothing queued) when the send queue is full: wait for the
+   * `writable` event. Throws {@link UsageError} when the connection no longer accepts messages
+   * (`CONNECTION_CLOSED`) or the message exceeds the peer's limit (`MESSAGE_TOO_LARGE`).
+   */
+  trySend(now: number, payload: Uint8Array): boolean {
+    this.now = now;
+    const state = this.currentState;
+    if (this.closeRequested || (state !== 'open' && state !== 'going-away' && state !== 'peer-closed' && state !== 'handshaking')) {
+      throw new UsageError('CONNECTION_CLOSED', `cannot send in state ${state}`);
+    }
+    if (this.settings.role === 'server' && this.finishRequested && state === 'peer-closed') {
+      throw new UsageError('CONNECTION_CLOSED', 'cannot send after finish()');
+    }
+    const limit = this.negotiatedValues === undefined ? this.settings.maxMessageBytes : this.peerMaxMessageBytes;
+    if (payload.length > limit) {
+      throw new UsageError('MESSAGE_TOO_LARGE', `message of ${payload.length} bytes exceeds the limit of ${limit}`);
+    }
+    if (this.queuedBytes > 0 && this.queuedBytes + payload.length > this.settings.maxSendQueueBytes) {
+      this.writableWanted = true;
+      return false;
+    }
+    if (this.queuedCount >= MAX_COUNTER) {
+      throw new UsageError('CONNECTION_CLOSED', 'message counter limit reached');
+    }
+    this.outbox.push({ payload, offset: 0 });
+    this.queuedCount++;
+    this.queuedBytes += payload.length;
+    this.updateBlocked(now);
+    return true;
+  }
+
+  /** Take the next message and consume it at once (its credit returns to the peer). */
+  read(now: number): Uint8Array | undefined {
+    const message = this.take(now);
+    if (message === undefined) return undefined;
+    this.release(now, message.seq);
+    return message.payload;
+  }
+
+  /** Take the next message; its credit returns on `release(seq)`. */
+  take(now: number): InboundMessage | undefined {
+    this.now = now;
+    const next = this.inbox.shift();
+    if (next === undefined) return undefined;
+    this.deliveredCount++;
+    this.taken.push({ cost: next.cost, released: false });
+    if (this.inbox.length === 0) this.inboxWasEmpty = true;
+    return { seq: this.deliveredCount, payload: next.payload };
+  }
+
+  /** Give back a message taken with `take()`. Releasing twice or an unknown seq is ignored. */
+  release(now: number, seq: number): void {
+    this.now = now;
+    const index = seq - this.consumedCount - 1;
+    const entry = index >= 0 ? this.taken.at(index) : undefined;
+    if (entry === undefined || entry.released) return;
+    entry.released = true;
+    let head = this.taken.peek();
+    while (head !== undefined && head.released) {
+      this.taken.shift();
+      this.consumedCount++;
+      this.releasedCredit += head.cost;
+      head = this.taken.peek();
+    }
+    this.maybeGrantCredit(now);
+    if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
+    this.checkTermination();
+  }
+
+  /** Client: start the termination handshake (CLOSE after all queued data). Idempotent. */
+  close(now: number): void {
+    this.now = now;
+    if (this.settings.role !== 'client') throw new UsageError('INTERNAL_ERROR', 'only a client closes; a server uses goAway()');
+    if (this.closeRequested || this.currentState === 'closed') return;
+    this.closeRequested = true;
+    this.closeDeadline = now + this.settings.closeTimeoutMs;
+    if (this.currentState === 'open') {
+      this.setState('closing');
+      this.checkTermination();
+    }
+  }
+
+  /** Server: announce shutdown with a grace period (SPEC.md §9.2). Only the first call counts. */
+  goAway(
+    now: number,
+    options: { graceMs: number; reason?: number; retryAfterMs?: number; doNotReconnect?: boolean; message?: string },
+  ): void {
+    this.now = now;
+    if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
+    if (this.goAwaySent || this.currentState === 'closed') return;
+    const graceMs = Math.max(0, Math.min(Math.floor(options.graceMs), 0xffff_ffff));
+    this.goAwaySent = true;
+    if (this.currentState === 'handshaking') {
+      this.fail(new UsageError('CANCELLED', 'the server went away during the handshake'), 'local', true);
+      return;
+    }
+    if (this.currentState !== 'open') return; // the client already closed: termination is under way
+    this.controlQueue.push(
+      encodeControlFrame({
+        type: FrameType.GOAWAY,
+        goAway: {
+          graceMs,
+          reason: options.reason ?? 1,
+          consumedMessages: this.consumedCount,
+          retryAfterMs: options.retryAfterMs ?? 0,
+          doNotReconnect: options.doNotReconnect ?? false,
+          message: options.message ?? '',
+        },
+      }),
+    );
+    this.graceDeadline = now + graceMs;
+    this.setState('going-away');
+  }
+
+  /** Server: after `peer-closed`, the application has sent everything; CLOSE_ACK follows once flushed. */
+  finish(now: number): void {
+    this.now = now;
+    if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server calls finish()');
+    this.finishRequested = true;
+    this.checkTermination();
+  }
+
+  /** Abort: send ERROR (default CANCELLED) if the transport allows, and close. */
+  abort(now: number, error?: HeartwireError): void {
+    this.now = now;
+    if (this.currentState === 'closed') return;
+    this.fail(error ?? new UsageError('CANCELLED', 'aborted by the application'), 'local', this.started);
+  }
+
+  // ------------------------------------------------------------------ outputs
+
+  /** Next event, or `undefined`. */
+  pollEvent(): EngineEvent | undefined {
+    if (this.eventHead >= this.events.length) {
+      if (this.eventHead > 0) {
+        this.events.length = 0;
+        this.eventHead = 0;
+      }
+      return undefined;
+    }
+    const event = this.events[this.eventHead++];
+    return event;
+  }
+
+  /** True if `pollTransmit` would return bytes (control frames, or DATA within credit). */
+  get wantsToTransmit(): boolean {
+    if (this.controlQueue.length > 0) return true;
+    if (this.currentState === 'closed') return false;
+    if (this.heartbeatDue || this.creditDirty || this.closeFrameDue || this.finalFrameDue) return true;
+    return this.negotiatedValues !== undefined && this.sendIndex < this.outbox.length && this.creditAvailable() > 0;
+  }
+
+  /**
+   * Bytes to write: all pending control frames, then DATA frames worth at most `maxDataBytes`
+   * bytes (default unlimited). Returns an empty array when nothing is pending. Views may point
+   * at payloads given to `trySend`: do not modify those while they are being written.
+   */
+  pollTransmit(now: number, maxDataBytes = Number.POSITIVE_INFINITY): Uint8Array[] {
+    this.now = now;
+    const out: Uint8Array[] = [];
+    let batch: Uint8Array | undefined;
+    let batchStart = 0;
+    let batchPos = 0;
+    const room = (bytes: number): Uint8Array => {
+      if (batch === undefined || batchPos + bytes > batch.length) {
+        if (batch !== undefined && batchPos > batchStart) out.push(batch.subarray(batchStart, batchPos));
+        batch = new Uint8Array(Math.max(BATCH_SIZE, bytes));
+        batchStart = 0;
+        batchPos = 0;
+      }
+      return batch;
+    };
+    const flushBatch = (): void => {
+      if (batch !== undefined && batchPos > batchStart) {
+        out.push(batch.subarray(batchStart, batchPos));
+        batchStart = batchPos;
+      }
+    };
+
+    for (const bytes of this.controlQueue) out.push(bytes);
+    this.controlQueue.length = 0;
+    if (this.currentState === 'closed' || this.negotiatedValues === undefined) {
+      this.account(now, out);
+      return out;
+    }
+
+    if (this.heartbeatDue && this.sendsHeartbeats()) {
+      const target = room(HEARTBEAT_FRAME_SIZE);
+      this.grantedLimit = Math.max(this.grantedLimit, this.grantable());
+      const echo = this.peerTimestamp !== undefined;
+      writeHeartbeatFrame(target, batchPos, {
+        echo,
+        timestamp: Math.floor(now) % U32,
+        echoTimestamp: echo ? this.peerTimestamp! : 0,
+        echoDelay: echo ? Math.min(Math.max(0, Math.floor(now - this.peerTimestampAt)), 0xffff_ffff) : 0,
+        receivedBytes: this.receivedCredit,
+        creditLimit: this.grantedLimit,
+        consumedMessages: this.consumedCount,
+      });
+      batchPos += HEARTBEAT_FRAME_SIZE;
+      this.heartbeatsSent++;
+      this.creditDirty = false;
+    }
+    this.heartbeatDue = false;
+    if (this.creditDirty) {
+      const target = room(CREDIT_FRAME_SIZE);
+      this.grantedLimit = Math.max(this.grantedLimit, this.grantable());
+      writeCreditFrame(target, batchPos, this.grantedLimit, this.consumedCount);
+      batchPos += CREDIT_FRAME_SIZE;
+      this.creditDirty = false;
+    }
+
+    // DATA frames, within the peer's credit and the caller's budget.
+    let budget = maxDataBytes;
+    while (this.sendIndex < this.outbox.length && budget >= FRAME_HEADER_SIZE) {
+      const message = this.outbox.at(this.sendIndex)!;
+      const remaining = message.payload.length - message.offset;
+      const maxSize = Math.min(this.peerMaxFramePayload, this.creditAvailable(), budget) - FRAME_HEADER_SIZE;
+      if (maxSize < 0 || (maxSize === 0 && remaining > 0)) break;
+      const size = Math.min(remaining, maxSize);
+      const end = size === remaining;
+      const target = room(FRAME_HEADER_SIZE + (size <= COPY_THRESHOLD ? size : 0));
+      writeFrameHeader(target, batchPos, size, FrameType.DATA, end ? FLAG_END : 0);
+      batchPos += FRAME_HEADER_SIZE;
+      const chunk = message.payload.subarray(message.offset, message.offset + size);
+      if (size <= COPY_THRESHOLD) {
+        target.set(chunk, batchPos);
+        batchPos += size;
+      } else {
+        flushBatch();
+        out.push(chunk);
+      }
+      message.offset += size;
+      this.sentCredit += FRAME_HEADER_SIZE + size;
+      this.queuedBytes -= size;
+      budget -= FRAME_HEADER_SIZE + size;
+      if (end) {
+        this.sendIndex++;
+        this.writtenCount++;
+      }
+    }
+    flushBatch();
+    this.updateBlocked(now);
+    if (this.writableWanted && this.queuedBytes < this.settings.maxSendQueueBytes) {
+      this.writableWanted = false;
+      this.emit({ type: 'writable' });
+    }
+
+    this.checkTermination();
+    if (this.closeFrameDue) {
+      this.closeFrameDue = false;
+      out.push(
+        encodeControlFrame({
+          type: FrameType.CLOSE,
+          close: { sentMessages: this.queuedCount, consumedMessages: this.consumedCount },
+        }),
+      );
+      this.setState('close-sent');
+    }
+    if (this.finalFrameDue) {
+      this.finalFrameDue = false;
+      out.push(this.finalFrame());
+    }
+    this.account(now, out);
+    return out;
+  }
+
+  /** The frame that ends this side's transmissions in the termination handshake. */
+  private finalFrame(): Uint8Array {
+    if (this.settings.role === 'client') {
+      const credit = new Uint8Array(CREDIT_FRAME_SIZE);
+      writeCreditFrame(credit, 0, this.grantedLimit, this.consumedCount);
+      this.setState('fin-sent');
+      this.emit({ type: 'end-transport' });
+      return credit;
+    }
+    const frame = encodeControlFrame({
+      type: FrameType.CLOSE_ACK,
+      closeAck: {
+        sentMessages: this.queuedCount,
+        consumedMessages: this.consumedCount,
+        deliveredMessages: this.deliveredCount,
+      },
+    });
+    this.setState('close-ack-sent');
+    return frame;
+  }
+
+  private account(now: number, out: Uint8Array[]): void {
+    if (out.length === 0) return;
+    for (const bytes of out) this.bytesSent += bytes.length;
+    this.lastSentAt = now;
+  }
+
+  // ------------------------------------------------------------------ inspection
+
+  private isClosed(): boolean {
+    return this.currentState === 'closed';
+  }
+
+  /** Current state. */
+  get state(): ConnectionState {
+    return this.currentState;
+  }
+
+  /** Values agreed in the handshake, `undefined` before it completes. */
+  get negotiated(): Negotiated | undefined {
+    return this.negotiatedValues;
+  }
+
+  /** Messages ready to `read()`/`take()`. */
+  get readableMessages(): number {
+    return this.inbox.length;
+  }
+
+  /** How the connection closed, once closed. */
+  get closed(): CloseInfo | undefined {
+    return this.closeInfo;
+  }
+
+  /** Credit bytes held for unconsumed input: `R − C` (SPEC.md §7). Never above the window. */
+  get heldBytes(): number {
+    return this.receivedCredit - this.releasedCredit;
+  }
+
+  /** The current receive window `W`. */
+  get receiveWindow(): number {
+    return this.window;
+  }
+
+  /** The largest credit limit granted so far (`L`). */
+  get creditLimitGranted(): number {
+    return this.grantedLimit;
+  }
+
+  /** Counters and gauges. */
+  stats(_now?: number): EngineStats {
+    const blockedNow = this.blockedSince === undefined || _now === undefined ? 0 : _now - this.blockedSince;
+    return {
+      state: this.currentState,
+      rttMs: this.rtt,
+      smoothedRttMs: this.srtt,
+      bytesReceived: this.bytesReceived,
+      bytesSent: this.bytesSent,
+      messagesReceived: this.receivedCount,
+      messagesSent: this.writtenCount,
+      heartbeatsReceived: this.heartbeatsReceived,
+      heartbeatsSent: this.heartbeatsSent,
+      sendCredit: Math.max(0, this.peerLimit - this.sentCredit),
+      receiveCredit: Math.max(0, this.grantedLimit - this.receivedCredit),
+      receiveWindow: this.window,
+      heldBytes: this.heldBytes,
+      queuedBytes: this.queuedBytes,
+      creditBlockedMs: this.creditBlockedTotal + blockedNow,
+      lastReceivedAt: this.started ? this.lastReceivedAt : undefined,
+      lastSentAt: this.lastSentAt,
+    };
+  }
+
+  /** Classification of this side's messages (SPEC.md §9.4). Exact at any time; final once closed. */
+  deliveryReport(): DeliveryReport {
+    const consumed = this.peerConsumed;
+    const certain = this.peerDelivered === undefined ? this.writtenCount : Math.min(this.peerDelivered, this.writtenCount);
+    const notProcessedFrom = Math.max(certain, consumed) + 1;
+    const messages = this.outbox.toArray();
+    const split = notProcessedFrom - consumed - 1;
+    return {
+      queued: this.queuedCount,
+      consumed,
+      notProcessedFrom,
+      unknown: messages.slice(0, split).map((m) => m.payload),
+      notProcessed: messages.slice(split).map((m) => m.payload),
+    };
+  }
+
+  // ------------------------------------------------------------------ frame handling (FrameSink)
+
+  /** Current time of the call being processed (frames carry no time of their own). */
+  private now = 0;
+
+  /** @internal DATA frame from the decoder. */
+  onData(payload: Uint8Array, end: boolean, owned: boolean): void {
+    const state = this.currentState;
+    if (state === 'closed') return; // an ERROR earlier in the same chunk closed us
+    if (
+      this.negotiatedValues === undefined ||
+      (this.settings.role === 'server' && state !== 'open' && state !== 'going-away') ||
+      (this.settings.role === 'client' && (state === 'close-acked' || state === 'fin-sent'))
+    ) {
+      throw new ProtocolError('PROTOCOL_ERROR', `DATA not allowed in state ${state}`);
+    }
+    const cost = FRAME_HEADER_SIZE + payload.length;
+    this.receivedCredit += cost;
+    if (this.receivedCredit > this.grantedLimit) {
+      throw new FlowControlError(
+        `peer sent ${this.receivedCredit} credit bytes beyond the limit of ${this.grantedLimit}`,
+      );
+    }
+    this.lastDataAt = this.now;
+    this.partialBytes += payload.length;
+    this.partialCost += cost;
+    if (this.partialBytes > this.settings.maxMessageBytes) {
+      throw new ProtocolError('MESSAGE_TOO_LARGE', `message exceeds ${this.settings.maxMessageBytes} bytes`);
+    }
+    if (payload.length > 0) this.partial.push(owned ? payload : payload.slice());
+    if (!end) {
+      // A message can only be consumed once complete: make sure the window can hold it.
+      if (this.partialCost * 2 >= this.window) this.growWindow();
+      return;
+    }
+    const parts = this.partial;
+    let message: Uint8Array;
+    if (parts.length === 1) message = parts[0]!;
+    else if (parts.length === 0) message = new Uint8Array(0);
+    else {
+      message = new Uint8Array(this.partialBytes);
+      let offset = 0;
+      for (const part of parts) {
+        message.set(part, offset);
+        offset += part.length;
+      }
+    }
+    this.inbox.push({ payload: message, cost: this.partialCost });
+    this.partial = [];
+    this.partialBytes = 0;
+    this.partialCost = 0;
+    this.receivedCount++;
+    if (this.inboxWasEmpty) {
+      this.inboxWasEmpty = false;
+      this.emit({ type: 'readable' });
+    }
+  }
+
+  /** @internal Control frame from the decoder. */
+  onControl(frame: ControlFrame): void {
+    if (this.currentState === 'closed') return;
+    const client = this.settings.role === 'client';
+    if (this.negotiatedValues === undefined) {
+      if (client && frame.type === FrameType.WELCOME) return this.onWelcome(frame.welcome);
+      if (!client && frame.type === FrameType.HELLO) return this.onHello(frame.hello);
+      if (frame.type === FrameType.ERROR) return this.onError(frame.error);
+      throw new ProtocolError('PROTOCOL_ERROR', `expected ${client ? 'WELCOME' : 'HELLO'} as first frame`);
+    }
+    switch (frame.type) {
+      case FrameType.CREDIT:
+        if (!this.onCredit(frame.creditLimit, frame.consumedMessages)) this.countNoop();
+        return;
+      case FrameType.HEARTBEAT:
+        return this.onHeartbeat(frame);
+      case FrameType.GOAWAY:
+        if (!client || this.goAwayReceived !== undefined) {
+          throw new ProtocolError('PROTOCOL_ERROR', 'unexpected GOAWAY');
+        }
+        this.onCredit(0, frame.goAway.consumedMessages);
+        this.goAwayReceived = {
+          graceMs: frame.goAway.graceMs,
+          reason: frame.goAway.reason,
+          retryAfterMs: frame.goAway.retryAfterMs,
+          doNotReconnect: frame.goAway.doNotReconnect,
+          message: frame.goAway.message,
+          deadline: this.now + frame.goAway.graceMs,
+        };
+        this.emit({ type: 'goaway', goAway: this.goAwayReceived });
+        return;
+      case FrameType.CLOSE:
+        return this.onClose(frame.close.sentMessages, frame.close.consumedMessages);
+      case FrameType.CLOSE_ACK:
+        return this.onCloseAck(frame.closeAck.sentMessages, frame.closeAck.consumedMessages, frame.closeAck.deliveredMessages);
+      case FrameType.ERROR:
+        return this.onError(frame.error);
+      case 'extension':
+        if (frame.frameType >= EXTENSION_IGNORABLE_FIRST) return this.countNoop();
+        throw new ProtocolError('PROTOCOL_ERROR', `frame type 0x${frame.frameType.toString(16)} was not negotiated`);
+      default:
+        throw new ProtocolError('PROTOCOL_ERROR', `unexpected ${frameName(frame.type)} after the handshake`);
+    }
+  }
+
+  private onHello(hello: Hello): void {
+    const s = this.settings;
+    checkRange('idle_timeout_ms', hello.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    checkRange('max_frame_payload', hello.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
+    checkRange('initial_credit', hello.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
+    checkRange('max_message_size', hello.maxMessageSize, 1, MAX_COUNTER);
+    const common = hello.versions.filter((v) => s.versions.includes(v));
+    if (common.length === 0) {
+      throw new ProtocolError('UNSUPPORTED_VERSION', `no common version in [${hello.versions.join(', ')}]`);
+    }
+    const applicationProtocol = hello.applicationProtocols.find((p) => s.applicationProtocols.includes(p)) ?? '';
+    if (applicationProtocol === '' && s.requireApplicationProtocol) {
+      throw new ProtocolError('NO_APPLICATION_PROTOCOL', 'no common application protocol');
+    }
+    const [lo, hi] = s.clientIdleRange;
+    const clientIdle = Math.min(Math.max(hello.idleTimeoutMs, lo, MIN_IDLE_TIMEOUT_MS), hi, MAX_IDLE_TIMEOUT_MS);
+    const welcome: Welcome = {
+      version: Math.max(...common),
+      extensions: hello.extensions.filter((e) => s.extensions.includes(e)),
+      idleTimeoutMs: s.idleTimeoutMs,
+      initialCredit: s.initialWindow,
+      maxFramePayload: s.maxFramePayload,
+      maxMessageSize: s.maxMessageBytes,
+      clientIdleTimeoutMs: clientIdle,
+      applicationProtocol,
+    };
+    this.controlQueue.push(PREAMBLE, encodeControlFrame({ type: FrameType.WELCOME, welcome }));
+    this.preambleSent = true;
+    this.open(welcome.version, welcome.extensions, applicationProtocol, s.idleTimeoutMs, clientIdle, hello);
+  }
+
+  private onWelcome(welcome: Welcome): void {
+    const s = this.settings;
+    checkRange('idle_timeout_ms', welcome.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    checkRange('client_idle_timeout_ms', welcome.clientIdleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    checkRange('max_frame_payload', welcome.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
+    checkRange('initial_credit', welcome.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
+    checkRange('max_message_size', welcome.maxMessageSize, 1, MAX_COUNTER);
+    if (!s.versions.includes(welcome.version)) {
+      throw new ProtocolError('UNSUPPORTED_VERSION', `server chose version ${welcome.version}, which was not offered`);
+    }
+    if (welcome.extensions.some((e) => !s.extensions.includes(e))) {
+      throw new ProtocolError('PROTOCOL_ERROR', 'server accepted an extension that was not offered');
+    }
+    if (welcome.applicationProtocol !== '' && !s.applicationProtocols.includes(welcome.applicationProtocol)) {
+      throw new ProtocolError('PROTOCOL_ERROR', 'server chose an application protocol that was not offered');
+    }
+    this.open(
+      welcome.version,
+      welcome.extensions,
+      welcome.applicationProtocol,
+      welcome.clientIdleTimeoutMs,
+      welcome.idleTimeoutMs,
+      welcome,
+    );
+  }
+
+  private open(
+    version: number,
+    extensions: string[],
+    applicationProtocol: string,
+    localIdle: number,
+    peerIdle: number,
+    peer: { initialCredit: number; maxFramePayload: number; maxMessageSize: number },
+  ): void {
+    const now = this.now;
+    this.localIdleTimeout = localIdle;
+    this.heartbeatInterval = peerIdle / 3;
+    this.peerLimit = peer.initialCredit;
+    this.peerMaxFramePayload = peer.maxFramePayload;
+    this.peerMaxMessageBytes = peer.maxMessageSize;
+    this.handshakeDeadline = undefined;
+    this.floodWindowStart = now;
+    this.lastDataAt = now;
+    this.nextHeartbeatAt = now + this.heartbeatInterval * this.settings.random();
+    this.negotiatedValues = {
+      version,
+      extensions,
+      applicationProtocol,
+      localIdleTimeoutMs: localIdle,
+      peerIdleTimeoutMs: peerIdle,
+      heartbeatIntervalMs: this.heartbeatInterval,
+      peerMaxFramePayload: peer.maxFramePayload,
+      peerMaxMessageBytes: peer.maxMessageSize,
+    };
+    // Messages queued during the handshake must respect the peer's limit too.
+    for (let i = 0; i < this.outbox.length; i++) {
+      if (this.outbox.at(i)!.payload.length > peer.maxMessageSize) {
+        throw new ProtocolError('MESSAGE_TOO_LARGE', 'a queued message exceeds the peer’s max_message_size');
+      }
+    }
+    this.setState('open');
+    this.emit({ type: 'open', negotiated: this.negotiatedValues });
+    if (this.closeRequested) {
+      this.setState('closing');
+      this.checkTermination();
+    }
+  }
+
+  /** Apply a credit limit and a consumed count from the peer. Returns whether anything changed. */
+  private onCredit(limit: number, consumed: number): boolean {
+    let changed = false;
+    if (limit > this.peerLimit) {
+      this.peerLimit = limit;
+      changed = true;
+      this.updateBlocked(this.now);
+    }
+    if (consumed > this.peerConsumed) {
+      if (consumed > this.writtenCount) {
+        throw new ProtocolError('PROTOCOL_ERROR', `peer reports ${consumed} messages consumed of ${this.writtenCount} sent`);
+      }
+      while (this.peerConsumed < consumed) {
+        this.outbox.shift();
+        this.sendIndex--;
+        this.peerConsumed++;
+      }
+      changed = true;
+    }
+    return changed;
+  }
+
+  private onHeartbeat(frame: {
+    echo: boolean;
+    timestamp: number;
+    echoTimestamp: number;
+    echoDelay: number;
+    receivedBytes: number;
+    creditLimit: number;
+    consumedMessages: number;
+  }): void {
+    this.heartbeatsReceived++;
+    this.rollFloodWindow();
+    if (++this.heartbeatsInWindow > MAX_HEARTBEATS_PER_WINDOW) {
+      throw new ProtocolError('ENHANCE_YOUR_CALM', 'heartbeats far more often than negotiated');
+    }
+    if (frame.receivedBytes > this.sentCredit) {
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `peer claims ${frame.receivedBytes} bytes received of ${this.sentCredit} sent`,
+      );
+    }
+    this.onCredit(frame.creditLimit, frame.consumedMessages);
+    this.peerTimestamp = frame.timestamp;
+    this.peerTimestampAt = this.now;
+    if (frame.echo && frame.echoTimestamp !== this.lastEchoUsed) {
+      this.lastEchoUsed = frame.echoTimestamp;
+      const sample = (((Math.floor(this.now) - frame.echoTimestamp - frame.echoDelay) % U32) + U32) % U32;
+      if (sample < U32 / 2) this.recordRtt(sample);
+    }
+  }
+
+  private recordRtt(sample: number): void {
+    this.rtt = sample;
+    if (this.srtt === undefined) {
+      this.srtt = sample;
+      this.rttVar = sample / 2;
+    } else {
+      this.rttVar = 0.75 * this.rttVar + 0.25 * Math.abs(this.srtt - sample);
+      this.srtt = 0.875 * this.srtt + 0.125 * sample;
+    }
+    this.emit({ type: 'rtt', rttMs: sample, smoothedRttMs: this.srtt });
+  }
+
+  private onClose(sentMessages: number, consumed: number): void {
+    const state = this.currentState;
+    if (this.settings.role !== 'server' || (state !== 'open' && state !== 'going-away')) {
+      throw new ProtocolError('PROTOCOL_ERROR', `unexpected CLOSE in state ${state}`);
+    }
+    if (sentMessages !== this.receivedCount || this.partialCost > 0) {
+      throw new ProtocolError('PROTOCOL_ERROR', `CLOSE after ${sentMessages} messages, but ${this.receivedCount} arrived complete`);
+    }
+    this.onCredit(0, consumed);
+    this.graceDeadline = undefined;
+    this.closeDeadline = this.now + this.settings.closeTimeoutMs;
+    this.setState('peer-closed');
+    this.emit({ type: 'peer-closed' });
+    this.checkTermination();
+  }
+
+  private onCloseAck(sentMessages: number, consumed: number, delivered: number): void {
+    if (this.settings.role !== 'client' || this.currentState !== 'close-sent') {
+      throw new ProtocolError('PROTOCOL_ERROR', `unexpected CLOSE_ACK in state ${this.currentState}`);
+    }
+    if (sentMessages !== this.receivedCount || this.partialCost > 0) {
+      throw new ProtocolError('PROTOCOL_ERROR', `CLOSE_ACK after ${sentMessages} messages, but ${this.receivedCount} arrived`);
+    }
+    if (delivered > this.writtenCount || consumed > delivered) {
+      throw new ProtocolError('PROTOCOL_ERROR', 'CLOSE_ACK reports more messages than were sent');
+    }
+    this.onCredit(0, consumed);
+    this.peerDelivered = delivered;
+    this.setState('close-acked');
+    this.checkTermination();
+  }
+
+  private onError(body: { code: number; message: string; consumedMessages: number; deliveredMessages: number }): void {
+    if (body.deliveredMessages <= this.writtenCount && body.consumedMessages <= body.deliveredMessages) {
+      if (body.consumedMessages > this.peerConsumed) this.onCredit(0, body.consumedMessages);
+      this.peerDelivered = body.deliveredMessages;
+    }
+    this.fail(new RemoteError(body.code, body.message), 'remote', false);
+  }
+
+  private countNoop(): void {
+    this.rollFloodWindow();
+    if (++this.noopsInWindow > MAX_NOOP_CONTROL_PER_WINDOW) {
+      throw new ProtocolError('ENHANCE_YOUR_CALM', 'too many control frames that change nothing');
+    }
+  }
+
+  private rollFloodWindow(): void {
+    const length = this.localIdleTimeout / 3;
+    if (this.now - this.floodWindowStart >= length) {
+      this.floodWindowStart = this.now;
+      this.heartbeatsInWindow = 0;
+      this.noopsInWindow = 0;
+    }
+  }
+
+  // ------------------------------------------------------------------ credit
+
+  private creditAvailable(): number {
+    return this.peerLimit - this.sentCredit;
+  }
+
+  /** The largest limit we may grant now: `C + W` (SPEC.md §7 rule 4). */
+  private grantable(): number {
+    return this.releasedCredit + this.window;
+  }
+
+  private maybeGrantCredit(now: number): void {
+    if (this.negotiatedValues === undefined || !this.sendsCredit()) return;
+    const increase = this.grantable() - this.grantedLimit;
+    if (increase < this.window / 4) return;
+    // Auto-tuning: the peer used up most of the previous grant within a few RTTs: grow.
+    const nearlyExhausted = this.grantedLimit - this.receivedCredit < this.window / 4;
+    const quick = this.lastGrantAt === undefined || this.srtt === undefined || now - this.lastGrantAt < 4 * this.srtt + 1;
+    if (nearlyExhausted && quick) this.growWindow();
+    this.lastGrantAt = now;
+    this.creditDirty = true;
+  }
+
+  /** Double the window up to its maximum, reserving the growth in the shared budget first. */
+  private growWindow(): void {
+    const target = Math.min(this.window * 2, this.settings.maxWindow);
+    if (target <= this.window) return;
+    const budget = this.settings.budget;
+    if (budget === undefined) {
+      this.window = target;
+      return;
+    }
+    const missing = target - this.settings.initialWindow - this.reservedExtra;
+    if (missing > 0) this.reservedExtra += budget.reserve(missing);
+    this.window = Math.max(this.window, Math.min(target, this.settings.initialWindow + this.reservedExtra));
+  }
+
+  /** Return budget reservations beyond what the window and the outstanding grant need. */
+  private returnReservation(): void {
+    const budget = this.settings.budget;
+    if (budget === undefined) return;
+    const outstanding = this.currentState === 'closed' ? 0 : Math.max(this.window, this.grantedLimit - this.releasedCredit);
+    const needed = Math.max(0, outstanding - this.settings.initialWindow);
+    if (this.reservedExtra > needed) {
+      budget.release(this.reservedExtra - needed);
+      this.reservedExtra = needed;
+    }
+  }
+
+  private updateBlocked(now: number): void {
+    const next = this.sendIndex < this.outbox.length ? this.outbox.at(this.sendIndex)! : undefined;
+    const needed = next === undefined ? 0 : FRAME_HEADER_SIZE + (next.payload.length > next.offset ? 1 : 0);
+    const blocked = this.negotiatedValues !== undefined && next !== undefined && this.creditAvailable() < needed;
+    if (blocked && this.blockedSince === undefined) {
+      this.blockedSince = now;
+    } else if (!blocked && this.blockedSince !== undefined) {
+      const blockedMs = now - this.blockedSince;
+      this.creditBlockedTotal += blockedMs;
+      this.blockedSince = undefined;
+      if (this.stallReported) {
+        this.stallReported = false;
+        this.emit({ type: 'credit-resumed', blockedMs });
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ liveness helpers
+
+  private livenessDeadline(): number | undefined {
+    const state = this.currentState;
+    // After CLOSE_ACK the server is silent by design; the close deadline bounds the rest.
+    if (state === 'close-acked' || state === 'fin-sent') return undefined;
+    return this.lastReceivedAt + this.localIdleTimeout;
+  }
+
+  /** When a grown window shrinks back: idle for a while, and no incomplete message needs it. */
+  private shrinkDeadline(): number | undefined {
+    if (this.window <= this.settings.initialWindow || this.partialCost > 0) return undefined;
+    return this.lastDataAt + WINDOW_IDLE_SHRINK_MS;
+  }
+
+  private writeStallDeadline(): number | undefined {
+    if (this.backlog === 0 || this.settings.writeStallTimeoutMs === undefined) return undefined;
+    return this.backlogSince + this.settings.writeStallTimeoutMs;
+  }
+
+  private sendsHeartbeats(): boolean {
+    const state = this.currentState;
+    return state !== 'close-ack-sent' && state !== 'fin-sent' && state !== 'closed';
+  }
+
+  private sendsCredit(): boolean {
+    return this.sendsHeartbeats();
+  }
+
+  // ------------------------------------------------------------------ termination
+
+  /** Advance the termination handshake when its conditions hold (SPEC.md §9.1). */
+  private checkTermination(): void {
+    const state = this.currentState;
+    const allSent = this.sendIndex >= this.outbox.length;
+    const allConsumed = this.inbox.length === 0 && this.taken.length === 0;
+    if (state === 'closing' && allSent && !this.closeFrameDue) {
+      this.closeFrameDue = true;
+    } else if (state === 'close-acked' && allConsumed && !this.finalFrameDue) {
+      this.finalFrameDue = true;
+    } else if (state === 'peer-closed' && this.finishRequested && allSent && allConsumed && !this.finalFrameDue) {
+      this.finalFrameDue = true;
+    }
+  }
+
+  private finishClean(initiator: CloseInfo['initiator']): void {
+    this.closeInfo = { clean: true, initiator, delivery: this.deliveryReport() };
+    this.enterClosed();
+  }
+
+  private fail(error: HeartwireError, initiator: CloseInfo['initiator'], sendError: boolean): void {
+    if (this.currentState === 'closed') return;
+    if (sendError && this.canSendFrames()) {
+      this.controlQueue.push(
+        encodeControlFrame({
+          type: FrameType.ERROR,
+          error: {
+            code: error.wireCode ?? WireErrorCode.CANCELLED,
+            message: error.message,
+            consumedMessages: this.consumedCount,
+            deliveredMessages: this.deliveredCount,
+          },
+        }),
+      );
+    }
+    this.closeInfo = { clean: false, initiator, error, delivery: this.deliveryReport() };
+    this.enterClosed();
+  }
+
+  /** True when our side has a usable stream for one more frame (after our preamble). */
+  private canSendFrames(): boolean {
+    const state = this.currentState;
+    if (state === 'fin-sent' || state === 'close-ack-sent') return false;
+    if (this.preambleSent) return true;
+    // A server sends its preamble only when it answers HELLO; it can still answer a peer that
+    // sent a valid preamble with its own preamble and an ERROR frame.
+    if (this.settings.role === 'server' && this.decoder.preambleReceived) {
+      this.controlQueue.push(PREAMBLE);
+      this.preambleSent = true;
+      return true;
+    }
+    return false;
+  }
+
+  private enterClosed(): void {
+    // Everything not handed to the application is discarded unprocessed (SPEC.md §9.4).
+    this.inbox.clear();
+    this.partial = [];
+    this.heartbeatDue = false;
+    this.creditDirty = false;
+    this.closeFrameDue = false;
+    this.finalFrameDue = false;
+    if (this.blockedSince !== undefined) {
+      this.creditBlockedTotal += this.now - this.blockedSince;
+      this.blockedSince = undefined;
+    }
+    this.setState('closed');
+    this.returnReservation();
+    this.emit({ type: 'closed', info: this.closeInfo! });
+  }
+
+  private setState(to: ConnectionState): void {
+    const from = this.currentState;
+    if (from === to) return;
+    this.currentState = to;
+    if (to === 'close-ack-sent' || to === 'fin-sent' || to === 'closed') this.nextHeartbeatAt = undefined;
+    this.emit({ type: 'state', from, to });
+  }
+
+  private emit(event: EngineEvent): void {
+    this.events.push(event);
+  }
+}
+
+function checkRange(field: string, value: number, min: number, max: number): void {
+  if (!(value >= min && value <= max)) {
+    throw new ProtocolError('PROTOCOL_ERROR', `${field} = ${value} is outside [${min}, ${max}]`);
+  }
+}
+
+function frameName(type: number): string {
+  for (const [name, code] of Object.entries(FrameType)) if (code === type) return name;
+  return `0x${type.toString(16)}`;
+}

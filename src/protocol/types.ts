@@ -1,0 +1,192 @@
+/**
+ * Public types of the sans-IO engine: options, events, negotiated values, statistics and the
+ * delivery report. See `engine.ts` for the engine itself.
+ * @module
+ */
+import type { HeartwireError } from './errors.js';
+
+/** Which end of the connection an engine is. The client opened the transport. */
+export type Role = 'client' | 'server';
+
+/** Connection states (SPEC.md §9.3). States only move forward. */
+export type ConnectionState =
+  | 'handshaking'
+  | 'open'
+  | 'going-away'
+  | 'closing'
+  | 'close-sent'
+  | 'close-acked'
+  | 'fin-sent'
+  | 'peer-closed'
+  | 'close-ack-sent'
+  | 'closed';
+
+/**
+ * A memory budget shared by the connections of a process. A receiver grows its window only
+ * after reserving the growth here, and gives reservations back when it shrinks or closes.
+ * Pure bookkeeping: no allocation happens here.
+ */
+export interface MemoryBudget {
+  /** Try to reserve `bytes`; returns how many were reserved (0 … bytes). */
+  reserve(bytes: number): number;
+  /** Return `bytes` previously reserved. */
+  release(bytes: number): void;
+}
+
+/** Options of an engine. Every time is in milliseconds, every size in bytes. */
+export interface EngineOptions {
+  /** `client` or `server`. */
+  role: Role;
+  /** Silence this side tolerates before it declares the peer dead. Default 20 000. */
+  idleTimeoutMs?: number;
+  /** Receive window the connection starts with, and the credit granted in the handshake. Default 65 536. */
+  initialWindowBytes?: number;
+  /** Largest receive window auto-tuning may grow to. Default 8 MiB (at least `initialWindowBytes`). */
+  maxWindowBytes?: number;
+  /** Largest DATA frame payload this side accepts. Default 65 536. */
+  maxFramePayloadBytes?: number;
+  /** Largest message this side accepts. Default 4 MiB; clamped so that it fits `maxWindowBytes`. */
+  maxMessageBytes?: number;
+  /** Bytes of messages the application may queue beyond the peer's credit. Default 1 MiB. A single message larger than this is accepted when the queue is empty. */
+  maxSendQueueBytes?: number;
+  /** Bound on the handshake. Default 10 000. */
+  handshakeTimeoutMs?: number;
+  /** Bound on the termination handshake, from `close()`/CLOSE to closed. Default 30 000. */
+  closeTimeoutMs?: number;
+  /** Fail with WRITE_STALL when the transport backlog does not shrink for this long. Default: `idleTimeoutMs`. 0 disables. */
+  writeStallTimeoutMs?: number;
+  /** Report a credit stall (event `credit-stall`) after blocked on credit this long. Default 5 000. */
+  creditStallReportMs?: number;
+  /** Fail with CREDIT_STALL after blocked on credit this long. Default 0 (never). */
+  creditStallTimeoutMs?: number;
+  /** Server only: range the client's idle timeout is clamped to. Default [1000, 86 400 000]. */
+  clientIdleTimeoutRangeMs?: readonly [number, number];
+  /** Protocol versions offered (client) or accepted (server). Default [1]. */
+  versions?: readonly number[];
+  /** Extensions offered (client) or accepted (server). Default none. */
+  extensions?: readonly string[];
+  /** Application protocols, most preferred first (client) or supported (server). Default none. */
+  applicationProtocols?: readonly string[];
+  /** Server only: fail the handshake if no application protocol matches. Default false. */
+  requireApplicationProtocol?: boolean;
+  /** Source of randomness in [0, 1) for jitter. Default: a PRNG seeded with `seed`. */
+  random?: () => number;
+  /** Seed of the default PRNG. Default 1. Adapters pass a random seed. */
+  seed?: number;
+  /** Shared memory budget for receive windows. Default: none (each connection up to its maximum). */
+  budget?: MemoryBudget;
+}
+
+/** Values agreed in the handshake. */
+export interface Negotiated {
+  version: number;
+  extensions: string[];
+  applicationProtocol: string;
+  /** This side's idle timeout (after the server's clamp, for a client). */
+  localIdleTimeoutMs: number;
+  /** The peer's idle timeout: this side sends heartbeats every third of it. */
+  peerIdleTimeoutMs: number;
+  /** Mean heartbeat period this side uses. */
+  heartbeatIntervalMs: number;
+  /** Largest DATA payload the peer accepts. */
+  peerMaxFramePayload: number;
+  /** Largest message the peer accepts. */
+  peerMaxMessageBytes: number;
+}
+
+/** Classification of this side's outbound messages at close (SPEC.md §9.4). */
+export interface DeliveryReport {
+  /** Messages accepted by `trySend` (sequence numbers 1 … `queued`). */
+  queued: number;
+  /** Messages 1 … `consumed` were consumed by the peer's application. */
+  consumed: number;
+  /** Messages `notProcessedFrom` … `queued` were certainly not processed: safe to retry. */
+  notProcessedFrom: number;
+  /** Payloads of the messages whose fate is unknown (`consumed + 1` … `notProcessedFrom − 1`). */
+  unknown: Uint8Array[];
+  /** Payloads of the messages certainly not processed (`notProcessedFrom` … `queued`). */
+  notProcessed: Uint8Array[];
+}
+
+/** Why and how a connection closed. */
+export interface CloseInfo {
+  /** True when the termination handshake completed (SPEC.md §9.1). */
+  clean: boolean;
+  /** Who ended it: this side, the peer, or the transport (EOF, reset, silence). */
+  initiator: 'local' | 'remote' | 'transport';
+  /** The error, when not clean. */
+  error?: HeartwireError;
+  /** Delivery accounting of this side's messages. */
+  delivery: DeliveryReport;
+}
+
+/** GOAWAY as received by a client. */
+export interface GoAwayInfo {
+  graceMs: number;
+  reason: number;
+  retryAfterMs: number;
+  doNotReconnect: boolean;
+  message: string;
+  /** Local time by which the server will force-close (receipt time + grace). */
+  deadline: number;
+}
+
+/** Events the engine reports through `pollEvent()`. */
+export type EngineEvent =
+  /** The handshake completed. */
+  | { type: 'open'; negotiated: Negotiated }
+  /** Messages became available to `read()`/`take()` (edge: queue went from empty to non-empty). */
+  | { type: 'readable' }
+  /** `trySend` may accept again after it returned false. */
+  | { type: 'writable' }
+  /** The state changed. */
+  | { type: 'state'; from: ConnectionState; to: ConnectionState }
+  /** Client: the server is going away. */
+  | { type: 'goaway'; goAway: GoAwayInfo }
+  /** Server: the client sent CLOSE; no message will follow those already received. */
+  | { type: 'peer-closed' }
+  /** A new RTT sample. */
+  | { type: 'rtt'; rttMs: number; smoothedRttMs: number }
+  /** Queued data has been blocked on the peer's credit for `blockedMs`. */
+  | { type: 'credit-stall'; blockedMs: number }
+  /** Credit arrived after a reported stall. */
+  | { type: 'credit-resumed'; blockedMs: number }
+  /** Half-close the transport (send FIN) after writing everything `pollTransmit` returned. */
+  | { type: 'end-transport' }
+  /** The connection is closed: write what `pollTransmit` still returns, then close the transport. Always the last event. */
+  | { type: 'closed'; info: CloseInfo };
+
+/** A message taken with `take()`, to be given back with `release()`. */
+export interface InboundMessage {
+  /** Sequence number (1, 2, …) of the message in the peer's stream. */
+  seq: number;
+  payload: Uint8Array;
+}
+
+/** Counters and gauges of one connection. */
+export interface EngineStats {
+  state: ConnectionState;
+  /** Latest and smoothed RTT, `undefined` before the first sample. */
+  rttMs: number | undefined;
+  smoothedRttMs: number | undefined;
+  bytesReceived: number;
+  bytesSent: number;
+  messagesReceived: number;
+  messagesSent: number;
+  heartbeatsReceived: number;
+  heartbeatsSent: number;
+  /** Credit bytes the peer still lets us send. */
+  sendCredit: number;
+  /** Credit bytes we still let the peer send. */
+  receiveCredit: number;
+  /** Current receive window. */
+  receiveWindow: number;
+  /** Credit bytes held for unconsumed input (≤ receive window). */
+  heldBytes: number;
+  /** Bytes of messages queued locally, not yet sent. */
+  queuedBytes: number;
+  /** Total time spent blocked on the peer's credit, in ms. */
+  creditBlockedMs: number;
+  lastReceivedAt: number | undefined;
+  lastSentAt: number | undefined;
+}
