@@ -511,17 +511,7 @@ export class Engine implements FrameSink {
    */
   trySend(now: number, payload: Uint8Array): boolean {
     this.now = now;
-    const state = this.currentState;
-    if (this.closeRequested || (state !== 'open' && state !== 'going-away' && state !== 'peer-closed' && state !== 'handshaking')) {
-      throw new UsageError('CONNECTION_CLOSED', `cannot send in state ${state}`);
-    }
-    if (this.settings.role === 'server' && this.finishRequested && state === 'peer-closed') {
-      throw new UsageError('CONNECTION_CLOSED', 'cannot send after finish()');
-    }
-    const limit = this.negotiatedValues === undefined ? this.settings.maxMessageBytes : this.peerMaxMessageBytes;
-    if (payload.length > limit) {
-      throw new UsageError('MESSAGE_TOO_LARGE', `message of ${payload.length} bytes exceeds the limit of ${limit}`);
-    }
+    this.assertSendable(payload);
     if (this.queuedBytes > 0 && this.queuedBytes + payload.length > this.settings.maxSendQueueBytes) {
       this.writableWanted = true;
       return false;
@@ -534,6 +524,29 @@ export class Engine implements FrameSink {
     this.queuedBytes += payload.length;
     this.updateBlocked(now);
     return true;
+  }
+
+  /**
+   * Throw the {@link UsageError} that `trySend` would throw for this payload (connection not
+   * accepting messages, message too large), without queuing anything.
+   */
+  assertSendable(payload: Uint8Array): void {
+    const state = this.currentState;
+    if (this.closeRequested || (state !== 'open' && state !== 'going-away' && state !== 'peer-closed' && state !== 'handshaking')) {
+      throw new UsageError('CONNECTION_CLOSED', `cannot send in state ${state}`);
+    }
+    if (this.settings.role === 'server' && this.finishRequested && state === 'peer-closed') {
+      throw new UsageError('CONNECTION_CLOSED', 'cannot send after finish()');
+    }
+    const limit = this.negotiatedValues === undefined ? this.settings.maxMessageBytes : this.peerMaxMessageBytes;
+    if (payload.length > limit) {
+      throw new UsageError('MESSAGE_TOO_LARGE', `message of ${payload.length} bytes exceeds the limit of ${limit}`);
+    }
+  }
+
+  /** Messages whose last frame has been handed to the transport. */
+  get writtenMessages(): number {
+    return this.writtenCount;
   }
 
   /** Take the next message and consume it at once (its credit returns to the peer). */

@@ -35,7 +35,9 @@ export type LocalErrorName =
   | 'WRITE_STALL'
   | 'CONNECTION_CLOSED'
   | 'SEND_QUEUE_FULL'
-  | 'REMOTE_ERROR';
+  | 'REMOTE_ERROR'
+  | 'CONNECT_TIMEOUT'
+  | 'CONNECT_FAILED';
 
 /** Every stable error code heartwire uses. */
 export type ErrorCodeName = WireErrorName | LocalErrorName;
@@ -109,18 +111,21 @@ export class TimeoutError extends HeartwireError {
   }
 }
 
-/** The peer closed the connection with an ERROR frame. */
+/**
+ * The peer closed the connection with an ERROR frame. `code` is the peer's code name (e.g.
+ * `GOAWAY_GRACE_EXPIRED`), or `REMOTE_ERROR` for a code this implementation does not know;
+ * `remote` is always true, so a local and a remote condition with the same code can be told apart.
+ */
 export class RemoteError extends HeartwireError {
+  /** Always true: the condition was detected by the peer. */
+  readonly remote = true;
   /** The peer's numeric wire code. */
   readonly remoteCode: number;
-  /** The peer's code name, `undefined` if the code is unknown to this implementation. */
-  readonly remoteName: WireErrorName | undefined;
   constructor(remoteCode: number, message: string) {
     const name = wireErrorName(remoteCode);
-    super('REMOTE_ERROR', `peer closed with ${name ?? `code ${remoteCode}`}${message ? `: ${message}` : ''}`);
+    super(name ?? 'REMOTE_ERROR', `peer closed with ${name ?? `code ${remoteCode}`}${message ? `: ${message}` : ''}`);
     this.name = 'RemoteError';
     this.remoteCode = remoteCode;
-    this.remoteName = name;
   }
 }
 
@@ -140,5 +145,20 @@ export class UsageError extends HeartwireError {
   ) {
     super(code, message);
     this.name = 'UsageError';
+  }
+}
+
+/** Every attempt to connect failed; `attempts` lists each address tried and why it failed. */
+export class ConnectError extends HeartwireError {
+  /** Each address tried, in the order the attempts started. */
+  readonly attempts: { host: string; port: number; error: Error }[];
+  constructor(
+    code: 'CONNECT_TIMEOUT' | 'CONNECT_FAILED',
+    message: string,
+    attempts: { host: string; port: number; error: Error }[],
+  ) {
+    super(code, message);
+    this.name = 'ConnectError';
+    this.attempts = attempts;
   }
 }

@@ -168,7 +168,8 @@ describe('Engine', () => {
       pair.advanceTo(1000);
       expect(pair.server.engine.closed!.error!.code).to.equal('GOAWAY_GRACE_EXPIRED');
       const remote = pair.client.engine.closed!.error!;
-      expect(remote.code).to.equal('REMOTE_ERROR');
+      expect(remote.code).to.equal('GOAWAY_GRACE_EXPIRED');
+      expect(remote).to.have.property('remote', true);
       expect(pair.client.engine.closed!.delivery).to.include({ consumed: 1, notProcessedFrom: 2 });
     });
 

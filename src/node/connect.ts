@@ -1,0 +1,154 @@
+/**
+ * `connect()`: bounded connect and handshake, several endpoints tried in staggered parallel
+ * (Happy Eyeballs style), the first completed heartwire handshake wins.
+ * @module
+ */
+import net from 'node:net';
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+import { Engine } from '../protocol/engine.js';
+import { ConnectError, HeartwireError, UsageError } from '../protocol/errors.js';
+import { Connection } from './connection.js';
+import { engineOptions } from './options.js';
+import type { ConnectOptions } from './options.js';
+import { applyKeepAlive } from './socket-options.js';
+
+interface Attempt {
+  host: string;
+  port: number;
+  socket?: Socket;
+  connection?: Connection;
+  timer?: NodeJS.Timeout;
+  error?: Error;
+  done: boolean;
+}
+
+/**
+ * Connect to a heartwire server and complete the handshake.
+ *
+ * Each TCP (+TLS) connect is bounded by `connectTimeout` (default 10 000 ms) and the handshake
+ * by `handshakeTimeout` (default 10 000 ms). With several `endpoints`, the next one starts
+ * `attemptStagger` ms (default 250) after the previous one, or at once when it fails; the first
+ * handshake wins and the others are closed. Rejects with a `ConnectError` listing every address
+ * tried (`CONNECT_TIMEOUT` when every attempt timed out, `CONNECT_FAILED` otherwise), or
+ * `CANCELLED` when `signal` aborts.
+ */
+export function connect(options: ConnectOptions): Promise<Connection> {
+  const endpoints =
+    options.endpoints ?? (options.port !== undefined ? [{ host: options.host ?? '127.0.0.1', port: options.port }] : []);
+  if (endpoints.length === 0) return Promise.reject(new RangeError('heartwire: connect() needs port or endpoints'));
+  const stagger = options.attemptStagger ?? 250;
+  const connectTimeout = options.connectTimeout ?? 10_000;
+  const attempts: Attempt[] = endpoints.map((e) => ({ host: e.host, port: e.port, done: false }));
+
+  return new Promise<Connection>((resolve, reject) => {
+    let settled = false;
+    let started = 0;
+    let staggerTimer: NodeJS.Timeout | undefined;
+
+    const cleanup = (winner?: Attempt): void => {
+      settled = true;
+      if (staggerTimer !== undefined) clearTimeout(staggerTimer);
+      options.signal?.removeEventListener('abort', onAbort);
+      for (const attempt of attempts) {
+        if (attempt === winner) continue;
+        if (attempt.timer !== undefined) clearTimeout(attempt.timer);
+        if (attempt.connection !== undefined) attempt.connection.abort();
+        else attempt.socket?.destroy();
+      }
+    };
+    const onAbort = (): void => {
+      if (settled) return;
+      cleanup();
+      reject(new UsageError('CANCELLED', 'connect aborted by signal'));
+    };
+    if (options.signal?.aborted) {
+      reject(new UsageError('CANCELLED', 'connect aborted by signal'));
+      return;
+    }
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const failed = (attempt: Attempt, error: Error): void => {
+      if (attempt.done) return;
+      attempt.done = true;
+      attempt.error = error;
+      if (attempt.timer !== undefined) clearTimeout(attempt.timer);
+      if (settled) return;
+      if (attempts.every((a) => a.done)) {
+        cleanup();
+        const list = attempts.map((a) => ({ host: a.host, port: a.port, error: a.error! }));
+        const timedOut = list.every(
+          (a) => a.error instanceof HeartwireError && (a.error.code === 'CONNECT_TIMEOUT' || a.error.code === 'HANDSHAKE_TIMEOUT'),
+        );
+        const detail = list.map((a) => `${a.host}:${a.port} (${(a.error as HeartwireError).code ?? a.error.message})`).join(', ');
+        const error = new ConnectError(
+          timedOut ? 'CONNECT_TIMEOUT' : 'CONNECT_FAILED',
+          `could not connect to ${detail}`,
+          list,
+        );
+        reject(error);
+      } else if (started < attempts.length && attempts.slice(0, started).every((a) => a.done)) {
+        startNext();
+      }
+    };
+
+    const startNext = (): void => {
+      if (settled || started >= attempts.length) return;
+      const attempt = attempts[started++]!;
+      if (staggerTimer !== undefined) clearTimeout(staggerTimer);
+      if (started < attempts.length) staggerTimer = setTimeout(startNext, stagger);
+      const socket = options.tls
+        ? tls.connect({
+            ...(options.tls === true ? {} : options.tls),
+            host: attempt.host,
+            port: attempt.port,
+            servername: net.isIP(attempt.host) ? undefined : attempt.host,
+            allowHalfOpen: true,
+            localAddress: options.localAddress,
+          } as tls.ConnectionOptions)
+        : net.connect({
+            host: attempt.host,
+            port: attempt.port,
+            allowHalfOpen: true,
+            noDelay: true,
+            localAddress: options.localAddress,
+          });
+      attempt.socket = socket;
+      const onEarlyError = (error: Error): void => failed(attempt, error);
+      socket.once('error', onEarlyError);
+      attempt.timer = setTimeout(() => {
+        socket.destroy();
+        failed(attempt, new ConnectError('CONNECT_TIMEOUT', `connect to ${attempt.host}:${attempt.port} timed out after ${connectTimeout} ms`, []));
+      }, connectTimeout);
+      socket.once(options.tls ? 'secureConnect' : 'connect', () => {
+        clearTimeout(attempt.timer);
+        attempt.timer = undefined;
+        socket.off('error', onEarlyError);
+        if (settled) {
+          socket.destroy();
+          return;
+        }
+        applyKeepAlive(socket, options.idleTimeout);
+        const connection = new Connection('client', socket, new Engine(engineOptions('client', options)), {
+          socketBufferTarget: options.socketBufferTarget,
+          maxSendQueue: options.maxSendQueue,
+          signal: options.signal,
+        });
+        attempt.connection = connection;
+        connection.opened.then(
+          () => {
+            if (settled) {
+              connection.abort();
+              return;
+            }
+            attempt.done = true;
+            cleanup(attempt);
+            resolve(connection);
+          },
+          (error: Error) => failed(attempt, error),
+        );
+      });
+    };
+    startNext();
+  });
+}

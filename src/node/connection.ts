@@ -1,0 +1,521 @@
+/**
+ * `Connection`: a heartwire engine driven by a real socket and one timer.
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import PQueue from 'p-queue';
+import { Engine } from '../protocol/engine.js';
+import { HeartwireError, UsageError } from '../protocol/errors.js';
+import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
+import { publish } from './diagnostics.js';
+
+const now = (): number => performance.now();
+
+let nextConnectionId = 1;
+
+/** Statistics of a connection: the engine's counters plus the socket's. */
+export interface ConnectionStats extends EngineStats {
+  id: number;
+  role: Role;
+  /** Bytes waiting in the socket's user-space buffer. */
+  socketBufferedBytes: number;
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+}
+
+/** Options of `handle()`. */
+export interface HandleOptions {
+  /** How many handlers may run at once. Default 1. */
+  concurrency?: number;
+  /** Called when a handler throws or rejects; default: abort the connection with that error. */
+  onError?: (error: unknown, message: Uint8Array) => void;
+}
+
+interface PendingSend {
+  seq: number;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/** Events of a {@link Connection}. */
+export interface ConnectionEvents {
+  /** The handshake completed. */
+  open: [Negotiated];
+  /** Client: the server announced shutdown; finish and call `end()` before `goAway.deadline`. */
+  goaway: [GoAwayInfo];
+  /** Server: the client half-closed; no messages follow those already received. */
+  'peer-closed': [];
+  /** A new RTT sample, in ms. */
+  rtt: [number];
+  /** Data has waited for the peer's credit this long (the peer is alive but not consuming). */
+  'credit-stall': [number];
+  'credit-resumed': [number];
+  /** `write()` may be called again after it returned false. */
+  drain: [];
+  /** Always emitted exactly once, last. */
+  close: [CloseInfo];
+}
+
+/**
+ * One heartwire connection over a socket. Created by `connect()` or by a `Server`.
+ *
+ * Sending: `await send(bytes)` (resolves once the message is framed within the peer's credit) or
+ * the synchronous `write(bytes)` (returns false when the caller should wait for `drain`).
+ * Receiving: `for await (const msg of conn)`, or `handle(fn, { concurrency })`.
+ * Ending: `end()` (client: half-close; server: GOAWAY with grace), then `await conn.closed`.
+ */
+export class Connection extends EventEmitter<ConnectionEvents> implements AsyncIterable<Uint8Array> {
+  /** Process-unique id, included in diagnostics. */
+  readonly id = nextConnectionId++;
+  readonly role: Role;
+  /** Resolves with the close info on a clean close; rejects with a typed error otherwise. */
+  readonly closed: Promise<CloseInfo>;
+  /** Resolves when the handshake completes; rejects if the connection closes first. */
+  readonly opened: Promise<Negotiated>;
+
+  private readonly engine: Engine;
+  private readonly socket: Socket;
+  private readonly socketBufferTarget: number;
+  private readonly maxSendQueue: number;
+  private readonly defaultGrace: number;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Number.POSITIVE_INFINITY;
+  private flushScheduled = false;
+  private transportEnded = false;
+  private closeInfo: CloseInfo | undefined;
+  private resolveClosed!: (info: CloseInfo) => void;
+  private rejectClosed!: (error: Error) => void;
+  private resolveOpened!: (n: Negotiated) => void;
+  private rejectOpened!: (error: Error) => void;
+  /** Messages accepted by `write()`/`send()`: the engine's queue, then overflow. */
+  private accepted = 0;
+  private readonly overflow: Uint8Array[] = [];
+  private overflowBytes = 0;
+  private readonly pendingSends: PendingSend[] = [];
+  private pendingHead = 0;
+  private drainWanted = false;
+  private readers: (() => void)[] = [];
+  private handling = false;
+  private peerClosed = false;
+  /** `end()` (client) or the end of the stream (server) waits for the overflow to reach the engine. */
+  private endWhenFlushed = false;
+
+  /** @internal Created by `connect()` and `Server`. */
+  constructor(
+    role: Role,
+    socket: Socket,
+    engine: Engine,
+    options: { socketBufferTarget?: number; defaultGrace?: number; maxSendQueue?: number; signal?: AbortSignal },
+  ) {
+    super();
+    this.role = role;
+    this.socket = socket;
+    this.engine = engine;
+    this.socketBufferTarget = options.socketBufferTarget ?? 256 * 1024;
+    this.defaultGrace = options.defaultGrace ?? 5000;
+    this.maxSendQueue = options.maxSendQueue ?? 1024 * 1024;
+    this.closed = new Promise<CloseInfo>((resolve, reject) => {
+      this.resolveClosed = resolve;
+      this.rejectClosed = reject;
+    });
+    this.opened = new Promise<Negotiated>((resolve, reject) => {
+      this.resolveOpened = resolve;
+      this.rejectOpened = reject;
+    });
+    // Nobody is obliged to await these: never an unhandled rejection.
+    this.closed.catch(() => {});
+    this.opened.catch(() => {});
+
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.engine.receive(now(), chunk);
+      this.service();
+    });
+    socket.on('end', () => {
+      this.engine.receiveEnd(now());
+      this.service();
+    });
+    socket.on('error', (error) => {
+      this.engine.transportFailed(now(), error);
+      this.service();
+    });
+    socket.on('close', () => {
+      this.transportEnded = true;
+      this.engine.transportFailed(now(), new Error('socket closed'));
+      this.service();
+    });
+    socket.on('drain', () => this.service());
+    const signal = options.signal;
+    if (signal !== undefined) {
+      const onAbort = (): void => this.abort(new UsageError('CANCELLED', 'aborted by signal'));
+      if (signal.aborted) queueMicrotask(onAbort);
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        void this.closed.finally(() => signal.removeEventListener('abort', onAbort)).catch(() => {});
+      }
+    }
+    this.engine.start(now());
+    this.service();
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  /**
+   * Queue a message. Returns true when more may be queued, false when the caller should wait
+   * for `drain` before writing more. A message is never dropped: false means "queued, slow down".
+   * Throws `UsageError` (`CONNECTION_CLOSED`, `MESSAGE_TOO_LARGE`, `SEND_QUEUE_FULL` when the
+   * caller ignored false and the overflow reached `maxSendQueue` again).
+   */
+  write(payload: Uint8Array): boolean {
+    if (this.overflow.length === 0 && this.engine.trySend(now(), payload)) {
+      this.accepted++;
+      this.scheduleFlush();
+      return true;
+    }
+    this.engine.assertSendable(payload);
+    if (this.overflow.length > 0 && this.overflowBytes + payload.length > this.maxSendQueue) {
+      throw new UsageError('SEND_QUEUE_FULL', 'the send queue is full: wait for drain (write() returned false)');
+    }
+    this.overflow.push(payload);
+    this.overflowBytes += payload.length;
+    this.accepted++;
+    this.drainWanted = true;
+    return false;
+  }
+
+  /**
+   * Queue a message and resolve once it has been framed within the peer's credit and handed to
+   * the socket (back-pressure: a stalled peer makes this wait). Rejects if the connection closes
+   * first; then `closed`'s delivery report says whether it may have been processed.
+   */
+  send(payload: Uint8Array): Promise<void> {
+    let promise: Promise<void>;
+    try {
+      this.write(payload);
+      const seq = this.accepted;
+      promise = new Promise<void>((resolve, reject) => this.pendingSends.push({ seq, resolve, reject }));
+      this.settleSends();
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
+    promise.catch(() => {});
+    return promise;
+  }
+
+  // ------------------------------------------------------------------ receiving
+
+  /** Messages in order; each message taken returns its credit to the peer. Ends when the peer ends the stream cleanly; throws the close error otherwise. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      const message = this.engine.read(now());
+      if (message !== undefined) {
+        this.service();
+        yield message;
+        continue;
+      }
+      if (this.streamEnded()) {
+        this.endOfStream();
+        return;
+      }
+      await new Promise<void>((resolve) => this.readers.push(resolve));
+    }
+  }
+
+  /**
+   * Consume messages with a handler, at most `concurrency` at once (p-queue). A message's credit
+   * returns to the peer when its handler settles, so a slow handler slows the peer down instead of
+   * growing memory. Resolves when the stream ends.
+   */
+  async handle(handler: (message: Uint8Array) => unknown, options: HandleOptions = {}): Promise<void> {
+    if (this.handling) throw new UsageError('INTERNAL_ERROR', 'handle() is already running');
+    this.handling = true;
+    const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
+    const queue = new PQueue({ concurrency });
+    const onError =
+      options.onError ??
+      ((error: unknown) =>
+        this.abort(
+          error instanceof HeartwireError ? error : new UsageError('CANCELLED', `handler failed: ${String(error)}`),
+        ));
+    let running = 0;
+    try {
+      for (;;) {
+        while (running < concurrency) {
+          const message = this.engine.take(now());
+          if (message === undefined) break;
+          running++;
+          void queue.add(async () => {
+            try {
+              await handler(message.payload);
+            } catch (error) {
+              onError(error, message.payload);
+            } finally {
+              running--;
+              this.engine.release(now(), message.seq);
+              this.service();
+              this.wakeReaders();
+            }
+          });
+        }
+        if (running === 0 && this.streamEnded()) break;
+        await new Promise<void>((resolve) => this.readers.push(resolve));
+      }
+      await queue.onIdle();
+      this.endOfStream();
+    } finally {
+      this.handling = false;
+    }
+  }
+
+  /** The consumer saw the end of the stream: a server finishes; an unclean close throws. */
+  private endOfStream(): void {
+    if (this.role === 'server' && this.peerClosed && this.engine.state === 'peer-closed') {
+      this.endWhenFlushed = true;
+      this.moveOverflow();
+      this.service();
+    }
+    if (this.closeInfo !== undefined && !this.closeInfo.clean) throw this.closeInfo.error;
+  }
+
+  private streamEnded(): boolean {
+    if (this.engine.readableMessages > 0) return false;
+    const state = this.engine.state;
+    return state === 'closed' || this.peerClosed || state === 'close-acked' || state === 'fin-sent';
+  }
+
+  private wakeReaders(): void {
+    if (this.readers.length === 0) return;
+    const readers = this.readers;
+    this.readers = [];
+    for (const wake of readers) wake();
+  }
+
+  // ------------------------------------------------------------------ ending
+
+  /**
+   * End the connection gracefully. Client: protocol half-close (CLOSE after everything queued),
+   * then the server finishes and the connection closes cleanly. Server: GOAWAY with a grace
+   * period (default `defaultGrace`); the client is expected to end, else it is force-closed at the
+   * deadline. Resolves like `closed`.
+   */
+  end(options: { grace?: number; reason?: number; message?: string; retryAfter?: number } = {}): Promise<CloseInfo> {
+    const t = now();
+    if (this.role === 'client' || this.peerClosed) this.endWhenFlushed = true;
+    else
+      this.engine.goAway(t, {
+        graceMs: options.grace ?? this.defaultGrace,
+        reason: options.reason,
+        message: options.message,
+        retryAfterMs: options.retryAfter,
+      });
+    this.moveOverflow();
+    this.service();
+    return this.closed;
+  }
+
+  /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. */
+  abort(error?: HeartwireError): void {
+    this.engine.abort(now(), error);
+    this.service();
+  }
+
+  // ------------------------------------------------------------------ inspection
+
+  /** Counters and gauges: RTT, credit both ways, bytes, heartbeats, time blocked on credit. */
+  stats(): ConnectionStats {
+    return {
+      ...this.engine.stats(now()),
+      id: this.id,
+      role: this.role,
+      socketBufferedBytes: this.socket.writableLength,
+      remoteAddress: this.socket.remoteAddress,
+      remotePort: this.socket.remotePort,
+    };
+  }
+
+  /** Values agreed in the handshake, once open. */
+  get negotiated(): Negotiated | undefined {
+    return this.engine.negotiated;
+  }
+
+  /** Protocol state. */
+  get state(): string {
+    return this.engine.state;
+  }
+
+  // ------------------------------------------------------------------ the driver
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    process.nextTick(() => {
+      this.flushScheduled = false;
+      this.service();
+    });
+  }
+
+  /** Move everything the engine wants to do into the world: events, bytes, the timer. */
+  private service(): void {
+    const t = now();
+    this.transmit(t);
+    for (let event = this.engine.pollEvent(); event !== undefined; event = this.engine.pollEvent()) {
+      switch (event.type) {
+        case 'open':
+          this.resolveOpened(event.negotiated);
+          publish('open', { connection: this, negotiated: event.negotiated });
+          this.emit('open', event.negotiated);
+          break;
+        case 'readable':
+          this.wakeReaders();
+          break;
+        case 'writable':
+          this.moveOverflow();
+          break;
+        case 'state':
+          publish('state', { connection: this, from: event.from, to: event.to });
+          break;
+        case 'goaway':
+          publish('goaway', { connection: this, goAway: event.goAway });
+          this.emit('goaway', event.goAway);
+          break;
+        case 'peer-closed':
+          this.peerClosed = true;
+          this.emit('peer-closed');
+          this.wakeReaders();
+          break;
+        case 'rtt':
+          this.emit('rtt', event.rttMs);
+          break;
+        case 'credit-stall':
+          this.emit('credit-stall', event.blockedMs);
+          break;
+        case 'credit-resumed':
+          this.emit('credit-resumed', event.blockedMs);
+          break;
+        case 'end-transport':
+          this.transmit(t);
+          this.socket.end();
+          break;
+        case 'closed':
+          this.onClosed(event.info);
+          break;
+      }
+    }
+    this.transmit(t);
+    this.settleSends();
+    this.armTimer();
+  }
+
+  private transmit(t: number): void {
+    if (this.socket.destroyed) {
+      this.engine.pollTransmit(t, 0);
+      return;
+    }
+    if (!this.engine.wantsToTransmit) return;
+    const room = Math.max(0, this.socketBufferTarget - this.socket.writableLength);
+    const chunks = this.engine.pollTransmit(t, room);
+    if (chunks.length === 0) return;
+    if (chunks.length > 1) this.socket.cork();
+    for (const chunk of chunks) this.socket.write(chunk);
+    if (chunks.length > 1) this.socket.uncork();
+    this.engine.transmitBacklog(t, this.socket.writableLength);
+  }
+
+  private moveOverflow(): void {
+    const t = now();
+    while (this.overflow.length > 0) {
+      const next = this.overflow[0]!;
+      if (!this.engine.trySend(t, next)) return;
+      this.overflow.shift();
+      this.overflowBytes -= next.length;
+    }
+    if (this.drainWanted) {
+      this.drainWanted = false;
+      queueMicrotask(() => this.emit('drain'));
+    }
+    if (this.endWhenFlushed) {
+      this.endWhenFlushed = false;
+      if (this.role === 'client') this.engine.close(t);
+      else this.engine.finish(t);
+    }
+  }
+
+  private settleSends(): void {
+    // Overflow messages reach the engine in order, so adapter and engine numbers agree.
+    const written = this.engine.writtenMessages;
+    while (this.pendingHead < this.pendingSends.length) {
+      const pending = this.pendingSends[this.pendingHead]!;
+      if (pending.seq > written) break;
+      this.pendingSends[this.pendingHead++] = undefined as unknown as PendingSend;
+      pending.resolve();
+    }
+    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pendingSends.length) {
+      this.pendingSends.splice(0, this.pendingHead);
+      this.pendingHead = 0;
+    }
+  }
+
+  private armTimer(): void {
+    const deadline = this.engine.nextDeadline();
+    if (deadline === undefined) {
+      if (this.timer !== undefined) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+        this.timerAt = Number.POSITIVE_INFINITY;
+      }
+      return;
+    }
+    // An earlier-firing timer is harmless (the engine re-reports its deadline); only re-arm when the
+    // new deadline is earlier than the armed one.
+    if (this.timer !== undefined && this.timerAt <= deadline) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerAt = deadline;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.timerAt = Number.POSITIVE_INFINITY;
+        this.engine.handleTimeout(now());
+        this.service();
+      },
+      Math.max(0, Math.ceil(deadline - now())),
+    );
+  }
+
+  private onClosed(info: CloseInfo): void {
+    if (this.closeInfo !== undefined) return;
+    this.closeInfo = info;
+    const t = now();
+    // Write what the engine still has (an ERROR frame), then close the socket.
+    const last = this.socket.destroyed ? [] : this.engine.pollTransmit(t, 0);
+    if (!this.socket.destroyed) {
+      for (const chunk of last) this.socket.write(chunk);
+      if (info.clean || info.initiator !== 'transport' || info.error?.code === 'HEARTBEAT_TIMEOUT') {
+        this.socket.end();
+        // Give the peer a moment to read our last frame, but never wait on a dead path.
+        const linger = setTimeout(() => this.socket.destroy(), info.clean ? 5000 : 1000);
+        linger.unref();
+        this.socket.once('close', () => clearTimeout(linger));
+      } else {
+        this.socket.destroy();
+      }
+    }
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const error = info.error ?? new UsageError('CONNECTION_CLOSED', 'connection closed');
+    while (this.pendingHead < this.pendingSends.length) {
+      this.pendingSends[this.pendingHead++]!.reject(error);
+    }
+    this.pendingSends.length = 0;
+    this.pendingHead = 0;
+    this.overflow.length = 0;
+    this.overflowBytes = 0;
+    this.rejectOpened(error);
+    if (info.clean) this.resolveClosed(info);
+    else this.rejectClosed(error);
+    this.wakeReaders();
+    publish('close', { connection: this, info });
+    this.emit('close', info);
+  }
+}

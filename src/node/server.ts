@@ -1,0 +1,136 @@
+/**
+ * `createServer()` and `Server`: accept TCP or TLS connections and run heartwire on each.
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import tls from 'node:tls';
+import { PREAMBLE, FrameType } from '../protocol/constants.js';
+import { encodeControlFrame } from '../protocol/codec.js';
+import { Engine } from '../protocol/engine.js';
+import { WireErrorCode } from '../protocol/errors.js';
+import { Connection } from './connection.js';
+import { applyKeepAlive } from './socket-options.js';
+import { engineOptions } from './options.js';
+import type { ServerOptions } from './options.js';
+
+/** Events of a {@link Server}. */
+export interface ServerEvents {
+  /** A client completed the handshake. */
+  connection: [Connection];
+  /** A connection was refused because `maxConnections` was reached. */
+  refused: [{ remoteAddress: string | undefined }];
+  /** The listening socket failed. */
+  error: [Error];
+  /** The server stopped listening and every connection closed. */
+  close: [];
+}
+
+/**
+ * A heartwire server. Each accepted socket gets an engine; the `connection` event fires once the
+ * handshake completes (a client that does not complete it within `handshakeTimeout` is cut).
+ */
+export class Server extends EventEmitter<ServerEvents> {
+  private readonly options: ServerOptions;
+  private readonly listener: net.Server;
+  /** Every connection not yet closed, including those still in the handshake. */
+  readonly connections = new Set<Connection>();
+  private closing: Promise<void> | undefined;
+
+  constructor(options: ServerOptions = {}, onConnection?: (connection: Connection) => void) {
+    super();
+    this.options = options;
+    const onSocket = (socket: Socket): void => this.accept(socket);
+    this.listener =
+      options.tls !== undefined
+        ? tls.createServer({ ...options.tls, allowHalfOpen: true }, onSocket)
+        : net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+    this.listener.on('error', (error) => this.emit('error', error));
+    if (onConnection !== undefined) this.on('connection', onConnection);
+  }
+
+  /** Start listening; resolves to the bound address. */
+  listen(port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      this.listener.once('error', onError);
+      this.listener.listen(port, host, () => {
+        this.listener.off('error', onError);
+        resolve(this.listener.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** The bound address, once listening. */
+  address(): AddressInfo | undefined {
+    return (this.listener.address() as AddressInfo | null) ?? undefined;
+  }
+
+  private accept(socket: Socket): void {
+    socket.on('error', () => {}); // the connection's own listener reports errors; never crash
+    if (this.closing !== undefined || this.connections.size >= (this.options.maxConnections ?? 10_000)) {
+      this.refuse(socket);
+      return;
+    }
+    applyKeepAlive(socket, this.options.idleTimeout);
+    const engine = new Engine(engineOptions('server', this.options));
+    const connection = new Connection('server', socket, engine, {
+      socketBufferTarget: this.options.socketBufferTarget,
+      defaultGrace: this.options.defaultGrace,
+      maxSendQueue: this.options.maxSendQueue,
+    });
+    this.connections.add(connection);
+    connection.once('open', () => this.emit('connection', connection));
+    connection.once('close', () => {
+      this.connections.delete(connection);
+    });
+  }
+
+  /** Answer with the preamble and ERROR `REFUSED`, then close. */
+  private refuse(socket: Socket): void {
+    this.emit('refused', { remoteAddress: socket.remoteAddress });
+    const error = encodeControlFrame({
+      type: FrameType.ERROR,
+      error: { code: WireErrorCode.REFUSED, message: 'connection limit reached', consumedMessages: 0, deliveredMessages: 0 },
+    });
+    socket.end(Buffer.concat([PREAMBLE, error]));
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  /**
+   * Stop accepting, send GOAWAY (with `grace`, default 5 000 ms) to every connection, let clients
+   * finish and close, and force-close those still open when the grace expires. Resolves when the
+   * listener and every connection are closed. Idempotent.
+   */
+  close(options: { grace?: number; message?: string } = {}): Promise<void> {
+    if (this.closing !== undefined) return this.closing;
+    const grace = options.grace ?? this.options.defaultGrace ?? 5000;
+    const listenerClosed = new Promise<void>((resolve) => {
+      if (!this.listener.listening) resolve();
+      else this.listener.close(() => resolve());
+    });
+    const all = [...this.connections].map((connection) => {
+      if (connection.state === 'handshaking') connection.abort();
+      else void connection.end({ grace, reason: 1, message: options.message ?? 'server shutting down' }).catch(() => {});
+      return connection.closed.then(
+        () => undefined,
+        () => undefined,
+      );
+    });
+    this.closing = Promise.all([listenerClosed, ...all]).then(() => {
+      this.emit('close');
+    });
+    return this.closing;
+  }
+}
+
+/** Create a heartwire server; `onConnection` is added as a `connection` listener. */
+export function createServer(options?: ServerOptions, onConnection?: (connection: Connection) => void): Server;
+export function createServer(onConnection?: (connection: Connection) => void): Server;
+export function createServer(
+  a?: ServerOptions | ((connection: Connection) => void),
+  b?: (connection: Connection) => void,
+): Server {
+  return typeof a === 'function' ? new Server({}, a) : new Server(a, b);
+}
