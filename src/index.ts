@@ -14,3 +14,6 @@ export type { ConnectionEvents, ConnectionStats, HandleOptions } from './node/co
 export type { ConnectionOptions, ConnectOptions, ServerOptions } from './node/options.js';
 export { channels as diagnosticsChannels } from './node/diagnostics.js';
 export * from './protocol/index.js';
+export { ReconnectingClient } from './node/reconnect.js';
+export type { ReconnectOptions, Disconnection, ReconnectingClientEvents } from './node/reconnect.js';
+export { applyKeepAlive } from './node/socket-options.js';

@@ -1,0 +1,174 @@
+/**
+ * A client that reconnects with capped exponential backoff and full jitter, and never replays
+ * anything by itself.
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import type { CloseInfo } from '../protocol/types.js';
+import { HeartwireError } from '../protocol/errors.js';
+import { connect } from './connect.js';
+import type { Connection } from './connection.js';
+import type { ConnectOptions } from './options.js';
+
+/** Options of {@link ReconnectingClient}: `connect()` options plus the backoff policy. */
+export interface ReconnectOptions extends ConnectOptions {
+  /** Upper bound of the first retry delay (ms). Default 100. */
+  minDelay?: number;
+  /** Cap of the retry delay (ms). Default 30 000. */
+  maxDelay?: number;
+  /** The backoff resets only after a connection stayed open this long (ms). Default 10 000. */
+  stableAfter?: number;
+  /** Give up after this many consecutive failed attempts. Default: never. */
+  maxAttempts?: number;
+  /** On GOAWAY, end the connection (CLOSE) once this many ms of the grace are left at most. Default: end at once. */
+  endOnGoAway?: boolean;
+  /** Source of randomness for jitter, in [0, 1). Default Math.random. */
+  random?: () => number;
+}
+
+/** What the application gets when a connection ends: it decides what to resend. */
+export interface Disconnection {
+  /** Generation of the connection that ended (1, 2, …). */
+  generation: number;
+  info: CloseInfo | undefined;
+  error: Error | undefined;
+  /** Messages certainly not processed by the peer: safe to send again. */
+  notProcessed: Uint8Array[];
+  /** Messages the peer may or may not have processed: the application decides. */
+  unknown: Uint8Array[];
+}
+
+/** Events of a {@link ReconnectingClient}. */
+export interface ReconnectingClientEvents {
+  /** A connection is open; `generation` counts connections (events of older ones never leak). */
+  connected: [Connection, number];
+  /** A connection ended; nothing is resent automatically. */
+  disconnected: [Disconnection];
+  /** The next attempt starts after `delay` ms. */
+  reconnecting: [{ attempt: number; delay: number; error: Error | undefined }];
+  /** The client stopped for good (closed, `maxAttempts`, or the server said not to reconnect). */
+  stopped: [Error | undefined];
+}
+
+/**
+ * Keeps one connection open. Backoff: attempt n waits a uniformly random delay in
+ * `[0, min(maxDelay, minDelay × 2^n)]` (full jitter), honouring a GOAWAY's `retryAfterMs` and
+ * `doNotReconnect`; the attempt counter resets only after `stableAfter` ms of a healthy connection.
+ * `close()` cancels everything.
+ */
+export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
+  private readonly options: ReconnectOptions;
+  private current: Connection | undefined;
+  private generation = 0;
+  private failures = 0;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private abortAttempt: AbortController | undefined;
+  private retryAfter = 0;
+  private doNotReconnect = false;
+  private waiters: ((c: Connection) => void)[] = [];
+
+  constructor(options: ReconnectOptions) {
+    super();
+    this.options = options;
+    queueMicrotask(() => void this.attempt());
+  }
+
+  /** The open connection, if any. */
+  get connection(): Connection | undefined {
+    return this.current;
+  }
+
+  /** Resolves with the next open connection (at once if one is open). */
+  connected(): Promise<Connection> {
+    if (this.current !== undefined && this.current.negotiated !== undefined) return Promise.resolve(this.current);
+    if (this.stopped) return Promise.reject(new HeartwireError('CONNECTION_CLOSED', 'client stopped'));
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Stop reconnecting and end the current connection gracefully. */
+  async close(): Promise<void> {
+    if (this.stopped) return;
+    this.stop(undefined);
+    const connection = this.current;
+    if (connection !== undefined) await connection.end().catch(() => undefined);
+  }
+
+  private stop(error: Error | undefined): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.abortAttempt?.abort();
+    this.emit('stopped', error);
+  }
+
+  private async attempt(): Promise<void> {
+    if (this.stopped) return;
+    const abort = new AbortController();
+    this.abortAttempt = abort;
+    const signal = this.options.signal ? AbortSignal.any([this.options.signal, abort.signal]) : abort.signal;
+    let connection: Connection;
+    try {
+      connection = await connect({ ...this.options, signal });
+    } catch (error) {
+      this.failures++;
+      this.scheduleRetry(error as Error);
+      return;
+    }
+    if (this.stopped) {
+      connection.abort();
+      return;
+    }
+    const generation = ++this.generation;
+    this.current = connection;
+    const openedAt = performance.now();
+    connection.on('goaway', (goAway) => {
+      this.retryAfter = goAway.retryAfterMs;
+      this.doNotReconnect = goAway.doNotReconnect;
+      if (this.options.endOnGoAway !== false) void connection.end().catch(() => undefined);
+    });
+    connection.once('close', (info) => {
+      if (this.current === connection) this.current = undefined;
+      if (performance.now() - openedAt >= (this.options.stableAfter ?? 10_000)) this.failures = 0;
+      else this.failures++;
+      const report = info.delivery;
+      this.emit('disconnected', {
+        generation,
+        info,
+        error: info.error,
+        notProcessed: report.notProcessed,
+        unknown: report.unknown,
+      });
+      if (this.stopped) return;
+      if (this.doNotReconnect) {
+        this.stop(info.error);
+        return;
+      }
+      this.scheduleRetry(info.error);
+    });
+    this.emit('connected', connection, generation);
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake(connection);
+  }
+
+  private scheduleRetry(error: Error | undefined): void {
+    if (this.stopped) return;
+    const max = this.options.maxAttempts ?? Number.POSITIVE_INFINITY;
+    if (this.failures >= max) {
+      this.stop(error);
+      return;
+    }
+    const minDelay = this.options.minDelay ?? 100;
+    const maxDelay = this.options.maxDelay ?? 30_000;
+    const ceiling = Math.min(maxDelay, minDelay * 2 ** Math.min(this.failures, 30));
+    const random = this.options.random ?? Math.random;
+    const delay = Math.max(this.retryAfter, Math.round(random() * ceiling));
+    this.retryAfter = 0;
+    this.emit('reconnecting', { attempt: this.failures, delay, error });
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.attempt();
+    }, delay);
+  }
+}
