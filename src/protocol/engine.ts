@@ -327,6 +327,7 @@ export class Engine implements FrameSink {
     this.grantedLimit = this.settings.initialWindow;
     this.localIdleTimeout = this.settings.idleTimeoutMs;
     this.decoder = new FrameDecoder({ expectPreamble: true, maxDataPayload: this.settings.maxFramePayload });
+    this.decoder.dataCredit = this.grantedLimit;
   }
 
   // ------------------------------------------------------------------ inputs
@@ -706,7 +707,7 @@ export class Engine implements FrameSink {
 
     if (this.heartbeatDue && this.sendsHeartbeats()) {
       const target = room(HEARTBEAT_FRAME_SIZE);
-      this.grantedLimit = Math.max(this.grantedLimit, this.grantable());
+      this.raiseLimit();
       const echo = this.peerTimestamp !== undefined;
       writeHeartbeatFrame(target, batchPos, {
         echo,
@@ -724,7 +725,7 @@ export class Engine implements FrameSink {
     this.heartbeatDue = false;
     if (this.creditDirty) {
       const target = room(CREDIT_FRAME_SIZE);
-      this.grantedLimit = Math.max(this.grantedLimit, this.grantable());
+      this.raiseLimit();
       writeCreditFrame(target, batchPos, this.grantedLimit, this.consumedCount);
       batchPos += CREDIT_FRAME_SIZE;
       this.creditDirty = false;
@@ -911,6 +912,7 @@ export class Engine implements FrameSink {
     }
     const cost = FRAME_HEADER_SIZE + payload.length;
     this.receivedCredit += cost;
+    this.decoder.dataCredit = this.grantedLimit - this.receivedCredit;
     if (this.receivedCredit > this.grantedLimit) {
       throw new FlowControlError(
         `peer sent ${this.receivedCredit} credit bytes beyond the limit of ${this.grantedLimit}`,
@@ -925,7 +927,10 @@ export class Engine implements FrameSink {
     if (payload.length > 0) this.partial.push(owned ? payload : payload.slice());
     if (!end) {
       // A message can only be consumed once complete: make sure the window can hold it.
-      if (this.partialCost * 2 >= this.window) this.growWindow();
+      if (this.partialCost * 2 >= this.window) {
+        this.growWindow();
+        this.maybeGrantCredit(this.now);
+      }
       return;
     }
     const parts = this.partial;
@@ -1219,6 +1224,12 @@ export class Engine implements FrameSink {
 
   private creditAvailable(): number {
     return this.peerLimit - this.sentCredit;
+  }
+
+  /** Grant everything we hold room for: `L = max(L, C + W)`. */
+  private raiseLimit(): void {
+    this.grantedLimit = Math.max(this.grantedLimit, this.grantable());
+    this.decoder.dataCredit = this.grantedLimit - this.receivedCredit;
   }
 
   /** The largest limit we may grant now: `C + W` (SPEC.md §7 rule 4). */

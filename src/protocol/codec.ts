@@ -1,0 +1,586 @@
+/**
+ * Frame codec (SPEC.md §3–§5, §10): the incremental {@link FrameDecoder} and the frame
+ * encoders. This is the hot path: DATA, CREDIT and HEARTBEAT frames are read and written with
+ * a few integer operations and no per-byte loops over payloads.
+ * @module
+ */
+import {
+  CREDIT_PAYLOAD_SIZE,
+  EXTENSION_MUST_UNDERSTAND_FIRST,
+  FLAG_ECHO,
+  FLAG_END,
+  FRAME_HEADER_SIZE,
+  FrameType,
+  HEARTBEAT_PAYLOAD_SIZE,
+  MAX_CONTROL_PAYLOAD,
+  MAX_FRAME_PAYLOAD,
+  PREAMBLE,
+} from './constants.js';
+import { FlowControlError, ProtocolError, UsageError } from './errors.js';
+import type { ControlFrame, Frame, HeartbeatFrame } from './frames.js';
+import {
+  decodeClose,
+  decodeCloseAck,
+  decodeErrorBody,
+  decodeGoAway,
+  decodeHello,
+  decodeWelcome,
+  encodeClose,
+  encodeCloseAck,
+  encodeErrorBody,
+  encodeGoAway,
+  encodeHello,
+  encodeWelcome,
+} from './messages.js';
+
+/** Size of a whole CREDIT frame (header and payload): 22 bytes. */
+export const CREDIT_FRAME_SIZE = FRAME_HEADER_SIZE + CREDIT_PAYLOAD_SIZE;
+/** Size of a whole HEARTBEAT frame (header and payload): 42 bytes. */
+export const HEARTBEAT_FRAME_SIZE = FRAME_HEADER_SIZE + HEARTBEAT_PAYLOAD_SIZE;
+
+const PREAMBLE_SIZE = PREAMBLE.length;
+const TWO_POW_32 = 0x1_0000_0000;
+/** A u64 whose high word is at least 2^21 is at least 2^53. */
+const U64_HIGH_LIMIT = 0x20_0000;
+
+// ---------------------------------------------------------------------------------------------
+// Integers
+
+function readU32(bytes: Uint8Array, offset: number): number {
+  return (
+    bytes[offset] * 0x100_0000 + ((bytes[offset + 1] << 16) | (bytes[offset + 2] << 8) | bytes[offset + 3])
+  );
+}
+
+function putU32(target: Uint8Array, offset: number, value: number): void {
+  target[offset] = value >>> 24;
+  target[offset + 1] = value >>> 16;
+  target[offset + 2] = value >>> 8;
+  target[offset + 3] = value;
+}
+
+/** Writes a u64 known to be a safe non-negative integer. */
+function putU64(target: Uint8Array, offset: number, value: number): void {
+  putU32(target, offset, Math.floor(value / TWO_POW_32));
+  putU32(target, offset + 4, value >>> 0);
+}
+
+function putHeader(
+  target: Uint8Array,
+  offset: number,
+  payloadLength: number,
+  type: number,
+  flags: number,
+): void {
+  putU32(target, offset, payloadLength);
+  target[offset + 4] = type;
+  target[offset + 5] = flags;
+}
+
+/**
+ * Reads a big-endian u64 at `offset` of `bytes`.
+ * @throws ProtocolError `PROTOCOL_ERROR` if the value is not below 2^53 (SPEC.md §2).
+ */
+export function readU64(bytes: Uint8Array, offset: number): number {
+  const high = readU32(bytes, offset);
+  if (high >= U64_HIGH_LIMIT) {
+    throw new ProtocolError('PROTOCOL_ERROR', 'u64 field value is not below 2^53');
+  }
+  return high * TWO_POW_32 + readU32(bytes, offset + 4);
+}
+
+/**
+ * Writes `value` as a big-endian u64 at `offset` of `target`.
+ * @throws UsageError `INTERNAL_ERROR` if `value` is not an integer in [0, 2^53) or does not fit.
+ */
+export function writeU64(target: Uint8Array, offset: number, value: number): void {
+  checkU64(value, 'u64 value');
+  checkRoom(target, offset, 8);
+  putU64(target, offset, value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoder validation
+
+function misuse(message: string): never {
+  throw new UsageError('INTERNAL_ERROR', message);
+}
+
+function checkU32(value: number, what: string): void {
+  if (value >>> 0 !== value) misuse(`${what} is not a u32: ${value}`);
+}
+
+function checkU64(value: number, what: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) misuse(`${what} is not an integer in [0, 2^53): ${value}`);
+}
+
+function checkRoom(target: Uint8Array, offset: number, size: number): void {
+  if (offset >>> 0 !== offset || offset + size > target.length) {
+    misuse(`no room for ${size} bytes at offset ${offset} of a ${target.length}-byte buffer`);
+  }
+}
+
+/** Checks that a header describes a frame that a receiver can accept (SPEC.md §5, §10). */
+function checkEncodableHeader(payloadLength: number, type: number, flags: number): void {
+  checkU32(payloadLength, 'payload length');
+  if ((flags & 0xff) !== flags) misuse(`flags are not a u8: ${flags}`);
+  switch (type) {
+    case FrameType.DATA:
+      if (payloadLength > MAX_FRAME_PAYLOAD) misuse(`DATA payload of ${payloadLength} bytes is too large`);
+      if (payloadLength === 0 && (flags & FLAG_END) === 0) misuse('empty DATA frame without END');
+      return;
+    case FrameType.CREDIT:
+      if (payloadLength !== CREDIT_PAYLOAD_SIZE)
+        misuse(`CREDIT payload must be 16 bytes, not ${payloadLength}`);
+      return;
+    case FrameType.HEARTBEAT:
+      if (payloadLength !== HEARTBEAT_PAYLOAD_SIZE)
+        misuse(`HEARTBEAT payload must be 36 bytes, not ${payloadLength}`);
+      return;
+    default:
+      if (!isControlType(type)) misuse(`invalid frame type: ${type}`);
+      if (payloadLength > MAX_CONTROL_PAYLOAD)
+        misuse(`control payload of ${payloadLength} bytes is too large`);
+  }
+}
+
+/** Protobuf control types 0x10–0x15 and extension types 0x40–0xFF. */
+function isControlType(type: number): boolean {
+  return (
+    (type >= FrameType.HELLO && type <= FrameType.ERROR) ||
+    (type >= EXTENSION_MUST_UNDERSTAND_FIRST && type <= 0xff)
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoders
+
+/**
+ * Writes a 6-byte frame header at `offset` of `target`.
+ * @throws UsageError `INTERNAL_ERROR` if the header is invalid (unknown type, payload length
+ * over the type's limit, empty DATA without END, flags not a u8) or does not fit.
+ */
+export function writeFrameHeader(
+  target: Uint8Array,
+  offset: number,
+  payloadLength: number,
+  type: number,
+  flags: number,
+): void {
+  checkEncodableHeader(payloadLength, type, flags);
+  checkRoom(target, offset, FRAME_HEADER_SIZE);
+  putHeader(target, offset, payloadLength, type, flags);
+}
+
+/**
+ * Writes a whole CREDIT frame ({@link CREDIT_FRAME_SIZE} = 22 bytes) at `offset` of `target`.
+ * @throws UsageError `INTERNAL_ERROR` if a value is not in [0, 2^53) or the frame does not fit.
+ */
+export function writeCreditFrame(
+  target: Uint8Array,
+  offset: number,
+  creditLimit: number,
+  consumedMessages: number,
+): void {
+  checkU64(creditLimit, 'creditLimit');
+  checkU64(consumedMessages, 'consumedMessages');
+  checkRoom(target, offset, CREDIT_FRAME_SIZE);
+  putHeader(target, offset, CREDIT_PAYLOAD_SIZE, FrameType.CREDIT, 0);
+  putU64(target, offset + 6, creditLimit);
+  putU64(target, offset + 14, consumedMessages);
+}
+
+/**
+ * Writes a whole HEARTBEAT frame ({@link HEARTBEAT_FRAME_SIZE} = 42 bytes) at `offset` of
+ * `target`. The echo fields are written as given, whether or not `echo` is set.
+ * @throws UsageError `INTERNAL_ERROR` if a field is out of range or the frame does not fit.
+ */
+export function writeHeartbeatFrame(
+  target: Uint8Array,
+  offset: number,
+  hb: Omit<HeartbeatFrame, 'type'>,
+): void {
+  checkU32(hb.timestamp, 'timestamp');
+  checkU32(hb.echoTimestamp, 'echoTimestamp');
+  checkU32(hb.echoDelay, 'echoDelay');
+  checkU64(hb.receivedBytes, 'receivedBytes');
+  checkU64(hb.creditLimit, 'creditLimit');
+  checkU64(hb.consumedMessages, 'consumedMessages');
+  checkRoom(target, offset, HEARTBEAT_FRAME_SIZE);
+  putHeader(target, offset, HEARTBEAT_PAYLOAD_SIZE, FrameType.HEARTBEAT, hb.echo ? FLAG_ECHO : 0);
+  putU32(target, offset + 6, hb.timestamp);
+  putU32(target, offset + 10, hb.echoTimestamp);
+  putU32(target, offset + 14, hb.echoDelay);
+  putU64(target, offset + 18, hb.receivedBytes);
+  putU64(target, offset + 26, hb.creditLimit);
+  putU64(target, offset + 34, hb.consumedMessages);
+}
+
+function frameWithPayload(type: number, flags: number, payload: Uint8Array): Uint8Array {
+  checkEncodableHeader(payload.length, type, flags);
+  const out = new Uint8Array(FRAME_HEADER_SIZE + payload.length);
+  putHeader(out, 0, payload.length, type, flags);
+  out.set(payload, FRAME_HEADER_SIZE);
+  return out;
+}
+
+/**
+ * Encodes any non-DATA frame, header included, into a new buffer.
+ * @throws UsageError `INTERNAL_ERROR` if a field is out of range, an extension frame type is
+ * not in 0x40–0xFF, or the payload exceeds 4096 bytes.
+ */
+export function encodeControlFrame(frame: ControlFrame): Uint8Array {
+  switch (frame.type) {
+    case FrameType.CREDIT: {
+      const out = new Uint8Array(CREDIT_FRAME_SIZE);
+      writeCreditFrame(out, 0, frame.creditLimit, frame.consumedMessages);
+      return out;
+    }
+    case FrameType.HEARTBEAT: {
+      const out = new Uint8Array(HEARTBEAT_FRAME_SIZE);
+      writeHeartbeatFrame(out, 0, frame);
+      return out;
+    }
+    case FrameType.HELLO:
+      return frameWithPayload(frame.type, 0, encodeHello(frame.hello));
+    case FrameType.WELCOME:
+      return frameWithPayload(frame.type, 0, encodeWelcome(frame.welcome));
+    case FrameType.GOAWAY:
+      return frameWithPayload(frame.type, 0, encodeGoAway(frame.goAway));
+    case FrameType.CLOSE:
+      return frameWithPayload(frame.type, 0, encodeClose(frame.close));
+    case FrameType.CLOSE_ACK:
+      return frameWithPayload(frame.type, 0, encodeCloseAck(frame.closeAck));
+    case FrameType.ERROR:
+      return frameWithPayload(frame.type, 0, encodeErrorBody(frame.error));
+    case 'extension':
+      if (!(frame.frameType >= EXTENSION_MUST_UNDERSTAND_FIRST && frame.frameType <= 0xff)) {
+        misuse(`extension frame type must be in 0x40–0xFF: ${frame.frameType}`);
+      }
+      return frameWithPayload(frame.frameType, frame.flags, frame.payload);
+    default:
+      return misuse(`not a control frame: ${JSON.stringify((frame as { type: unknown }).type)}`);
+  }
+}
+
+/**
+ * Encodes any frame, header included, into a new buffer.
+ * @throws UsageError `INTERNAL_ERROR` on a frame that is invalid on the wire (see
+ * {@link writeFrameHeader} and {@link encodeControlFrame}).
+ */
+export function encodeFrame(frame: Frame): Uint8Array {
+  if (frame.type === FrameType.DATA)
+    return frameWithPayload(FrameType.DATA, frame.end ? FLAG_END : 0, frame.payload);
+  return encodeControlFrame(frame);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoder
+
+/** Receives the frames decoded by {@link FrameDecoder.push}, in order. */
+export interface FrameSink {
+  /**
+   * A DATA frame. `payload` is a view valid only during the call unless `owned` is true
+   * (a buffer freshly allocated by the decoder, which the callee may keep).
+   */
+  onData(payload: Uint8Array, end: boolean, owned: boolean): void;
+  /** Every non-DATA frame, including `'extension'` frames for types 0x40–0xFF. */
+  onControl(frame: ControlFrame): void;
+}
+
+/** Options of a {@link FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /** Whether the stream starts with the 8-byte preamble (SPEC.md §3). */
+  expectPreamble: boolean;
+  /** Largest DATA payload accepted, in bytes (the local `max_frame_payload`). */
+  maxDataPayload: number;
+}
+
+/**
+ * Incremental frame decoder for one direction of a connection.
+ *
+ * Bytes are fed with {@link FrameDecoder.push} in chunks of any size; each complete frame is
+ * handed to the sink as soon as its last byte arrives. The preamble is checked byte by byte
+ * and every header is checked against the limit for its type before any payload is buffered,
+ * so the decoder never holds more than one header plus the largest payload allowed for the
+ * frame's type. Once `push` has thrown (a {@link ProtocolError}, or whatever the sink threw),
+ * the decoder is poisoned: every later `push` throws the same error.
+ */
+export class FrameDecoder {
+  /**
+   * Largest DATA payload accepted, in bytes; a larger DATA header fails with
+   * `FRAME_TOO_LARGE`. May be changed at any time; applies to headers decoded afterwards.
+   */
+  maxDataPayload: number;
+
+  /**
+   * Credit bytes (header + payload) the peer may still send; a DATA header beyond it fails with
+   * `FLOW_CONTROL_ERROR` before any payload is buffered, so a peer without credit can never make
+   * the decoder allocate. Default unlimited; the engine keeps it equal to `L − R`.
+   */
+  dataCredit = Number.POSITIVE_INFINITY;
+
+  /** Preamble bytes verified so far (starts complete when no preamble is expected). */
+  private preambleIndex: number;
+  private readonly header = new Uint8Array(FRAME_HEADER_SIZE);
+  /** Bytes of an incomplete header held in `header`. */
+  private headerFill = 0;
+  /** Buffer of the frame whose payload is incomplete; `null` when between frames. */
+  private payload: Uint8Array | null = null;
+  private payloadFill = 0;
+  private payloadType = 0;
+  private payloadFlags = 0;
+  /** Reused buffer for incomplete non-DATA payloads (at most 4096 bytes), allocated lazily. */
+  private scratch: Uint8Array | null = null;
+  private failure: { error: unknown } | null = null;
+
+  constructor(options: FrameDecoderOptions) {
+    this.maxDataPayload = options.maxDataPayload;
+    this.preambleIndex = options.expectPreamble ? 0 : PREAMBLE_SIZE;
+  }
+
+  /** Whether the whole preamble has been received (always true when none is expected). */
+  get preambleReceived(): boolean {
+    return this.preambleIndex === PREAMBLE_SIZE;
+  }
+
+  /** Bytes held for an incomplete frame (header, plus payload received so far). */
+  get bufferedBytes(): number {
+    return this.payload === null ? this.headerFill : FRAME_HEADER_SIZE + this.payloadFill;
+  }
+
+  /**
+   * Decodes every frame completed by `chunk` and hands them to `sink` in order. The chunk is
+   * not retained: DATA views into it are valid only during `onData`.
+   * @throws ProtocolError on invalid input (`PROTOCOL_MISMATCH`, `FRAME_TOO_LARGE`,
+   * `PROTOCOL_ERROR`); rethrows what the sink throws.
+   */
+  push(chunk: Uint8Array, sink: FrameSink): void {
+    if (this.failure !== null) throw this.failure.error;
+    try {
+      this.consume(chunk, sink);
+    } catch (error) {
+      this.failure = { error };
+      throw error;
+    }
+  }
+
+  private consume(chunk: Uint8Array, sink: FrameSink): void {
+    const length = chunk.length;
+    let pos = this.preambleIndex < PREAMBLE_SIZE ? this.consumePreamble(chunk) : 0;
+    while (pos < length) {
+      if (this.payload !== null) {
+        pos = this.fillPayload(chunk, pos, sink);
+      } else if (this.headerFill === 0 && length - pos >= FRAME_HEADER_SIZE) {
+        pos = this.startFrame(readU32(chunk, pos), chunk[pos + 4], chunk[pos + 5], chunk, pos + 6, sink);
+      } else {
+        pos = this.fillHeader(chunk, pos, sink);
+      }
+    }
+  }
+
+  /** Checks preamble bytes from the start of `chunk`; returns the position after them. */
+  private consumePreamble(chunk: Uint8Array): number {
+    const count = Math.min(chunk.length, PREAMBLE_SIZE - this.preambleIndex);
+    for (let pos = 0; pos < count; pos++) {
+      const index = this.preambleIndex;
+      if (chunk[pos] !== PREAMBLE[index]) {
+        throw new ProtocolError(
+          'PROTOCOL_MISMATCH',
+          `preamble byte ${index} is 0x${hex(chunk[pos])}, expected 0x${hex(PREAMBLE[index])}: not a heartwire peer`,
+        );
+      }
+      this.preambleIndex = index + 1;
+    }
+    return count;
+  }
+
+  /** Adds bytes to an incomplete header; starts the frame once the header is complete. */
+  private fillHeader(chunk: Uint8Array, pos: number, sink: FrameSink): number {
+    const take = Math.min(FRAME_HEADER_SIZE - this.headerFill, chunk.length - pos);
+    this.header.set(chunk.subarray(pos, pos + take), this.headerFill);
+    this.headerFill += take;
+    pos += take;
+    if (this.headerFill < FRAME_HEADER_SIZE) return pos;
+    this.headerFill = 0;
+    const header = this.header;
+    return this.startFrame(readU32(header, 0), header[4], header[5], chunk, pos, sink);
+  }
+
+  /**
+   * Handles a complete header whose payload starts at `chunk[pos]`: dispatches the frame if
+   * its payload is all there, otherwise buffers what there is. Returns the next position.
+   */
+  private startFrame(
+    payloadLength: number,
+    type: number,
+    flags: number,
+    chunk: Uint8Array,
+    pos: number,
+    sink: FrameSink,
+  ): number {
+    this.checkHeader(payloadLength, type, flags);
+    const end = pos + payloadLength;
+    if (end <= chunk.length) {
+      this.dispatch(type, flags, chunk, pos, end, false, sink);
+      return end;
+    }
+    const buffer = type === FrameType.DATA ? new Uint8Array(payloadLength) : this.scratchFor(payloadLength);
+    buffer.set(chunk.subarray(pos));
+    this.payload = buffer;
+    this.payloadFill = chunk.length - pos;
+    this.payloadType = type;
+    this.payloadFlags = flags;
+    return chunk.length;
+  }
+
+  /** Adds bytes to an incomplete payload; dispatches the frame once it is complete. */
+  private fillPayload(chunk: Uint8Array, pos: number, sink: FrameSink): number {
+    const payload = this.payload!;
+    const take = Math.min(payload.length - this.payloadFill, chunk.length - pos);
+    payload.set(chunk.subarray(pos, pos + take), this.payloadFill);
+    this.payloadFill += take;
+    if (this.payloadFill === payload.length) {
+      this.payload = null;
+      this.payloadFill = 0;
+      this.dispatch(this.payloadType, this.payloadFlags, payload, 0, payload.length, true, sink);
+    }
+    return pos + take;
+  }
+
+  private scratchFor(payloadLength: number): Uint8Array {
+    this.scratch ??= new Uint8Array(MAX_CONTROL_PAYLOAD);
+    return this.scratch.subarray(0, payloadLength);
+  }
+
+  /** Rejects a header before any of its payload is buffered (SPEC.md §4, §5, §10). */
+  private checkHeader(payloadLength: number, type: number, flags: number): void {
+    switch (type) {
+      case FrameType.DATA:
+        if (payloadLength > this.maxDataPayload) {
+          throw new ProtocolError(
+            'FRAME_TOO_LARGE',
+            `DATA frame of ${payloadLength} bytes exceeds max_frame_payload ${this.maxDataPayload}`,
+          );
+        }
+        if (payloadLength === 0 && (flags & FLAG_END) === 0) {
+          throw new ProtocolError('PROTOCOL_ERROR', 'empty DATA frame without END');
+        }
+        if (FRAME_HEADER_SIZE + payloadLength > this.dataCredit) {
+          throw new FlowControlError(
+            `DATA frame of ${payloadLength} bytes exceeds the remaining credit of ${this.dataCredit} bytes`,
+          );
+        }
+        return;
+      case FrameType.CREDIT:
+        return checkFixedLength(payloadLength, CREDIT_PAYLOAD_SIZE, 'CREDIT');
+      case FrameType.HEARTBEAT:
+        return checkFixedLength(payloadLength, HEARTBEAT_PAYLOAD_SIZE, 'HEARTBEAT');
+      default:
+        if (!isControlType(type)) {
+          throw new ProtocolError('PROTOCOL_ERROR', `unknown frame type 0x${hex(type)}`);
+        }
+        if (payloadLength > MAX_CONTROL_PAYLOAD) {
+          throw new ProtocolError(
+            'FRAME_TOO_LARGE',
+            `frame type 0x${hex(type)} of ${payloadLength} bytes exceeds ${MAX_CONTROL_PAYLOAD}`,
+          );
+        }
+    }
+  }
+
+  /**
+   * Hands the frame whose payload is `bytes[start, end)` to the sink. `owned`: `bytes` is a
+   * buffer of the decoder (then `start` is 0 and `end` its length), not the caller's chunk.
+   */
+  private dispatch(
+    type: number,
+    flags: number,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    owned: boolean,
+    sink: FrameSink,
+  ): void {
+    switch (type) {
+      case FrameType.DATA:
+        sink.onData(owned ? bytes : bytes.subarray(start, end), (flags & FLAG_END) !== 0, owned);
+        return;
+      case FrameType.CREDIT:
+        sink.onControl({
+          type: FrameType.CREDIT,
+          creditLimit: readU64(bytes, start),
+          consumedMessages: readU64(bytes, start + 8),
+        });
+        return;
+      case FrameType.HEARTBEAT:
+        sink.onControl({
+          type: FrameType.HEARTBEAT,
+          echo: (flags & FLAG_ECHO) !== 0,
+          timestamp: readU32(bytes, start),
+          echoTimestamp: readU32(bytes, start + 4),
+          echoDelay: readU32(bytes, start + 8),
+          receivedBytes: readU64(bytes, start + 12),
+          creditLimit: readU64(bytes, start + 20),
+          consumedMessages: readU64(bytes, start + 28),
+        });
+        return;
+      default:
+        sink.onControl(decodeControlPayload(type, flags, bytes.subarray(start, end)));
+    }
+  }
+}
+
+function checkFixedLength(payloadLength: number, expected: number, name: string): void {
+  if (payloadLength === expected) return;
+  throw new ProtocolError(
+    payloadLength > expected ? 'FRAME_TOO_LARGE' : 'PROTOCOL_ERROR',
+    `${name} payload must be ${expected} bytes, not ${payloadLength}`,
+  );
+}
+
+/** Decodes a protobuf control payload, or copies an extension payload (types 0x40–0xFF). */
+function decodeControlPayload(type: number, flags: number, payload: Uint8Array): ControlFrame {
+  switch (type) {
+    case FrameType.HELLO:
+      return { type: FrameType.HELLO, hello: decodeHello(payload) };
+    case FrameType.WELCOME:
+      return { type: FrameType.WELCOME, welcome: decodeWelcome(payload) };
+    case FrameType.GOAWAY:
+      return { type: FrameType.GOAWAY, goAway: decodeGoAway(payload) };
+    case FrameType.CLOSE:
+      return { type: FrameType.CLOSE, close: decodeClose(payload) };
+    case FrameType.CLOSE_ACK:
+      return { type: FrameType.CLOSE_ACK, closeAck: decodeCloseAck(payload) };
+    case FrameType.ERROR:
+      return { type: FrameType.ERROR, error: decodeErrorBody(payload) };
+    default:
+      return { type: 'extension', frameType: type, flags, payload: payload.slice() };
+  }
+}
+
+function hex(byte: number): string {
+  return byte.toString(16).padStart(2, '0');
+}
+
+/** A sink that collects frames, copying DATA payloads it does not own. */
+class CollectingSink implements FrameSink {
+  readonly frames: Frame[] = [];
+  onData(payload: Uint8Array, end: boolean, owned: boolean): void {
+    this.frames.push({ type: FrameType.DATA, end, payload: owned ? payload : payload.slice() });
+  }
+  onControl(frame: ControlFrame): void {
+    this.frames.push(frame);
+  }
+}
+
+/**
+ * Decodes a whole byte stream into frames (a test and tooling helper; DATA payloads are
+ * copied). Bytes of a trailing incomplete frame are ignored.
+ * @throws ProtocolError as {@link FrameDecoder.push}.
+ */
+export function decodeAll(bytes: Uint8Array, options: FrameDecoderOptions): Frame[] {
+  const sink = new CollectingSink();
+  new FrameDecoder(options).push(bytes, sink);
+  return sink.frames;
+}

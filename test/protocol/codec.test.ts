@@ -1,0 +1,475 @@
+import { expect } from 'chai';
+import fc from 'fast-check';
+import {
+  CREDIT_FRAME_SIZE,
+  decodeAll,
+  encodeControlFrame,
+  encodeFrame,
+  FrameDecoder,
+  type FrameDecoderOptions,
+  type FrameSink,
+  HEARTBEAT_FRAME_SIZE,
+  readU64,
+  writeCreditFrame,
+  writeFrameHeader,
+  writeHeartbeatFrame,
+  writeU64,
+} from '../../src/protocol/codec.js';
+import { FrameType, MAX_CONTROL_PAYLOAD, MAX_COUNTER, PREAMBLE } from '../../src/protocol/constants.js';
+import { HeartwireError, ProtocolError, UsageError } from '../../src/protocol/errors.js';
+import type { ControlFrame, Frame, HeartbeatFrame } from '../../src/protocol/frames.js';
+import {
+  arbitraryChunkSplit,
+  arbitraryFrame,
+  arbitraryGarbage,
+  arbitraryU64,
+  type FrameKind,
+} from '../../src/testing/arbitraries.js';
+
+const numRuns = Number(process.env.HEARTWIRE_PROPERTY_RUNS ?? 200);
+const MAX_DATA = 1024;
+const options: FrameDecoderOptions = { expectPreamble: false, maxDataPayload: MAX_DATA };
+const KINDS: FrameKind[] = [
+  'data',
+  'credit',
+  'heartbeat',
+  'hello',
+  'welcome',
+  'goAway',
+  'close',
+  'closeAck',
+  'error',
+  'extension',
+];
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/**
+ * Collects frames. Owned DATA payloads are kept as they are (so that a decoder reusing an
+ * owned buffer would be caught); views are copied, as a sink must.
+ */
+class Recorder implements FrameSink {
+  readonly frames: Frame[] = [];
+  readonly ownership: boolean[] = [];
+  onData(payload: Uint8Array, end: boolean, owned: boolean): void {
+    this.frames.push({ type: FrameType.DATA, end, payload: owned ? payload : payload.slice() });
+    this.ownership.push(owned);
+  }
+  onControl(frame: ControlFrame): void {
+    this.frames.push(frame);
+  }
+}
+
+const ignore: FrameSink = { onData: () => {}, onControl: () => {} };
+
+/** Feeds chunks, checking the buffering bound after every push; returns the frames. */
+function decodeChunks(chunks: readonly Uint8Array[], decoderOptions: FrameDecoderOptions): Frame[] {
+  const decoder = new FrameDecoder(decoderOptions);
+  const recorder = new Recorder();
+  for (const chunk of chunks) {
+    decoder.push(chunk, recorder);
+    expect(decoder.bufferedBytes).to.be.at.most(
+      6 + Math.max(decoderOptions.maxDataPayload, MAX_CONTROL_PAYLOAD),
+    );
+  }
+  expect(decoder.bufferedBytes, 'bytes left over').to.equal(0);
+  return recorder.frames;
+}
+
+function byteChunks(bytes: Uint8Array): Uint8Array[] {
+  return Array.from(bytes, (_, i) => bytes.subarray(i, i + 1));
+}
+
+function thrown(action: () => void): unknown {
+  try {
+    action();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+function expectProtocolError(action: () => void, code: string): ProtocolError {
+  const error = thrown(action);
+  expect(error).to.be.instanceOf(ProtocolError);
+  expect((error as ProtocolError).code).to.equal(code);
+  return error as ProtocolError;
+}
+
+function expectUsageError(action: () => void): void {
+  const error = thrown(action);
+  expect(error).to.be.instanceOf(UsageError);
+  expect((error as UsageError).code).to.equal('INTERNAL_ERROR');
+}
+
+const heartbeat: Omit<HeartbeatFrame, 'type'> = {
+  echo: true,
+  timestamp: 0xfffffffe,
+  echoTimestamp: 7,
+  echoDelay: 9,
+  receivedBytes: MAX_COUNTER,
+  creditLimit: 2 ** 32,
+  consumedMessages: 1,
+};
+
+describe('codec', () => {
+  describe('round trip', () => {
+    for (const kind of KINDS) {
+      it(`decode(encode(frame)) equals frame for ${kind} frames`, () => {
+        fc.assert(
+          fc.property(arbitraryFrame({ kinds: [kind], maxDataPayload: MAX_DATA }), (frame) => {
+            expect(decodeAll(encodeFrame(frame), options)).to.deep.equal([frame]);
+          }),
+          { numRuns },
+        );
+      });
+    }
+
+    it('round-trips sequences of frames of every type', () => {
+      fc.assert(
+        fc.property(fc.array(arbitraryFrame({ maxDataPayload: MAX_DATA }), { maxLength: 12 }), (frames) => {
+          expect(decodeAll(concat(frames.map(encodeFrame)), options)).to.deep.equal(frames);
+        }),
+        { numRuns },
+      );
+    });
+
+    it('encodeControlFrame agrees with encodeFrame', () => {
+      fc.assert(
+        fc.property(arbitraryFrame({ kinds: KINDS.filter((kind) => kind !== 'data') }), (frame) => {
+          expect(encodeControlFrame(frame as ControlFrame)).to.deep.equal(encodeFrame(frame));
+        }),
+        { numRuns },
+      );
+    });
+  });
+
+  describe('chunking', () => {
+    const streamArbitrary = fc
+      .tuple(fc.boolean(), fc.array(arbitraryFrame({ maxDataPayload: MAX_DATA }), { maxLength: 10 }))
+      .map(([withPreamble, frames]) => ({
+        withPreamble,
+        frames,
+        bytes: concat([...(withPreamble ? [PREAMBLE] : []), ...frames.map(encodeFrame)]),
+      }));
+
+    it('decodes the same frames whole, byte by byte and under any chunk split', () => {
+      fc.assert(
+        fc.property(
+          streamArbitrary.chain((stream) => fc.tuple(fc.constant(stream), arbitraryChunkSplit(stream.bytes))),
+          ([{ withPreamble, frames, bytes }, chunks]) => {
+            const decoderOptions = { expectPreamble: withPreamble, maxDataPayload: MAX_DATA };
+            expect(decodeChunks([bytes], decoderOptions)).to.deep.equal(frames);
+            expect(decodeChunks(byteChunks(bytes), decoderOptions)).to.deep.equal(frames);
+            expect(decodeChunks(chunks, decoderOptions)).to.deep.equal(frames);
+          },
+        ),
+        { numRuns },
+      );
+    });
+
+    it('passes a DATA frame inside one chunk as a view of that chunk', () => {
+      const bytes = concat([
+        encodeFrame({ type: FrameType.DATA, end: true, payload: Uint8Array.of(1, 2, 3) }),
+      ]);
+      const seen: Array<{ payload: Uint8Array; owned: boolean }> = [];
+      new FrameDecoder(options).push(bytes, {
+        onData: (payload, _end, owned) => seen.push({ payload, owned }),
+        onControl: () => {},
+      });
+      expect(seen).to.have.length(1);
+      expect(seen[0].owned).to.equal(false);
+      expect(seen[0].payload.buffer).to.equal(bytes.buffer);
+      expect(seen[0].payload.byteOffset).to.equal(6);
+      expect([...seen[0].payload]).to.deep.equal([1, 2, 3]);
+    });
+
+    it('assembles a DATA frame spanning chunks into one exact-size owned buffer', () => {
+      const payload = Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff);
+      const bytes = encodeFrame({ type: FrameType.DATA, end: false, payload });
+      const decoder = new FrameDecoder(options);
+      const recorder = new Recorder();
+      decoder.push(bytes.subarray(0, 3), recorder);
+      expect(decoder.bufferedBytes).to.equal(3);
+      decoder.push(bytes.subarray(3, 500), recorder);
+      expect(decoder.bufferedBytes).to.equal(500);
+      decoder.push(bytes.subarray(500), recorder);
+      expect(decoder.bufferedBytes).to.equal(0);
+      expect(recorder.ownership).to.deep.equal([true]);
+      const received = (recorder.frames[0] as { payload: Uint8Array }).payload;
+      expect(received.byteOffset).to.equal(0);
+      expect(received.buffer.byteLength).to.equal(1000);
+      expect(received).to.deep.equal(payload);
+    });
+
+    it('tracks preambleReceived byte by byte', () => {
+      const decoder = new FrameDecoder({ expectPreamble: true, maxDataPayload: MAX_DATA });
+      for (let i = 0; i < PREAMBLE.length; i++) {
+        expect(decoder.preambleReceived).to.equal(false);
+        decoder.push(PREAMBLE.subarray(i, i + 1), ignore);
+      }
+      expect(decoder.preambleReceived).to.equal(true);
+      expect(new FrameDecoder(options).preambleReceived).to.equal(true);
+    });
+
+    it('accepts empty chunks anywhere', () => {
+      const frame: Frame = { type: FrameType.CREDIT, creditLimit: 5, consumedMessages: 6 };
+      const bytes = encodeFrame(frame);
+      const chunks = [
+        new Uint8Array(0),
+        bytes.subarray(0, 6),
+        new Uint8Array(0),
+        bytes.subarray(6),
+        new Uint8Array(0),
+      ];
+      expect(decodeChunks(chunks, options)).to.deep.equal([frame]);
+    });
+  });
+
+  describe('decoder errors', () => {
+    it('rejects the first wrong preamble byte immediately, even alone', () => {
+      const decoder = new FrameDecoder({ expectPreamble: true, maxDataPayload: MAX_DATA });
+      decoder.push(Uint8Array.of(0x89), ignore);
+      expectProtocolError(() => decoder.push(Uint8Array.of(0x47), ignore), 'PROTOCOL_MISMATCH');
+      expectProtocolError(
+        () =>
+          new FrameDecoder({ expectPreamble: true, maxDataPayload: MAX_DATA }).push(
+            Uint8Array.of(0x16),
+            ignore,
+          ),
+        'PROTOCOL_MISMATCH',
+      );
+    });
+
+    it('checks DATA length against maxDataPayload at the header, before any payload', () => {
+      const header = new Uint8Array(6);
+      writeFrameHeader(header, 0, MAX_DATA + 1, FrameType.DATA, 0);
+      const decoder = new FrameDecoder(options);
+      decoder.push(header.subarray(0, 5), ignore);
+      expectProtocolError(() => decoder.push(header.subarray(5), ignore), 'FRAME_TOO_LARGE');
+    });
+
+    it('applies a changed maxDataPayload to later headers', () => {
+      const frame = encodeFrame({ type: FrameType.DATA, end: true, payload: new Uint8Array(2000) });
+      const decoder = new FrameDecoder(options);
+      decoder.maxDataPayload = 2000;
+      const recorder = new Recorder();
+      decoder.push(frame, recorder);
+      expect(recorder.frames).to.have.length(1);
+      decoder.maxDataPayload = 1999;
+      expectProtocolError(() => decoder.push(frame, recorder), 'FRAME_TOO_LARGE');
+    });
+
+    it('checks the length of every frame type at the header', () => {
+      const cases: Array<[type: number, length: number, code: string | null]> = [
+        [FrameType.DATA, 0, 'PROTOCOL_ERROR'], // no END flag in these headers
+        [FrameType.CREDIT, 15, 'PROTOCOL_ERROR'],
+        [FrameType.CREDIT, 17, 'FRAME_TOO_LARGE'],
+        [FrameType.CREDIT, 0xffffffff, 'FRAME_TOO_LARGE'],
+        [FrameType.HEARTBEAT, 0, 'PROTOCOL_ERROR'],
+        [FrameType.HEARTBEAT, 37, 'FRAME_TOO_LARGE'],
+        [FrameType.HELLO, 4097, 'FRAME_TOO_LARGE'],
+        [FrameType.ERROR, 4097, 'FRAME_TOO_LARGE'],
+        [0x40, 4097, 'FRAME_TOO_LARGE'],
+        [0xff, 4097, 'FRAME_TOO_LARGE'],
+        [0x40, 4096, null],
+        [FrameType.HELLO, 4096, null],
+        [FrameType.DATA, MAX_DATA, null],
+      ];
+      for (let type = 0x03; type <= 0x0f; type++) cases.push([type, 0, 'PROTOCOL_ERROR']);
+      for (let type = 0x16; type <= 0x3f; type++) cases.push([type, 0, 'PROTOCOL_ERROR']);
+      for (const [type, length, code] of cases) {
+        const header = Uint8Array.of(length >>> 24, length >>> 16, length >>> 8, length, type, 0);
+        const decoder = new FrameDecoder(options);
+        if (code === null) {
+          decoder.push(header, ignore);
+          expect(decoder.bufferedBytes, `type ${type}`).to.equal(6);
+        } else {
+          expect(expectProtocolError(() => decoder.push(header, ignore), code).message).to.be.a('string');
+        }
+      }
+    });
+
+    it('rejects u64 fields of 2^53 or more', () => {
+      const credit = encodeFrame({ type: FrameType.CREDIT, creditLimit: 0, consumedMessages: 0 });
+      credit[6 + 8 + 1] = 0x20; // consumedMessages = 2^53
+      expectProtocolError(() => decodeAll(credit, options), 'PROTOCOL_ERROR');
+      const hb = encodeFrame({ type: FrameType.HEARTBEAT, ...heartbeat });
+      hb[6 + 12] = 0x80; // receivedBytes high bit
+      expectProtocolError(() => decodeAll(hb, options), 'PROTOCOL_ERROR');
+    });
+
+    it('is poisoned after an error: every later push throws the same error', () => {
+      const decoder = new FrameDecoder(options);
+      const error = expectProtocolError(
+        () => decoder.push(Uint8Array.of(0, 0, 0, 0, 3, 0), ignore),
+        'PROTOCOL_ERROR',
+      );
+      expect(
+        thrown(() =>
+          decoder.push(encodeFrame({ type: FrameType.DATA, end: true, payload: new Uint8Array(1) }), ignore),
+        ),
+      ).to.equal(error);
+      expect(thrown(() => decoder.push(new Uint8Array(0), ignore))).to.equal(error);
+    });
+
+    it('propagates what the sink throws and is poisoned by it', () => {
+      const failure = new Error('sink failed');
+      const decoder = new FrameDecoder(options);
+      const bytes = encodeFrame({ type: FrameType.CLOSE, close: { sentMessages: 1, consumedMessages: 2 } });
+      const sink: FrameSink = {
+        onData: () => {},
+        onControl: () => {
+          throw failure;
+        },
+      };
+      expect(thrown(() => decoder.push(bytes, sink))).to.equal(failure);
+      expect(thrown(() => decoder.push(bytes, ignore))).to.equal(failure);
+    });
+
+    for (const withPreamble of [false, true]) {
+      it(`fails on garbage ${withPreamble ? 'after a valid preamble' : 'from the first byte'} only with ProtocolError, within the buffering bound`, () => {
+        const garbage = arbitraryGarbage({ withPreamble });
+        fc.assert(
+          fc.property(
+            garbage.chain((bytes) => arbitraryChunkSplit(bytes)),
+            fc.boolean(),
+            fc.constantFrom(64, 1024, 100_000),
+            (chunks, expectPreamble, maxDataPayload) => {
+              const decoder = new FrameDecoder({ expectPreamble, maxDataPayload });
+              const bound = 6 + Math.max(maxDataPayload, MAX_CONTROL_PAYLOAD);
+              let failure: unknown;
+              for (const chunk of chunks) {
+                try {
+                  decoder.push(chunk, ignore);
+                } catch (error) {
+                  failure = error;
+                  break;
+                }
+                expect(decoder.bufferedBytes).to.be.at.most(bound);
+              }
+              if (failure !== undefined) {
+                expect(failure).to.be.instanceOf(ProtocolError);
+                expect((failure as HeartwireError).code).to.be.oneOf([
+                  'PROTOCOL_MISMATCH',
+                  'PROTOCOL_ERROR',
+                  'FRAME_TOO_LARGE',
+                ]);
+                expect(thrown(() => decoder.push(Uint8Array.of(0), ignore))).to.equal(failure);
+              }
+            },
+          ),
+          { numRuns },
+        );
+      });
+    }
+  });
+
+  describe('encoders', () => {
+    it('writeCreditFrame writes a whole CREDIT frame at an offset', () => {
+      const target = new Uint8Array(CREDIT_FRAME_SIZE + 3);
+      writeCreditFrame(target, 3, MAX_COUNTER, 12);
+      const expected = encodeFrame({
+        type: FrameType.CREDIT,
+        creditLimit: MAX_COUNTER,
+        consumedMessages: 12,
+      });
+      expect(target.subarray(3)).to.deep.equal(expected);
+      expect(CREDIT_FRAME_SIZE).to.equal(22);
+    });
+
+    it('writeHeartbeatFrame writes a whole HEARTBEAT frame at an offset', () => {
+      const target = new Uint8Array(HEARTBEAT_FRAME_SIZE + 1);
+      writeHeartbeatFrame(target, 1, heartbeat);
+      expect(target.subarray(1)).to.deep.equal(encodeFrame({ type: FrameType.HEARTBEAT, ...heartbeat }));
+      expect(decodeAll(target.subarray(1), options)).to.deep.equal([
+        { type: FrameType.HEARTBEAT, ...heartbeat },
+      ]);
+      expect(HEARTBEAT_FRAME_SIZE).to.equal(42);
+    });
+
+    it('writeU64 and readU64 round-trip every value below 2^53', () => {
+      fc.assert(
+        fc.property(arbitraryU64(), fc.nat({ max: 8 }), (value, offset) => {
+          const bytes = new Uint8Array(16);
+          writeU64(bytes, offset, value);
+          expect(readU64(bytes, offset)).to.equal(value);
+          expect(new DataView(bytes.buffer).getBigUint64(offset)).to.equal(BigInt(value));
+        }),
+        { numRuns },
+      );
+    });
+
+    it('readU64 rejects 2^53 and above with PROTOCOL_ERROR', () => {
+      for (const value of [2n ** 53n, 2n ** 64n - 1n, 2n ** 63n]) {
+        const bytes = new Uint8Array(8);
+        new DataView(bytes.buffer).setBigUint64(0, value);
+        expectProtocolError(() => readU64(bytes, 0), 'PROTOCOL_ERROR');
+      }
+    });
+
+    it('rejects values that cannot go on the wire with UsageError INTERNAL_ERROR', () => {
+      const buffer = new Uint8Array(64);
+      for (const bad of [-1, 0.5, 2 ** 53, Number.NaN, Infinity]) {
+        expectUsageError(() => writeU64(buffer, 0, bad));
+        expectUsageError(() => writeCreditFrame(buffer, 0, bad, 0));
+        expectUsageError(() => writeCreditFrame(buffer, 0, 0, bad));
+        expectUsageError(() => writeHeartbeatFrame(buffer, 0, { ...heartbeat, creditLimit: bad }));
+        expectUsageError(() => writeHeartbeatFrame(buffer, 0, { ...heartbeat, timestamp: bad }));
+      }
+      expectUsageError(() => writeHeartbeatFrame(buffer, 0, { ...heartbeat, echoDelay: 2 ** 32 }));
+      expectUsageError(() => writeU64(buffer, 57, 1));
+      expectUsageError(() => writeCreditFrame(buffer, 43, 1, 1));
+      expectUsageError(() => writeHeartbeatFrame(buffer, 23, heartbeat));
+      expectUsageError(() => writeFrameHeader(buffer, -1, 0, FrameType.DATA, 1));
+    });
+
+    it('writeFrameHeader validates the header against the limits of the type', () => {
+      const buffer = new Uint8Array(6);
+      writeFrameHeader(buffer, 0, 16 * 1024 * 1024, FrameType.DATA, 0);
+      writeFrameHeader(buffer, 0, 4096, 0x80, 0xff);
+      expectUsageError(() => writeFrameHeader(buffer, 0, 16 * 1024 * 1024 + 1, FrameType.DATA, 0));
+      expectUsageError(() => writeFrameHeader(buffer, 0, 0, FrameType.DATA, 0));
+      expectUsageError(() => writeFrameHeader(buffer, 0, 15, FrameType.CREDIT, 0));
+      expectUsageError(() => writeFrameHeader(buffer, 0, 35, FrameType.HEARTBEAT, 0));
+      expectUsageError(() => writeFrameHeader(buffer, 0, 4097, FrameType.HELLO, 0));
+      expectUsageError(() => writeFrameHeader(buffer, 0, 0, 0x03, 0));
+      expectUsageError(() => writeFrameHeader(buffer, 0, 0, 0x100, 0));
+      expectUsageError(() => writeFrameHeader(buffer, 0, 0, FrameType.CLOSE, 0x100));
+      expectUsageError(() => writeFrameHeader(buffer, 0, -1, FrameType.CLOSE, 0));
+    });
+
+    it('encodeFrame and encodeControlFrame reject frames that are invalid on the wire', () => {
+      expectUsageError(() => encodeFrame({ type: FrameType.DATA, end: false, payload: new Uint8Array(0) }));
+      expectUsageError(() =>
+        encodeControlFrame({ type: 'extension', frameType: 0x3f, flags: 0, payload: new Uint8Array(0) }),
+      );
+      expectUsageError(() =>
+        encodeControlFrame({ type: 'extension', frameType: 0x80, flags: 0, payload: new Uint8Array(4097) }),
+      );
+      expectUsageError(() =>
+        encodeControlFrame({
+          type: FrameType.HELLO,
+          hello: {
+            versions: [],
+            extensions: Array.from({ length: 20 }, () => 'x'.repeat(256)),
+            idleTimeoutMs: 0,
+            initialCredit: 0,
+            maxFramePayload: 0,
+            maxMessageSize: 0,
+            applicationProtocols: [],
+          },
+        }),
+      );
+      expectUsageError(() => encodeControlFrame({ type: FrameType.DATA } as unknown as ControlFrame));
+    });
+  });
+});
