@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Generates `src/protocol/proto-descriptor.ts` from `proto/*.proto`.
+ * Generates `src/protocol/proto-descriptor.ts` from `proto/heartwire.proto` (the protocol's control messages; other .proto files there belong to the examples).
  *
  * The protocol core must not read files or import `node:` modules, so the .proto sources are
  * compiled here, with the full protobufjs parser, into a JSON descriptor that
@@ -32,7 +32,7 @@ export const OUTPUT_FILE = path.join(repoRoot, 'src', 'protocol', 'proto-descrip
  */
 export function buildDescriptor(protoDir = PROTO_DIR) {
   const files = readdirSync(protoDir)
-    .filter((name) => name.endsWith('.proto'))
+    .filter((name) => name === 'heartwire.proto')
     .sort();
   const root = new protobuf.Root();
   root.loadSync(files.map((name) => path.join(protoDir, name)));

@@ -311,6 +311,9 @@ export class Engine implements FrameSink {
   private closeRequested = false;
   private finishRequested = false;
   private goAwaySent = false;
+  private pendingGoAway: Parameters<Engine['goAway']>[1] | undefined;
+  /** Who started the termination handshake, for `CloseInfo.initiator` of a clean close. */
+  private terminationInitiator: CloseInfo['initiator'] | undefined;
   private goAwayReceived: GoAwayInfo | undefined;
   private closeInfo: CloseInfo | undefined;
 
@@ -533,7 +536,8 @@ export class Engine implements FrameSink {
    */
   assertSendable(payload: Uint8Array): void {
     const state = this.currentState;
-    if (this.closeRequested || (state !== 'open' && state !== 'going-away' && state !== 'peer-closed' && state !== 'handshaking')) {
+    if (this.closeRequested) throw new UsageError('CONNECTION_CLOSED', 'cannot send after close()');
+    if (state !== 'open' && state !== 'going-away' && state !== 'peer-closed' && state !== 'handshaking') {
       throw new UsageError('CONNECTION_CLOSED', `cannot send in state ${state}`);
     }
     if (this.settings.role === 'server' && this.finishRequested && state === 'peer-closed') {
@@ -594,6 +598,7 @@ export class Engine implements FrameSink {
     if (this.settings.role !== 'client') throw new UsageError('INTERNAL_ERROR', 'only a client closes; a server uses goAway()');
     if (this.closeRequested || this.currentState === 'closed') return;
     this.closeRequested = true;
+    this.terminationInitiator ??= this.goAwayReceived === undefined ? 'local' : 'remote';
     this.closeDeadline = now + this.settings.closeTimeoutMs;
     if (this.currentState === 'open') {
       this.setState('closing');
@@ -610,12 +615,14 @@ export class Engine implements FrameSink {
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
     if (this.goAwaySent || this.currentState === 'closed') return;
     const graceMs = Math.max(0, Math.min(Math.floor(options.graceMs), 0xffff_ffff));
-    this.goAwaySent = true;
     if (this.currentState === 'handshaking') {
-      this.fail(new UsageError('CANCELLED', 'the server went away during the handshake'), 'local', true);
+      // Sent right after WELCOME; the grace counts from then.
+      this.pendingGoAway = { ...options, graceMs };
       return;
     }
+    this.goAwaySent = true;
     if (this.currentState !== 'open') return; // the client already closed: termination is under way
+    this.terminationInitiator ??= 'local';
     this.controlQueue.push(
       encodeControlFrame({
         type: FrameType.GOAWAY,
@@ -1098,6 +1105,7 @@ export class Engine implements FrameSink {
       this.setState('closing');
       this.checkTermination();
     }
+    if (this.pendingGoAway !== undefined) this.goAway(now, this.pendingGoAway);
   }
 
   /** Apply a credit limit and a consumed count from the peer. Returns whether anything changed. */
@@ -1173,6 +1181,7 @@ export class Engine implements FrameSink {
       throw new ProtocolError('PROTOCOL_ERROR', `CLOSE after ${sentMessages} messages, but ${this.receivedCount} arrived complete`);
     }
     this.onCredit(0, consumed);
+    this.terminationInitiator ??= 'remote';
     this.graceDeadline = undefined;
     this.closeDeadline = this.now + this.settings.closeTimeoutMs;
     this.setState('peer-closed');
@@ -1338,7 +1347,7 @@ export class Engine implements FrameSink {
   }
 
   private finishClean(initiator: CloseInfo['initiator']): void {
-    this.closeInfo = { clean: true, initiator, delivery: this.deliveryReport() };
+    this.closeInfo = { clean: true, initiator: this.terminationInitiator ?? initiator, delivery: this.deliveryReport() };
     this.enterClosed();
   }
 

@@ -1,0 +1,1054 @@
+/**
+ * A simulated network joining a client and a server engine over a modelled TCP connection,
+ * driven by a {@link VirtualClock}. Deterministic for a given seed; no real time, no I/O.
+ *
+ * The simulation drives each engine the way a real adapter does: after every input it drains
+ * `pollTransmit` and `pollEvent`, keeps one timer per engine at `nextDeadline()`, reports the
+ * transport backlog, half-closes on `end-transport` and closes on `closed`. Each direction of
+ * the connection models a TCP path: a bounded kernel send buffer drained at a bandwidth cap,
+ * a latency, random segmentation, and in-order delivery. Faults (partitions, crashes, path
+ * changes, stalled consumers) can be switched at any time.
+ *
+ * Model details, per direction (named by its sender):
+ * - The sender's kernel send buffer holds at most `sendBufferBytes` of DATA; the free room is
+ *   passed to `pollTransmit` as `maxDataBytes` (control frames are always taken). Its unsent
+ *   size is reported with `transmitBacklog` whenever it changes.
+ * - Bytes leave the buffer in random-sized segments at `bandwidthBytesPerMs` and arrive
+ *   `latencyMs` later, always in order; each segment is one `receive` call.
+ * - A partition freezes the direction: the buffer stops draining, segments in flight are held
+ *   and resent on heal. Nothing is lost and no FIN or reset is generated.
+ * - `end-transport` queues a FIN behind the buffered bytes; `closed` flushes the engine once more,
+ *   then closes the socket (FIN behind the buffered bytes). Data reaching a closed socket is
+ *   answered with a reset that discards the closed side's unsent bytes, as TCP stacks do: an
+ *   ERROR frame still in the send buffer is lost if the peer keeps sending.
+ * - An engine that transmits after `end-transport` or `closed` makes the simulation throw.
+ * @module
+ */
+import type { Engine } from '../protocol/engine.js';
+import { HeartwireError } from '../protocol/errors.js';
+import type { CloseInfo, EngineEvent, InboundMessage, Role } from '../protocol/types.js';
+import { VirtualClock, type TimerId } from './clock.js';
+
+/** One end of the simulated connection. */
+export type Side = Role;
+
+/**
+ * The engine methods the simulation calls. A real {@link Engine} fits; so does any test double
+ * with the same method signatures.
+ */
+export type SimEngine = Pick<
+  Engine,
+  | 'start'
+  | 'receive'
+  | 'receiveEnd'
+  | 'transportFailed'
+  | 'handleTimeout'
+  | 'nextDeadline'
+  | 'pollTransmit'
+  | 'transmitBacklog'
+  | 'pollEvent'
+  | 'trySend'
+  | 'read'
+  | 'take'
+  | 'release'
+  | 'close'
+  | 'goAway'
+  | 'finish'
+  | 'abort'
+>;
+
+/** Model of one direction of a TCP path. Times in ms, sizes in bytes. */
+export interface PathParams {
+  /** One-way delay from leaving the send buffer to arriving at the receiver. ≥ 0. */
+  latencyMs: number;
+  /** Rate at which bytes leave the sender's kernel send buffer, in bytes/ms (> 0; `Infinity` = no cap). */
+  bandwidthBytesPerMs: number;
+  /**
+   * Capacity of the sender's kernel send buffer. The simulation passes the free room as
+   * `maxDataBytes` to `pollTransmit`; control frames are always accepted, so the buffer may
+   * exceed this by the size of the control frames.
+   */
+  sendBufferBytes: number;
+  /** Largest segment delivered in one `receive` call; segment sizes are random in [1, this]. */
+  maxChunkBytes: number;
+}
+
+/** Path parameters used when none are given: 5 ms, 1000 bytes/ms (8 Mbit/s), 64 KiB buffer, 1460-byte segments. */
+export const DEFAULT_PATH_PARAMS: Readonly<PathParams> = Object.freeze({
+  latencyMs: 5,
+  bandwidthBytesPerMs: 1000,
+  sendBufferBytes: 65_536,
+  maxChunkBytes: 1460,
+});
+
+/** Which directions a partition affects. */
+export type PartitionDirection = 'both' | 'client-to-server' | 'server-to-client';
+
+/**
+ * How a crash looks to the peer:
+ * - `none`: the machine died. Nothing more is sent (unsent bytes are lost), nothing is
+ *   acknowledged, no FIN or reset ever arrives; the peer's bytes pile up in its send buffer.
+ * - `fin`: the process was killed and its kernel closed the socket: the bytes already in the
+ *   send buffer still go out, then FIN. Bytes arriving afterwards are answered with a reset.
+ * - `reset`: the socket was reset: unsent bytes are discarded and the peer receives a reset
+ *   (`transportFailed`) after the bytes already in flight.
+ */
+export type CrashMode = 'none' | 'fin' | 'reset';
+
+/** Outcome of {@link SimulatedNetwork.send}. */
+export type SendResult = 'sent' | 'queued' | 'rejected';
+
+/** A message handed to a side's application. */
+export interface DeliveredMessage {
+  /** Sequence number in the peer's stream (1, 2, …). */
+  readonly seq: number;
+  readonly payload: Uint8Array;
+  /** Time the application read or took it. */
+  readonly at: number;
+  /** Time it was consumed (`read`, or `release` after `take`); `undefined` while held. */
+  readonly consumedAt: number | undefined;
+}
+
+/** An engine event with the time it was polled. */
+export interface RecordedEvent {
+  readonly at: number;
+  readonly event: EngineEvent;
+}
+
+/** A call the engine refused with a {@link HeartwireError} (or that the simulation refused). */
+export interface RejectedCall {
+  readonly at: number;
+  /** What was attempted, e.g. `send 12 B`, `close`. */
+  readonly action: string;
+  /** The payload, for a rejected send. */
+  readonly payload?: Uint8Array;
+  readonly error: HeartwireError | Error;
+}
+
+/** What the simulation observed at one side. Read-only view for invariant checks. */
+export interface SimSide {
+  readonly side: Side;
+  readonly engine: SimEngine;
+  /** Every event the engine emitted, in order. */
+  readonly events: readonly RecordedEvent[];
+  /** Every message the application read or took, in order. */
+  readonly delivered: readonly DeliveredMessage[];
+  /** Payloads accepted by `trySend`, in order: `sent[i]` is message `i + 1`. */
+  readonly sent: readonly Uint8Array[];
+  /** Payloads waiting in the simulation's outbox for `writable`. */
+  readonly outbox: readonly Uint8Array[];
+  /** Calls the engine refused (for example `trySend` after close). */
+  readonly rejected: readonly RejectedCall[];
+  /** Number of `send` calls made for this side (accepted, queued or rejected). */
+  readonly sendCalls: number;
+  /** The `closed` event's info, once the engine has closed. */
+  readonly closedInfo: CloseInfo | undefined;
+  /** Time of the `closed` event. */
+  readonly closedAt: number | undefined;
+  /** Set when the side crashed. */
+  readonly crashed: { readonly at: number; readonly mode: CrashMode } | undefined;
+  /** Time end-of-stream (FIN) was delivered to the engine. */
+  readonly eofAt: number | undefined;
+  /** Time a reset was delivered to the engine (`transportFailed`). */
+  readonly resetAt: number | undefined;
+  /** Whether the built-in application has stopped reading. */
+  readonly consumerPaused: boolean;
+  /** Server: time `finish()` was called (automatically or not). */
+  readonly finishedAt: number | undefined;
+}
+
+/** State of one direction of the path, named by its sending side. */
+export interface PathState extends PathParams {
+  readonly from: Side;
+  readonly partitioned: boolean;
+  /** Bytes in the sender's kernel send buffer, not yet sent. */
+  readonly bufferedBytes: number;
+  /** Segments (data, FIN, reset) that left the sender and have not been delivered. */
+  readonly inFlight: number;
+  /** Total bytes taken from the sender's engine. */
+  readonly bytesWritten: number;
+  /** Total bytes delivered to the receiver's engine. */
+  readonly bytesDelivered: number;
+  readonly finSent: boolean;
+}
+
+/** What a {@link SimApplication} can do. Reads and takes are recorded in {@link SimSide.delivered}. */
+export interface SimAppContext {
+  readonly side: Side;
+  readonly now: number;
+  readonly engine: SimEngine;
+  readonly network: SimulatedNetwork;
+  /** True while the consumer is paused with {@link SimulatedNetwork.pauseConsumer}. */
+  readonly paused: boolean;
+  /** `engine.read(now)`, recorded. */
+  read(): Uint8Array | undefined;
+  /** `engine.take(now)`, recorded; give it back with {@link release}. */
+  take(): InboundMessage | undefined;
+  /** `engine.release(now, seq)`, recorded. */
+  release(seq: number): void;
+  /** Reads until no message is left; returns how many were read. */
+  readAll(): number;
+  /** Same as {@link SimulatedNetwork.send} for this side. */
+  send(payload: Uint8Array): SendResult;
+}
+
+/**
+ * A side's application: called for every engine event after the simulation has recorded and
+ * handled it. When a paused consumer is resumed while messages may be waiting, it is called
+ * once more with a `readable` event (not recorded in {@link SimSide.events}).
+ */
+export type SimApplication = (event: EngineEvent, app: SimAppContext) => void;
+
+/** The built-in application: reads every message on `readable` unless the consumer is paused. */
+export const defaultApplication: SimApplication = (event, app) => {
+  if (event.type === 'readable' && !app.paused) app.readAll();
+};
+
+/** Options of a {@link SimulatedNetwork}. */
+export interface SimulatedNetworkOptions {
+  /** The client engine (role `client`). */
+  client: SimEngine;
+  /** The server engine (role `server`). */
+  server: SimEngine;
+  /** Clock to run on. Default: a new {@link VirtualClock} at 0. */
+  clock?: VirtualClock;
+  /** Seed of the segmentation PRNG. Default 1. */
+  seed?: number;
+  /** Parameters of both directions (over {@link DEFAULT_PATH_PARAMS}). */
+  path?: Partial<PathParams>;
+  /** Parameters of the client→server direction (over `path`). */
+  clientToServer?: Partial<PathParams>;
+  /** Parameters of the server→client direction (over `path`). */
+  serverToClient?: Partial<PathParams>;
+  /** Applications replacing {@link defaultApplication}, per side. */
+  applications?: { client?: SimApplication; server?: SimApplication };
+  /** {@link SimulatedNetwork.send} throws when a side's outbox would exceed this many bytes. Default 16 MiB. */
+  maxOutboxBytes?: number;
+  /**
+   * Server: call `finish()` automatically after `peer-closed`, once the outbox is empty and every
+   * received message has been consumed. Default true.
+   */
+  autoFinish?: boolean;
+  /** Keep at most about this many trace lines (the oldest are dropped). Default 20 000. */
+  maxTraceLines?: number;
+}
+
+/**
+ * Returns a deterministic PRNG (mulberry32) yielding numbers in [0, 1).
+ * @param seed any integer
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Segment =
+  { kind: 'data'; bytes: Uint8Array; arrival: number } | { kind: 'fin' | 'rst'; arrival: number };
+
+const MAX_PUMP_PASSES = 100_000;
+
+class SideState implements SimSide {
+  events: RecordedEvent[] = [];
+  delivered: { -readonly [K in keyof DeliveredMessage]: DeliveredMessage[K] }[] = [];
+  sent: Uint8Array[] = [];
+  outbox: Uint8Array[] = [];
+  outboxBytes = 0;
+  rejected: RejectedCall[] = [];
+  sendCalls = 0;
+  closedInfo: CloseInfo | undefined;
+  closedAt: number | undefined;
+  crashed: { at: number; mode: CrashMode } | undefined;
+  eofAt: number | undefined;
+  resetAt: number | undefined;
+  consumerPaused = false;
+  finishedAt: number | undefined;
+
+  /** The engine emitted `closed`. */
+  engineClosed = false;
+  /** The socket is fully closed locally (by the engine or a crash): incoming data is answered with RST. */
+  socketClosed = false;
+  /** The socket was reset: nothing more is sent or received. */
+  destroyed = false;
+  /** This side's kernel sent a reset. */
+  rstSent = false;
+  /** The engine asked for a half-close; it must not transmit any more. */
+  writeShut = false;
+  peerClosed = false;
+  readablePending = false;
+  taken = new Set<number>();
+  lastSeq = 0;
+  reportedBacklog = 0;
+  timer: TimerId | undefined;
+  timerAt: number | undefined;
+  pumping = false;
+  dirty = false;
+  started = false;
+  context: SimAppContext | undefined;
+
+  constructor(
+    readonly side: Side,
+    readonly engine: SimEngine,
+    readonly app: SimApplication,
+  ) {}
+
+  get active(): boolean {
+    return !this.crashed && !this.engineClosed;
+  }
+}
+
+class Path {
+  chunks: Uint8Array[] = [];
+  offset = 0;
+  buffered = 0;
+  finQueued = false;
+  finSent = false;
+  serializing: TimerId | undefined;
+  flight: Segment[] = [];
+  deliveryTimer: TimerId | undefined;
+  partitioned = false;
+  /** The receiver died silently: nothing is acknowledged or delivered, ever. */
+  blackholed = false;
+  bytesWritten = 0;
+  bytesDelivered = 0;
+
+  constructor(
+    public params: PathParams,
+    readonly from: SideState,
+    readonly to: SideState,
+  ) {}
+
+  get stalled(): boolean {
+    return this.partitioned || this.blackholed;
+  }
+
+  take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    for (let filled = 0; filled < n;) {
+      const chunk = this.chunks[0];
+      const k = Math.min(n - filled, chunk.length - this.offset);
+      out.set(chunk.subarray(this.offset, this.offset + k), filled);
+      filled += k;
+      this.offset += k;
+      if (this.offset === chunk.length) {
+        this.chunks.shift();
+        this.offset = 0;
+      }
+    }
+    this.buffered -= n;
+    return out;
+  }
+}
+
+function checkParams(p: PathParams): PathParams {
+  const ok =
+    p.latencyMs >= 0 &&
+    Number.isFinite(p.latencyMs) &&
+    p.bandwidthBytesPerMs > 0 &&
+    p.sendBufferBytes >= 1 &&
+    Number.isInteger(p.maxChunkBytes) &&
+    p.maxChunkBytes >= 1;
+  if (!ok) throw new RangeError(`SimulatedNetwork: invalid path parameters ${JSON.stringify(p)}`);
+  return p;
+}
+
+function resetError(): Error {
+  return Object.assign(new Error('connection reset by peer (simulated)'), { code: 'ECONNRESET' });
+}
+
+function describeEvent(e: EngineEvent): string {
+  switch (e.type) {
+    case 'state':
+      return `state ${e.from} -> ${e.to}`;
+    case 'closed': {
+      const { clean, initiator, error } = e.info;
+      return `closed clean=${clean} initiator=${initiator}${error ? ` error=${error.code}` : ''}`;
+    }
+    case 'rtt':
+      return `rtt ${e.rttMs} (smoothed ${e.smoothedRttMs})`;
+    case 'credit-stall':
+    case 'credit-resumed':
+      return `${e.type} after ${e.blockedMs} ms`;
+    case 'goaway':
+      return `goaway grace=${e.goAway.graceMs}`;
+    default:
+      return e.type;
+  }
+}
+
+/**
+ * Two engines joined by a simulated TCP connection. See the module documentation for the model.
+ *
+ * Call the engines only through the network ({@link send}, {@link close}, {@link drive}, the
+ * application context…): the network drains an engine and re-arms its timer after each such call.
+ * Reading an engine (`state`, `stats()`) directly is fine.
+ *
+ * @example
+ * ```ts
+ * const net = new SimulatedNetwork({
+ *   client: new Engine({ role: 'client', seed: 1 }),
+ *   server: new Engine({ role: 'server', seed: 2 }),
+ *   seed: 42,
+ *   path: { latencyMs: 20 },
+ * });
+ * net.start();
+ * net.send('client', new TextEncoder().encode('hello'));
+ * net.advanceBy(1000);
+ * net.close();
+ * net.runUntilClosed(60_000);
+ * console.log(net.server.delivered, net.formatTrace(50));
+ * ```
+ */
+export class SimulatedNetwork {
+  /** The clock driving the simulation. */
+  readonly clock: VirtualClock;
+  readonly #random: () => number;
+  readonly #sides: Record<Side, SideState>;
+  readonly #paths: Record<Side, Path>;
+  readonly #maxOutboxBytes: number;
+  readonly #autoFinish: boolean;
+  readonly #maxTraceLines: number;
+  readonly #trace: string[] = [];
+  #droppedTraceLines = 0;
+
+  constructor(options: SimulatedNetworkOptions) {
+    this.clock = options.clock ?? new VirtualClock();
+    this.#random = seededRandom(options.seed ?? 1);
+    this.#maxOutboxBytes = options.maxOutboxBytes ?? 16 * 1024 * 1024;
+    this.#autoFinish = options.autoFinish ?? true;
+    this.#maxTraceLines = options.maxTraceLines ?? 20_000;
+    const apps = options.applications ?? {};
+    const client = new SideState('client', options.client, apps.client ?? defaultApplication);
+    const server = new SideState('server', options.server, apps.server ?? defaultApplication);
+    this.#sides = { client, server };
+    const base = { ...DEFAULT_PATH_PARAMS, ...options.path };
+    this.#paths = {
+      client: new Path(checkParams({ ...base, ...options.clientToServer }), client, server),
+      server: new Path(checkParams({ ...base, ...options.serverToClient }), server, client),
+    };
+  }
+
+  // ---------------------------------------------------------------- observation
+
+  /** Current virtual time. */
+  get now(): number {
+    return this.clock.now;
+  }
+
+  /** What happened at the client. */
+  get client(): SimSide {
+    return this.#sides.client;
+  }
+
+  /** What happened at the server. */
+  get server(): SimSide {
+    return this.#sides.server;
+  }
+
+  /** What happened at `side`. */
+  side(side: Side): SimSide {
+    return this.#sides[side];
+  }
+
+  /** State of the direction whose sender is `from`. */
+  path(from: Side): PathState {
+    const p = this.#paths[from];
+    return {
+      ...p.params,
+      from,
+      partitioned: p.partitioned,
+      bufferedBytes: p.buffered,
+      inFlight: p.flight.length,
+      bytesWritten: p.bytesWritten,
+      bytesDelivered: p.bytesDelivered,
+      finSent: p.finSent,
+    };
+  }
+
+  /** True when both engines have closed or crashed. */
+  get done(): boolean {
+    return !this.#sides.client.active && !this.#sides.server.active;
+  }
+
+  /**
+   * Readable log of everything that happened, one line per action: `time side action`.
+   * Only the most recent lines are kept (see {@link SimulatedNetworkOptions.maxTraceLines}).
+   */
+  get trace(): readonly string[] {
+    return this.#trace;
+  }
+
+  /** The trace as one string, optionally only its last `lines` lines. */
+  formatTrace(lines?: number): string {
+    const t = lines === undefined ? this.#trace : this.#trace.slice(-lines);
+    const dropped = this.#droppedTraceLines + this.#trace.length - t.length;
+    return (dropped > 0 ? `… ${dropped} earlier lines\n` : '') + t.join('\n');
+  }
+
+  /** Adds a line to the trace (for example the step a test is about to apply). */
+  note(text: string): void {
+    this.#log('*', text);
+  }
+
+  // ---------------------------------------------------------------- time
+
+  /** Runs the simulation for `ms` milliseconds. */
+  advanceBy(ms: number): void {
+    this.clock.advanceBy(ms);
+  }
+
+  /** Runs the simulation up to time `t`. */
+  advanceTo(t: number): void {
+    this.clock.advanceTo(t);
+  }
+
+  /** Runs until `predicate()` holds or `limitMs` pass; returns whether it held. */
+  runUntil(predicate: () => boolean, limitMs: number): boolean {
+    return this.clock.runUntil(predicate, limitMs);
+  }
+
+  /** Runs until both engines have closed or crashed, at most `limitMs`; returns whether they did. */
+  runUntilClosed(limitMs: number): boolean {
+    return this.clock.runUntil(() => this.done, limitMs);
+  }
+
+  // ---------------------------------------------------------------- application
+
+  /** Calls `start(now)` on both engines (the TCP connection is established). Call once. */
+  start(): void {
+    for (const s of [this.#sides.client, this.#sides.server]) {
+      if (s.started) throw new Error('SimulatedNetwork: already started');
+      s.started = true;
+      this.#call(s, 'start', () => s.engine.start(this.now));
+    }
+  }
+
+  /**
+   * The application of `side` sends `payload`: `trySend` at once if the outbox is empty,
+   * otherwise (or if `trySend` returns false) queue it in the outbox, retried on `writable`.
+   * Returns `rejected` if the engine threw a {@link HeartwireError} (recorded in
+   * {@link SimSide.rejected}) or the side crashed. Throws if the outbox would exceed
+   * {@link SimulatedNetworkOptions.maxOutboxBytes}.
+   */
+  send(side: Side, payload: Uint8Array): SendResult {
+    const s = this.#sides[side];
+    s.sendCalls++;
+    const action = `send ${payload.length} B`;
+    if (s.crashed) {
+      this.#reject(s, action, new Error(`${side} crashed`), payload);
+      return 'rejected';
+    }
+    let result: SendResult = 'queued';
+    if (s.outbox.length === 0) {
+      const accepted = this.#trySend(s, payload);
+      if (accepted === undefined) return 'rejected';
+      if (accepted) result = 'sent';
+    }
+    if (result === 'queued') {
+      if (s.outboxBytes + payload.length > this.#maxOutboxBytes) {
+        throw new Error(`SimulatedNetwork: ${side} outbox exceeds ${this.#maxOutboxBytes} bytes`);
+      }
+      s.outbox.push(payload);
+      s.outboxBytes += payload.length;
+    }
+    this.#log(side, `app ${action}: ${result}`);
+    this.#pump(s);
+    return result;
+  }
+
+  /** Client application: `close(now)` (start the termination handshake). */
+  close(): void {
+    const s = this.#sides.client;
+    this.#call(s, 'close', () => s.engine.close(this.now));
+  }
+
+  /** Server application: `goAway(now, options)`. */
+  goAway(options: Parameters<Engine['goAway']>[1]): void {
+    const s = this.#sides.server;
+    this.#call(s, `goAway grace=${options.graceMs}`, () => s.engine.goAway(this.now, options));
+  }
+
+  /** Server application: `finish(now)`. Needed only with `autoFinish: false`. */
+  finish(): void {
+    const s = this.#sides.server;
+    s.finishedAt ??= this.now;
+    this.#call(s, 'finish', () => s.engine.finish(this.now));
+  }
+
+  /** The application of `side` aborts the connection. */
+  abort(side: Side, error?: HeartwireError): void {
+    const s = this.#sides[side];
+    this.#call(s, 'abort', () => s.engine.abort(this.now, error));
+  }
+
+  /**
+   * Runs `fn` against the engine of `side`, then drives the engine as after any input. Use it for
+   * engine calls the network has no method for: an engine called behind the network's back is not
+   * drained and its timer is not re-armed. Refused (and recorded) if the side crashed; a
+   * {@link HeartwireError} thrown by `fn` is recorded in {@link SimSide.rejected}.
+   */
+  drive(side: Side, action: string, fn: (engine: SimEngine, now: number) => void): void {
+    const s = this.#sides[side];
+    this.#call(s, action, () => fn(s.engine, this.now));
+  }
+
+  /** The application of `side` stops reading messages (the built-in application honours this). */
+  pauseConsumer(side: Side): void {
+    this.#sides[side].consumerPaused = true;
+    this.#log(side, 'consumer paused');
+  }
+
+  /** The application of `side` reads again, starting with the messages already waiting. */
+  resumeConsumer(side: Side): void {
+    const s = this.#sides[side];
+    if (!s.consumerPaused) return;
+    s.consumerPaused = false;
+    this.#log(side, 'consumer resumed');
+    if (s.readablePending && s.active) {
+      this.#call(s, 'resume', () => s.app({ type: 'readable' }, this.#context(s)), true);
+    } else {
+      this.#pump(s);
+    }
+  }
+
+  // ---------------------------------------------------------------- faults
+
+  /**
+   * Silently partitions the path: bytes are held (neither lost nor delivered), send buffers stop
+   * draining, and no FIN or reset is delivered, until {@link heal}.
+   */
+  partition(direction: PartitionDirection = 'both'): void {
+    this.#log('*', `partition ${direction}`);
+    for (const p of this.#directions(direction)) p.partitioned = true;
+  }
+
+  /**
+   * Ends a partition. Segments held at the break are retransmitted: they arrive one latency
+   * after the heal, in order, before anything sent later.
+   */
+  heal(direction: PartitionDirection = 'both'): void {
+    this.#log('*', `heal ${direction}`);
+    const now = this.now;
+    for (const p of this.#directions(direction)) {
+      if (!p.partitioned) continue;
+      p.partitioned = false;
+      // A dead machine cannot retransmit what the partition swallowed.
+      const senderGone = p.from.crashed?.mode === 'none';
+      if (senderGone) p.flight = p.flight.filter((seg) => seg.arrival > now);
+      for (const seg of p.flight) if (seg.arrival <= now) seg.arrival = now + p.params.latencyMs;
+      this.#armDelivery(p);
+      this.#kick(p);
+    }
+  }
+
+  /**
+   * `side` crashes: its engine is never called again and nothing more is delivered to it.
+   * See {@link CrashMode} for what the peer sees. Default mode `none`.
+   */
+  crash(side: Side, options: { notifyPeer?: CrashMode } = {}): void {
+    const s = this.#sides[side];
+    const mode = options.notifyPeer ?? 'none';
+    this.#log(side, `crash (${mode})`);
+    if (s.crashed) return;
+    s.crashed = { at: this.now, mode };
+    this.#cancelTimer(s);
+    const out = this.#paths[side];
+    const inbound = this.#paths[this.#peer(s).side];
+    if (mode === 'none') {
+      this.#discard(out);
+      inbound.blackholed = true;
+    } else if (!s.destroyed) {
+      s.socketClosed = true;
+      if (mode === 'reset') {
+        this.#sendReset(s);
+      } else if (!s.rstSent) {
+        out.finQueued = true;
+        this.#kick(out);
+      }
+    }
+  }
+
+  /** Changes the parameters of one direction (named by its sender) or both. Latency applies to bytes leaving the send buffer from now on; bandwidth from the next segment on. */
+  setPath(from: Side | 'both', params: Partial<PathParams>): void {
+    const text = Object.entries(params).map(([k, v]) => `${k}=${String(v)}`);
+    this.#log(from === 'both' ? '*' : from, `path ${text.join(' ')}`);
+    for (const p of from === 'both' ? [this.#paths.client, this.#paths.server] : [this.#paths[from]]) {
+      p.params = checkParams({ ...p.params, ...params });
+      this.#kick(p);
+      this.#pump(p.from); // the buffer may have more room now
+    }
+  }
+
+  // ---------------------------------------------------------------- engine driving
+
+  #peer(s: SideState): SideState {
+    return s === this.#sides.client ? this.#sides.server : this.#sides.client;
+  }
+
+  #directions(direction: PartitionDirection): Path[] {
+    if (direction === 'client-to-server') return [this.#paths.client];
+    if (direction === 'server-to-client') return [this.#paths.server];
+    return [this.#paths.client, this.#paths.server];
+  }
+
+  #log(who: Side | '*', text: string): void {
+    this.#trace.push(`${this.now.toFixed(3).padStart(12)} ${who.padEnd(6)} ${text}`);
+    if (this.#trace.length > 2 * this.#maxTraceLines) {
+      const drop = this.#trace.length - this.#maxTraceLines;
+      this.#trace.splice(0, drop);
+      this.#droppedTraceLines += drop;
+    }
+  }
+
+  #reject(s: SideState, action: string, error: HeartwireError | Error, payload?: Uint8Array): void {
+    s.rejected.push({ at: this.now, action, error, ...(payload ? { payload } : {}) });
+    this.#log(s.side, `${action} rejected: ${error.message}`);
+  }
+
+  /** Runs an application or timer input against the engine, then drives it. */
+  #call(s: SideState, action: string, fn: () => void, quiet = false): void {
+    if (s.crashed) {
+      this.#reject(s, action, new Error(`${s.side} crashed`));
+      return;
+    }
+    if (!quiet) this.#log(s.side, action);
+    try {
+      fn();
+    } catch (e) {
+      if (!(e instanceof HeartwireError)) throw e;
+      this.#reject(s, action, e);
+    }
+    this.#pump(s);
+  }
+
+  /** `trySend` with recording; `undefined` when rejected. */
+  #trySend(s: SideState, payload: Uint8Array): boolean | undefined {
+    try {
+      if (!s.engine.trySend(this.now, payload)) return false;
+    } catch (e) {
+      if (!(e instanceof HeartwireError)) throw e;
+      this.#reject(s, `send ${payload.length} B`, e, payload);
+      return undefined;
+    }
+    s.sent.push(payload);
+    return true;
+  }
+
+  #flushOutbox(s: SideState): void {
+    while (s.outbox.length > 0 && !s.crashed) {
+      const payload = s.outbox[0];
+      const accepted = this.#trySend(s, payload);
+      if (accepted === false) return;
+      s.outbox.shift();
+      s.outboxBytes -= payload.length;
+      if (accepted) this.#log(s.side, `outbox -> engine ${payload.length} B`);
+    }
+  }
+
+  /** Drains transmit and events after any input until the engine is quiet, then re-arms its timer. */
+  #pump(s: SideState): void {
+    if (!s.started) return; // events and bytes wait for start()
+    if (s.pumping) {
+      s.dirty = true;
+      return;
+    }
+    s.pumping = true;
+    try {
+      for (let pass = 0; s.active; pass++) {
+        if (pass > MAX_PUMP_PASSES) throw new Error(`SimulatedNetwork: ${s.side} engine never goes quiet`);
+        s.dirty = false;
+        let progressed = this.#pull(s);
+        progressed = this.#reportBacklog(s) || progressed;
+        for (let e = s.engine.pollEvent(); e !== undefined; e = s.active ? s.engine.pollEvent() : undefined) {
+          progressed = true;
+          this.#onEvent(s, e);
+        }
+        progressed = this.#maybeAutoFinish(s) || progressed;
+        if (!progressed && !s.dirty) break;
+      }
+      this.#armTimer(s);
+    } finally {
+      s.pumping = false;
+    }
+  }
+
+  /** Takes bytes from the engine while the send buffer has room. Returns whether any came. */
+  #pull(s: SideState): boolean {
+    const p = this.#paths[s.side];
+    for (let calls = 0; ; calls++) {
+      if (calls > MAX_PUMP_PASSES) throw new Error(`SimulatedNetwork: ${s.side} pollTransmit never runs dry`);
+      const room = Math.max(0, p.params.sendBufferBytes - p.buffered);
+      if (!this.#write(s, s.engine.pollTransmit(this.now, room), 'tx')) return calls > 0;
+    }
+  }
+
+  /** Puts bytes the engine produced into its send buffer. Returns whether there were any. */
+  #write(s: SideState, chunks: Uint8Array[], label: string): boolean {
+    const n = chunks.reduce((sum, c) => sum + c.length, 0);
+    if (n === 0) return false;
+    if (s.writeShut) {
+      throw new Error(`SimulatedNetwork: ${s.side} engine produced ${n} bytes after end-transport/closed`);
+    }
+    const p = this.#paths[s.side];
+    if (s.destroyed || s.rstSent || s.crashed) {
+      this.#log(s.side, `${label} ${n} B dropped (socket gone)`);
+      return true;
+    }
+    for (const c of chunks) if (c.length > 0) p.chunks.push(c);
+    p.buffered += n;
+    p.bytesWritten += n;
+    this.#log(s.side, `${label} ${n} B (buffered ${p.buffered})`);
+    this.#kick(p);
+    return true;
+  }
+
+  #reportBacklog(s: SideState): boolean {
+    const backlog = this.#paths[s.side].buffered;
+    if (!s.active || backlog === s.reportedBacklog) return false;
+    s.reportedBacklog = backlog;
+    s.engine.transmitBacklog(this.now, backlog);
+    return true;
+  }
+
+  #onEvent(s: SideState, event: EngineEvent): void {
+    s.events.push({ at: this.now, event });
+    this.#log(s.side, `event ${describeEvent(event)}`);
+    switch (event.type) {
+      case 'readable':
+        s.readablePending = true;
+        break;
+      case 'writable':
+        this.#flushOutbox(s);
+        break;
+      case 'peer-closed':
+        s.peerClosed = true;
+        break;
+      case 'end-transport':
+        this.#shutdownWrite(s, 'flush');
+        break;
+      case 'closed':
+        s.closedInfo = event.info;
+        s.closedAt = this.now;
+        this.#shutdownWrite(s, 'final flush');
+        s.engineClosed = true;
+        s.socketClosed = true;
+        this.#cancelTimer(s);
+        break;
+    }
+    s.app(event, this.#context(s));
+  }
+
+  /** Writes everything the engine still has (no budget), then queues FIN after it. */
+  #shutdownWrite(s: SideState, label: string): void {
+    if (s.writeShut) {
+      this.#write(s, s.engine.pollTransmit(this.now), label); // throws if anything comes
+      return;
+    }
+    this.#write(s, s.engine.pollTransmit(this.now), label);
+    s.writeShut = true;
+    const p = this.#paths[s.side];
+    if (!s.destroyed && !s.rstSent) {
+      p.finQueued = true;
+      this.#kick(p);
+    }
+  }
+
+  #maybeAutoFinish(s: SideState): boolean {
+    const ready =
+      this.#autoFinish &&
+      s.side === 'server' &&
+      s.peerClosed &&
+      s.finishedAt === undefined &&
+      s.outbox.length === 0 &&
+      !s.readablePending &&
+      s.taken.size === 0;
+    if (!ready) return false;
+    s.finishedAt = this.now;
+    this.#log(s.side, 'finish (auto)');
+    try {
+      s.engine.finish(this.now);
+    } catch (e) {
+      if (!(e instanceof HeartwireError)) throw e;
+      this.#reject(s, 'finish', e);
+    }
+    return true;
+  }
+
+  #armTimer(s: SideState): void {
+    const deadline = s.active ? s.engine.nextDeadline() : undefined;
+    if (deadline === s.timerAt && (deadline === undefined || s.timer !== undefined)) return;
+    this.#cancelTimer(s);
+    if (deadline === undefined) return;
+    s.timerAt = deadline;
+    s.timer = this.clock.setTimer(deadline, () => {
+      s.timer = undefined;
+      s.timerAt = undefined;
+      this.#call(s, 'timeout', () => s.engine.handleTimeout(this.now), true);
+    });
+  }
+
+  #cancelTimer(s: SideState): void {
+    if (s.timer !== undefined) this.clock.cancel(s.timer);
+    s.timer = undefined;
+    s.timerAt = undefined;
+  }
+
+  #context(s: SideState): SimAppContext {
+    if (s.context) return s.context;
+    // The context's getters need the network without rebinding `this`.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const net = this;
+    const record = (seq: number, payload: Uint8Array, consumed: boolean) => {
+      s.lastSeq = seq;
+      s.delivered.push({ seq, payload, at: net.now, consumedAt: consumed ? net.now : undefined });
+    };
+    const ctx: SimAppContext = {
+      side: s.side,
+      engine: s.engine,
+      network: net,
+      get now() {
+        return net.now;
+      },
+      get paused() {
+        return s.consumerPaused;
+      },
+      read() {
+        if (s.crashed) return undefined;
+        const payload = s.engine.read(net.now);
+        if (payload === undefined) s.readablePending = false;
+        else record(s.lastSeq + 1, payload, true);
+        net.#pump(s);
+        return payload;
+      },
+      take() {
+        if (s.crashed) return undefined;
+        const message = s.engine.take(net.now);
+        if (message === undefined) s.readablePending = false;
+        else {
+          record(message.seq, message.payload, false);
+          s.taken.add(message.seq);
+        }
+        net.#pump(s);
+        return message;
+      },
+      release(seq) {
+        if (s.crashed) return;
+        s.engine.release(net.now, seq);
+        s.taken.delete(seq);
+        const m = s.delivered.findLast((d) => d.seq === seq);
+        if (m) m.consumedAt ??= net.now;
+        net.#pump(s);
+      },
+      readAll() {
+        let n = 0;
+        while (ctx.read() !== undefined) n++;
+        if (n > 0) net.#log(s.side, `app read ${n} message(s), last seq ${s.lastSeq}`);
+        return n;
+      },
+      send(payload) {
+        return net.send(s.side, payload);
+      },
+    };
+    return (s.context = ctx);
+  }
+
+  // ---------------------------------------------------------------- the path model
+
+  /** Starts sending the next segment (or the FIN) if the path is free. */
+  #kick(p: Path): void {
+    if (p.serializing !== undefined || p.stalled) return;
+    if (p.buffered > 0) {
+      const size = Math.min(p.buffered, this.#segmentSize(p.params.maxChunkBytes));
+      const rate = p.params.bandwidthBytesPerMs;
+      const at = this.now + (rate === Infinity ? 0 : size / rate);
+      p.serializing = this.clock.setTimer(at, () => this.#depart(p, size));
+    } else if (p.finQueued && !p.finSent) {
+      p.finSent = true;
+      this.#enqueue(p, { kind: 'fin', arrival: 0 });
+    }
+  }
+
+  /** Random segment size in [1, max], biased towards tiny segments. */
+  #segmentSize(max: number): number {
+    const r = this.#random();
+    const bound = r < 0.15 ? 1 : r < 0.35 ? Math.min(max, 16) : max;
+    return 1 + Math.floor(this.#random() * bound);
+  }
+
+  #depart(p: Path, size: number): void {
+    p.serializing = undefined;
+    if (p.stalled) return; // held in the buffer until the partition heals
+    this.#enqueue(p, { kind: 'data', bytes: p.take(size), arrival: 0 });
+    this.#kick(p);
+    this.#pump(p.from); // room in the buffer: pull more, report the backlog
+  }
+
+  #enqueue(p: Path, seg: Segment): void {
+    seg.arrival = this.now + p.params.latencyMs;
+    p.flight.push(seg);
+    if (p.flight.length === 1) this.#armDelivery(p);
+  }
+
+  #armDelivery(p: Path): void {
+    if (p.deliveryTimer !== undefined) this.clock.cancel(p.deliveryTimer);
+    p.deliveryTimer = undefined;
+    if (p.flight.length === 0 || p.stalled) return;
+    p.deliveryTimer = this.clock.setTimer(p.flight[0].arrival, () => {
+      p.deliveryTimer = undefined;
+      while (p.flight.length > 0 && p.flight[0].arrival <= this.now && !p.stalled) {
+        this.#arrive(p, p.flight.shift()!);
+      }
+      this.#armDelivery(p);
+    });
+  }
+
+  /** A segment reaches the receiver's kernel. */
+  #arrive(p: Path, seg: Segment): void {
+    const r = p.to;
+    if (r.destroyed || (r.crashed && r.crashed.mode === 'none')) return;
+    if (r.socketClosed) {
+      if (seg.kind === 'data') {
+        this.#log(r.side, `rx ${seg.bytes.length} B on closed socket: reset`);
+        this.#sendReset(r);
+      }
+      return;
+    }
+    if (seg.kind === 'data') {
+      p.bytesDelivered += seg.bytes.length;
+      this.#log(r.side, `rx ${seg.bytes.length} B`);
+      this.#call(r, 'receive', () => r.engine.receive(this.now, seg.bytes), true);
+    } else if (seg.kind === 'fin') {
+      r.eofAt = this.now;
+      this.#call(r, 'rx FIN', () => r.engine.receiveEnd(this.now));
+    } else {
+      r.resetAt = this.now;
+      r.destroyed = true;
+      this.#discard(this.#paths[r.side]);
+      this.#call(r, 'rx RST', () => r.engine.transportFailed(this.now, resetError()));
+    }
+  }
+
+  /** `s`'s kernel resets the connection: its unsent bytes are dropped and RST follows what is in flight. */
+  #sendReset(s: SideState): void {
+    if (s.rstSent) return;
+    s.rstSent = true;
+    const p = this.#paths[s.side];
+    this.#discard(p);
+    this.#enqueue(p, { kind: 'rst', arrival: 0 });
+  }
+
+  /** Drops the unsent contents of a send buffer (and a FIN not yet sent). */
+  #discard(p: Path): void {
+    if (p.serializing !== undefined) this.clock.cancel(p.serializing);
+    p.serializing = undefined;
+    p.chunks = [];
+    p.offset = 0;
+    p.buffered = 0;
+    p.finQueued = p.finSent;
+  }
+}
