@@ -965,8 +965,12 @@ export class Engine implements FrameSink {
 
   /** @internal Control frame from the decoder. */
   onControl(frame: ControlFrame): void {
-    if (this.currentState === 'closed') return;
+    const state = this.currentState;
+    if (state === 'closed') return;
     const client = this.settings.role === 'client';
+    if (state === 'close-acked' || state === 'fin-sent') {
+      throw new ProtocolError('PROTOCOL_ERROR', 'frame after CLOSE_ACK');
+    }
     if (this.negotiatedValues === undefined) {
       if (client && frame.type === FrameType.WELCOME) return this.onWelcome(frame.welcome);
       if (!client && frame.type === FrameType.HELLO) return this.onHello(frame.hello);
