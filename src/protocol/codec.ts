@@ -10,6 +10,7 @@ import {
   FLAG_ECHO,
   FLAG_END,
   FRAME_HEADER_SIZE,
+  MESSAGE_CREDIT_OVERHEAD,
   FrameType,
   HEARTBEAT_PAYLOAD_SIZE,
   MAX_CONTROL_PAYLOAD,
@@ -466,7 +467,10 @@ export class FrameDecoder {
         if (payloadLength === 0 && (flags & FLAG_END) === 0) {
           throw new ProtocolError('PROTOCOL_ERROR', 'empty DATA frame without END');
         }
-        if (FRAME_HEADER_SIZE + payloadLength > this.dataCredit) {
+        if (
+          FRAME_HEADER_SIZE + payloadLength + ((flags & FLAG_END) !== 0 ? MESSAGE_CREDIT_OVERHEAD : 0) >
+          this.dataCredit
+        ) {
           throw new FlowControlError(
             `DATA frame of ${payloadLength} bytes exceeds the remaining credit of ${this.dataCredit} bytes`,
           );

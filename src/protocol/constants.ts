@@ -32,6 +32,12 @@ export const FLAG_END = 0x01;
 /** HEARTBEAT flag: the echo fields are valid. */
 export const FLAG_ECHO = 0x01;
 
+/**
+ * Credit charged per message on top of its wire bytes (on the DATA frame with END), so that the
+ * receiver's per-message bookkeeping is covered by credit too (SPEC.md §7).
+ */
+export const MESSAGE_CREDIT_OVERHEAD = 256;
+
 /** Exact payload size of a CREDIT frame. */
 export const CREDIT_PAYLOAD_SIZE = 16;
 /** Exact payload size of a HEARTBEAT frame. */

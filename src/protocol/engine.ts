@@ -20,6 +20,7 @@ import {
   HEARTBEAT_PAYLOAD_SIZE,
   EXTENSION_IGNORABLE_FIRST,
   MAX_COUNTER,
+  MESSAGE_CREDIT_OVERHEAD,
   MAX_FRAME_PAYLOAD,
   MAX_HEARTBEATS_PER_WINDOW,
   MAX_IDLE_TIMEOUT_MS,
@@ -66,6 +67,13 @@ const WINDOW_IDLE_SHRINK_MS = 2000;
 /** Timer lateness beyond which a liveness deadline is not trusted (our own process stalled). */
 const LATE_TIMER_TOLERANCE_MS = 250;
 const U32 = 0x1_0000_0000;
+/** Incomplete messages are assembled in blocks of this size (fragments below a quarter of it are packed). */
+const PARTIAL_BLOCK_SIZE = 16 * 1024;
+
+/** Credit cost of a DATA frame (SPEC.md §7): its wire size, plus the per-message overhead on END. */
+export function dataFrameCost(payloadLength: number, end: boolean): number {
+  return FRAME_HEADER_SIZE + payloadLength + (end ? MESSAGE_CREDIT_OVERHEAD : 0);
+}
 
 /** Resolved options with defaults applied. */
 interface Settings {
@@ -185,7 +193,9 @@ function resolveSettings(options: EngineOptions): Settings {
   );
   if (maxFramePayload > MAX_FRAME_PAYLOAD) throw new RangeError('heartwire: maxFramePayloadBytes too large');
   // A message must fit the largest window with its frame headers (SPEC.md §7 rule 6).
-  const fitting = Math.floor(maxWindow - FRAME_HEADER_SIZE * Math.ceil(maxWindow / maxFramePayload) - 1);
+  const fitting = Math.floor(
+    maxWindow - FRAME_HEADER_SIZE * Math.ceil(maxWindow / maxFramePayload) - MESSAGE_CREDIT_OVERHEAD - 1,
+  );
   const maxMessageBytes = Math.min(
     positiveOption('maxMessageBytes', options.maxMessageBytes, 4 * 1024 * 1024, 1),
     fitting,
@@ -273,6 +283,9 @@ export class Engine implements FrameSink {
   private lastGrantAt: number | undefined;
   private lastDataAt = 0;
   private partial: Uint8Array[] = [];
+  /** Block being filled with small fragments of the incomplete message. */
+  private partialBlock: Uint8Array | undefined;
+  private partialBlockFill = 0;
   private partialBytes = 0;
   private partialCost = 0;
   private readonly inbox = new Deque<QueuedInbound>();
@@ -743,10 +756,23 @@ export class Engine implements FrameSink {
     while (this.sendIndex < this.outbox.length && budget >= FRAME_HEADER_SIZE) {
       const message = this.outbox.at(this.sendIndex)!;
       const remaining = message.payload.length - message.offset;
-      const maxSize = Math.min(this.peerMaxFramePayload, this.creditAvailable(), budget) - FRAME_HEADER_SIZE;
-      if (maxSize < 0 || (maxSize === 0 && remaining > 0)) break;
-      const size = Math.min(remaining, maxSize);
-      const end = size === remaining;
+      const credit = this.creditAvailable();
+      // Finish the message in this frame if it fits; otherwise send what fits without END.
+      let size: number;
+      let end: boolean;
+      if (
+        remaining <= this.peerMaxFramePayload &&
+        dataFrameCost(remaining, true) <= credit &&
+        FRAME_HEADER_SIZE + remaining <= budget
+      ) {
+        size = remaining;
+        end = true;
+      } else {
+        size = Math.min(remaining, this.peerMaxFramePayload, credit, budget) - FRAME_HEADER_SIZE;
+        end = false;
+        if (size <= 0) break;
+        size = Math.min(size, remaining);
+      }
       const target = room(FRAME_HEADER_SIZE + (size <= COPY_THRESHOLD ? size : 0));
       writeFrameHeader(target, batchPos, size, FrameType.DATA, end ? FLAG_END : 0);
       batchPos += FRAME_HEADER_SIZE;
@@ -759,7 +785,7 @@ export class Engine implements FrameSink {
         out.push(chunk);
       }
       message.offset += size;
-      this.sentCredit += FRAME_HEADER_SIZE + size;
+      this.sentCredit += dataFrameCost(size, end);
       this.queuedBytes -= size;
       budget -= FRAME_HEADER_SIZE + size;
       if (end) {
@@ -917,7 +943,7 @@ export class Engine implements FrameSink {
     ) {
       throw new ProtocolError('PROTOCOL_ERROR', `DATA not allowed in state ${state}`);
     }
-    const cost = FRAME_HEADER_SIZE + payload.length;
+    const cost = dataFrameCost(payload.length, end);
     this.receivedCredit += cost;
     this.decoder.dataCredit = this.grantedLimit - this.receivedCredit;
     if (this.receivedCredit > this.grantedLimit) {
@@ -926,41 +952,79 @@ export class Engine implements FrameSink {
       );
     }
     this.lastDataAt = this.now;
-    this.partialBytes += payload.length;
-    this.partialCost += cost;
-    if (this.partialBytes > this.settings.maxMessageBytes) {
-      throw new ProtocolError('MESSAGE_TOO_LARGE', `message exceeds ${this.settings.maxMessageBytes} bytes`);
-    }
-    if (payload.length > 0) this.partial.push(owned ? payload : payload.slice());
-    if (!end) {
-      // A message can only be consumed once complete: make sure the window can hold it.
-      if (this.partialCost * 2 >= this.window) {
-        this.growWindow();
-        this.maybeGrantCredit(this.now);
+    if (end && this.partialCost === 0) {
+      // The common case: a whole message in one frame. Copy it out of the read buffer so a small
+      // message never pins a large socket chunk.
+      if (payload.length > this.settings.maxMessageBytes) {
+        throw new ProtocolError('MESSAGE_TOO_LARGE', `message exceeds ${this.settings.maxMessageBytes} bytes`);
       }
-      return;
-    }
-    const parts = this.partial;
-    let message: Uint8Array;
-    if (parts.length === 1) message = parts[0]!;
-    else if (parts.length === 0) message = new Uint8Array(0);
-    else {
-      message = new Uint8Array(this.partialBytes);
-      let offset = 0;
-      for (const part of parts) {
-        message.set(part, offset);
-        offset += part.length;
+      this.inbox.push({ payload: owned ? payload : payload.slice(), cost });
+    } else {
+      this.partialBytes += payload.length;
+      this.partialCost += cost;
+      if (this.partialBytes > this.settings.maxMessageBytes) {
+        throw new ProtocolError('MESSAGE_TOO_LARGE', `message exceeds ${this.settings.maxMessageBytes} bytes`);
       }
+      this.appendPartial(payload, owned);
+      if (!end) {
+        // A message can only be consumed once complete: make sure the window can hold it.
+        if (this.partialCost * 2 >= this.window) {
+          this.growWindow();
+          this.maybeGrantCredit(this.now);
+        }
+        return;
+      }
+      this.inbox.push({ payload: this.takePartial(), cost: this.partialCost });
+      this.partialBytes = 0;
+      this.partialCost = 0;
     }
-    this.inbox.push({ payload: message, cost: this.partialCost });
-    this.partial = [];
-    this.partialBytes = 0;
-    this.partialCost = 0;
     this.receivedCount++;
     if (this.inboxWasEmpty) {
       this.inboxWasEmpty = false;
       this.emit({ type: 'readable' });
     }
+  }
+
+  /**
+   * Keep a fragment of an incomplete message. Small fragments are packed into blocks, so a peer
+   * that splits a message into tiny frames cannot make per-fragment object overhead exceed the
+   * credit it spent (SPEC.md §7, "What the bound means in memory").
+   */
+  private appendPartial(payload: Uint8Array, owned: boolean): void {
+    const length = payload.length;
+    if (length === 0) return;
+    if (length >= PARTIAL_BLOCK_SIZE / 4) {
+      this.partial.push(owned ? payload : payload.slice());
+      this.partialBlock = undefined;
+      return;
+    }
+    let block = this.partialBlock;
+    if (block === undefined || this.partialBlockFill + length > block.length) {
+      block = new Uint8Array(PARTIAL_BLOCK_SIZE);
+      this.partialBlock = block;
+      this.partialBlockFill = 0;
+      this.partial.push(block.subarray(0, 0));
+    }
+    block.set(payload, this.partialBlockFill);
+    this.partialBlockFill += length;
+    this.partial[this.partial.length - 1] = block.subarray(0, this.partialBlockFill);
+  }
+
+  /** Assemble the fragments of the message that just completed. */
+  private takePartial(): Uint8Array {
+    const parts = this.partial;
+    this.partial = [];
+    this.partialBlock = undefined;
+    if (parts.length === 1 && parts[0]!.byteOffset === 0 && parts[0]!.length === parts[0]!.buffer.byteLength) {
+      return parts[0]!;
+    }
+    const message = new Uint8Array(this.partialBytes);
+    let offset = 0;
+    for (const part of parts) {
+      message.set(part, offset);
+      offset += part.length;
+    }
+    return message;
   }
 
   /** @internal Control frame from the decoder. */
@@ -1290,7 +1354,7 @@ export class Engine implements FrameSink {
 
   private updateBlocked(now: number): void {
     const next = this.sendIndex < this.outbox.length ? this.outbox.at(this.sendIndex)! : undefined;
-    const needed = next === undefined ? 0 : FRAME_HEADER_SIZE + (next.payload.length > next.offset ? 1 : 0);
+    const needed = next === undefined ? 0 : next.payload.length > next.offset ? FRAME_HEADER_SIZE + 1 : dataFrameCost(0, true);
     const blocked = this.negotiatedValues !== undefined && next !== undefined && this.creditAvailable() < needed;
     if (blocked && this.blockedSince === undefined) {
       this.blockedSince = now;
@@ -1393,6 +1457,7 @@ export class Engine implements FrameSink {
     // Everything not handed to the application is discarded unprocessed (SPEC.md §9.4).
     this.inbox.clear();
     this.partial = [];
+    this.partialBlock = undefined;
     this.heartbeatDue = false;
     this.creditDirty = false;
     this.closeFrameDue = false;
