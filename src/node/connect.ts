@@ -35,8 +35,10 @@ interface Attempt {
  */
 export function connect(options: ConnectOptions): Promise<Connection> {
   const endpoints =
-    options.endpoints ?? (options.port !== undefined ? [{ host: options.host ?? '127.0.0.1', port: options.port }] : []);
-  if (endpoints.length === 0) return Promise.reject(new RangeError('heartwire: connect() needs port or endpoints'));
+    options.endpoints ??
+    (options.port !== undefined ? [{ host: options.host ?? '127.0.0.1', port: options.port }] : []);
+  if (endpoints.length === 0)
+    return Promise.reject(new RangeError('heartwire: connect() needs port or endpoints'));
   const stagger = options.attemptStagger ?? 250;
   const connectTimeout = options.connectTimeout ?? 10_000;
   const attempts: Attempt[] = endpoints.map((e) => ({ host: e.host, port: e.port, done: false }));
@@ -78,9 +80,13 @@ export function connect(options: ConnectOptions): Promise<Connection> {
         cleanup();
         const list = attempts.map((a) => ({ host: a.host, port: a.port, error: a.error! }));
         const timedOut = list.every(
-          (a) => a.error instanceof HeartwireError && (a.error.code === 'CONNECT_TIMEOUT' || a.error.code === 'HANDSHAKE_TIMEOUT'),
+          (a) =>
+            a.error instanceof HeartwireError &&
+            (a.error.code === 'CONNECT_TIMEOUT' || a.error.code === 'HANDSHAKE_TIMEOUT'),
         );
-        const detail = list.map((a) => `${a.host}:${a.port} (${(a.error as HeartwireError).code ?? a.error.message})`).join(', ');
+        const detail = list
+          .map((a) => `${a.host}:${a.port} (${(a.error as HeartwireError).code ?? a.error.message})`)
+          .join(', ');
         const error = new ConnectError(
           timedOut ? 'CONNECT_TIMEOUT' : 'CONNECT_FAILED',
           `could not connect to ${detail}`,
@@ -118,7 +124,14 @@ export function connect(options: ConnectOptions): Promise<Connection> {
       socket.once('error', onEarlyError);
       attempt.timer = setTimeout(() => {
         socket.destroy();
-        failed(attempt, new ConnectError('CONNECT_TIMEOUT', `connect to ${attempt.host}:${attempt.port} timed out after ${connectTimeout} ms`, []));
+        failed(
+          attempt,
+          new ConnectError(
+            'CONNECT_TIMEOUT',
+            `connect to ${attempt.host}:${attempt.port} timed out after ${connectTimeout} ms`,
+            [],
+          ),
+        );
       }, connectTimeout);
       socket.once(options.tls ? 'secureConnect' : 'connect', () => {
         clearTimeout(attempt.timer);

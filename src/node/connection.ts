@@ -47,6 +47,8 @@ export interface ConnectionEvents {
   goaway: [GoAwayInfo];
   /** Server: the client half-closed; no messages follow those already received. */
   'peer-closed': [];
+  /** Messages are ready for `read()` (emitted when the queue goes from empty to non-empty). */
+  readable: [];
   /** A new RTT sample, in ms. */
   rtt: [number];
   /** Data has waited for the peer's credit this long (the peer is alive but not consuming). */
@@ -109,7 +111,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     role: Role,
     socket: Socket,
     engine: Engine,
-    options: { socketBufferTarget?: number; defaultGrace?: number; maxSendQueue?: number; signal?: AbortSignal },
+    options: {
+      socketBufferTarget?: number;
+      defaultGrace?: number;
+      maxSendQueue?: number;
+      signal?: AbortSignal;
+    },
   ) {
     super();
     this.role = role;
@@ -179,7 +186,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     }
     this.engine.assertSendable(payload);
     if (this.overflow.length > 0 && this.overflowBytes + payload.length > this.maxSendQueue) {
-      throw new UsageError('SEND_QUEUE_FULL', 'the send queue is full: wait for drain (write() returned false)');
+      throw new UsageError(
+        'SEND_QUEUE_FULL',
+        'the send queue is full: wait for drain (write() returned false)',
+      );
     }
     this.overflow.push(payload);
     this.overflowBytes += payload.length;
@@ -212,9 +222,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   /** Messages in order; each message taken returns its credit to the peer. Ends when the peer ends the stream cleanly; throws the close error otherwise. */
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     for (;;) {
-      const message = this.engine.read(now());
+      const message = this.read();
       if (message !== undefined) {
-        if (this.engine.wantsToTransmit) this.scheduleFlush();
         yield message;
         continue;
       }
@@ -224,6 +233,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       }
       await new Promise<void>((resolve) => this.readers.push(resolve));
     }
+  }
+
+  /**
+   * Take the next message synchronously, or `undefined` when none is ready (then wait for the
+   * `readable` event). Its credit returns to the peer at once. The fastest way to consume:
+   * `conn.on('readable', () => { for (let m = conn.read(); m; m = conn.read()) use(m); })`.
+   */
+  read(): Uint8Array | undefined {
+    const message = this.engine.read(this.lastNow);
+    if (message !== undefined && this.engine.wantsToTransmit) this.scheduleFlush();
+    return message;
   }
 
   /**
@@ -240,7 +260,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       options.onError ??
       ((error: unknown) =>
         this.abort(
-          error instanceof HeartwireError ? error : new UsageError('CANCELLED', `handler failed: ${String(error)}`),
+          error instanceof HeartwireError
+            ? error
+            : new UsageError('CANCELLED', `handler failed: ${String(error)}`),
         ));
     let running = 0;
     try {
@@ -303,7 +325,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * period (default `defaultGrace`); the client is expected to end, else it is force-closed at the
    * deadline. Resolves like `closed`.
    */
-  end(options: { grace?: number; reason?: number; message?: string; retryAfter?: number } = {}): Promise<CloseInfo> {
+  end(
+    options: { grace?: number; reason?: number; message?: string; retryAfter?: number } = {},
+  ): Promise<CloseInfo> {
     const t = now();
     if (this.role === 'client' || this.peerClosed) this.endWhenFlushed = true;
     else
@@ -373,6 +397,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           break;
         case 'readable':
           this.wakeReaders();
+          this.emit('readable');
           break;
         case 'writable':
           this.moveOverflow();

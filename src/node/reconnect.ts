@@ -81,7 +81,8 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
 
   /** Resolves with the next open connection (at once if one is open). */
   connected(): Promise<Connection> {
-    if (this.current !== undefined && this.current.negotiated !== undefined) return Promise.resolve(this.current);
+    if (this.current !== undefined && this.current.negotiated !== undefined)
+      return Promise.resolve(this.current);
     if (this.stopped) return Promise.reject(new HeartwireError('CONNECTION_CLOSED', 'client stopped'));
     return new Promise((resolve) => this.waiters.push(resolve));
   }

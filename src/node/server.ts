@@ -92,7 +92,12 @@ export class Server extends EventEmitter<ServerEvents> {
     this.emit('refused', { remoteAddress: socket.remoteAddress });
     const error = encodeControlFrame({
       type: FrameType.ERROR,
-      error: { code: WireErrorCode.REFUSED, message: 'connection limit reached', consumedMessages: 0, deliveredMessages: 0 },
+      error: {
+        code: WireErrorCode.REFUSED,
+        message: 'connection limit reached',
+        consumedMessages: 0,
+        deliveredMessages: 0,
+      },
     });
     socket.end(Buffer.concat([PREAMBLE, error]));
     setTimeout(() => socket.destroy(), 1000).unref();
@@ -112,7 +117,10 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     const all = [...this.connections].map((connection) => {
       if (connection.state === 'handshaking') connection.abort();
-      else void connection.end({ grace, reason: 1, message: options.message ?? 'server shutting down' }).catch(() => {});
+      else
+        void connection
+          .end({ grace, reason: 1, message: options.message ?? 'server shutting down' })
+          .catch(() => {});
       return connection.closed.then(
         () => undefined,
         () => undefined,
@@ -126,7 +134,10 @@ export class Server extends EventEmitter<ServerEvents> {
 }
 
 /** Create a heartwire server; `onConnection` is added as a `connection` listener. */
-export function createServer(options?: ServerOptions, onConnection?: (connection: Connection) => void): Server;
+export function createServer(
+  options?: ServerOptions,
+  onConnection?: (connection: Connection) => void,
+): Server;
 export function createServer(onConnection?: (connection: Connection) => void): Server;
 export function createServer(
   a?: ServerOptions | ((connection: Connection) => void),

@@ -13,7 +13,8 @@ export class SharedMemoryBudget implements MemoryBudget {
   private used = 0;
   /** @param capacity Bytes available for window growth across all connections. */
   constructor(readonly capacity: number) {
-    if (!Number.isFinite(capacity) || capacity < 0) throw new RangeError('heartwire: budget capacity must be ≥ 0');
+    if (!Number.isFinite(capacity) || capacity < 0)
+      throw new RangeError('heartwire: budget capacity must be ≥ 0');
   }
   /** Bytes currently reserved. */
   get reserved(): number {

@@ -10,7 +10,13 @@
  *    `pollEvent()`, and arm one timer at `nextDeadline()` that calls `handleTimeout(now)`.
  * @module
  */
-import { FrameDecoder, encodeControlFrame, writeCreditFrame, writeFrameHeader, writeHeartbeatFrame } from './codec.js';
+import {
+  FrameDecoder,
+  encodeControlFrame,
+  writeCreditFrame,
+  writeFrameHeader,
+  writeHeartbeatFrame,
+} from './codec.js';
 import type { FrameSink } from './codec.js';
 import {
   FLAG_END,
@@ -201,7 +207,8 @@ function resolveSettings(options: EngineOptions): Settings {
     fitting,
   );
   const role = options.role;
-  if (role !== 'client' && role !== 'server') throw new RangeError('heartwire: role must be client or server');
+  if (role !== 'client' && role !== 'server')
+    throw new RangeError('heartwire: role must be client or server');
   return {
     role,
     idleTimeoutMs,
@@ -398,7 +405,10 @@ export class Engine implements FrameSink {
       return;
     }
     this.fail(
-      new TransportError('UNEXPECTED_EOF', `the peer ended the stream in state ${state} without the termination handshake`),
+      new TransportError(
+        'UNEXPECTED_EOF',
+        `the peer ended the stream in state ${state} without the termination handshake`,
+      ),
       'transport',
       false,
     );
@@ -414,7 +424,11 @@ export class Engine implements FrameSink {
       return;
     }
     const detail = cause instanceof Error ? `: ${cause.message}` : '';
-    this.fail(new TransportError('TRANSPORT_ERROR', `transport failed${detail}`, { cause }), 'transport', false);
+    this.fail(
+      new TransportError('TRANSPORT_ERROR', `transport failed${detail}`, { cause }),
+      'transport',
+      false,
+    );
   }
 
   /** Call when the deadline returned by `nextDeadline()` is reached (calling early is harmless). */
@@ -422,7 +436,11 @@ export class Engine implements FrameSink {
     if (this.currentState === 'closed' || !this.started) return;
     this.now = now;
     if (this.handshakeDeadline !== undefined && now >= this.handshakeDeadline) {
-      this.fail(new TimeoutError('HANDSHAKE_TIMEOUT', 'the handshake did not complete in time'), 'local', true);
+      this.fail(
+        new TimeoutError('HANDSHAKE_TIMEOUT', 'the handshake did not complete in time'),
+        'local',
+        true,
+      );
       return;
     }
     if (this.negotiatedValues === undefined) return;
@@ -451,7 +469,11 @@ export class Engine implements FrameSink {
       return;
     }
     if (this.closeDeadline !== undefined && now >= this.closeDeadline) {
-      this.fail(new TimeoutError('CLOSE_TIMEOUT', 'the termination handshake did not complete in time'), 'local', true);
+      this.fail(
+        new TimeoutError('CLOSE_TIMEOUT', 'the termination handshake did not complete in time'),
+        'local',
+        true,
+      );
       return;
     }
     const stall = this.writeStallDeadline();
@@ -466,7 +488,11 @@ export class Engine implements FrameSink {
     if (this.blockedSince !== undefined) {
       const blocked = now - this.blockedSince;
       if (this.settings.creditStallTimeoutMs > 0 && blocked >= this.settings.creditStallTimeoutMs) {
-        this.fail(new TimeoutError('CREDIT_STALL', `blocked on the peer's credit for ${blocked} ms`), 'local', true);
+        this.fail(
+          new TimeoutError('CREDIT_STALL', `blocked on the peer's credit for ${blocked} ms`),
+          'local',
+          true,
+        );
         return;
       }
       if (!this.stallReported && blocked >= this.settings.creditStallReportMs) {
@@ -500,7 +526,8 @@ export class Engine implements FrameSink {
       consider(this.writeStallDeadline());
       if (this.blockedSince !== undefined) {
         if (!this.stallReported) consider(this.blockedSince + this.settings.creditStallReportMs);
-        if (this.settings.creditStallTimeoutMs > 0) consider(this.blockedSince + this.settings.creditStallTimeoutMs);
+        if (this.settings.creditStallTimeoutMs > 0)
+          consider(this.blockedSince + this.settings.creditStallTimeoutMs);
       }
       consider(this.shrinkDeadline());
     }
@@ -556,9 +583,13 @@ export class Engine implements FrameSink {
     if (this.settings.role === 'server' && this.finishRequested && state === 'peer-closed') {
       throw new UsageError('CONNECTION_CLOSED', 'cannot send after finish()');
     }
-    const limit = this.negotiatedValues === undefined ? this.settings.maxMessageBytes : this.peerMaxMessageBytes;
+    const limit =
+      this.negotiatedValues === undefined ? this.settings.maxMessageBytes : this.peerMaxMessageBytes;
     if (payload.length > limit) {
-      throw new UsageError('MESSAGE_TOO_LARGE', `message of ${payload.length} bytes exceeds the limit of ${limit}`);
+      throw new UsageError(
+        'MESSAGE_TOO_LARGE',
+        `message of ${payload.length} bytes exceeds the limit of ${limit}`,
+      );
     }
   }
 
@@ -608,7 +639,8 @@ export class Engine implements FrameSink {
   /** Client: start the termination handshake (CLOSE after all queued data). Idempotent. */
   close(now: number): void {
     this.now = now;
-    if (this.settings.role !== 'client') throw new UsageError('INTERNAL_ERROR', 'only a client closes; a server uses goAway()');
+    if (this.settings.role !== 'client')
+      throw new UsageError('INTERNAL_ERROR', 'only a client closes; a server uses goAway()');
     if (this.closeRequested || this.currentState === 'closed') return;
     this.closeRequested = true;
     this.terminationInitiator ??= this.goAwayReceived === undefined ? 'local' : 'remote';
@@ -622,7 +654,13 @@ export class Engine implements FrameSink {
   /** Server: announce shutdown with a grace period (SPEC.md §9.2). Only the first call counts. */
   goAway(
     now: number,
-    options: { graceMs: number; reason?: number; retryAfterMs?: number; doNotReconnect?: boolean; message?: string },
+    options: {
+      graceMs: number;
+      reason?: number;
+      retryAfterMs?: number;
+      doNotReconnect?: boolean;
+      message?: string;
+    },
   ): void {
     this.now = now;
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
@@ -656,7 +694,8 @@ export class Engine implements FrameSink {
   /** Server: after `peer-closed`, the application has sent everything; CLOSE_ACK follows once flushed. */
   finish(now: number): void {
     this.now = now;
-    if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server calls finish()');
+    if (this.settings.role !== 'server')
+      throw new UsageError('INTERNAL_ERROR', 'only a server calls finish()');
     this.finishRequested = true;
     this.checkTermination();
   }
@@ -688,7 +727,9 @@ export class Engine implements FrameSink {
     if (this.controlQueue.length > 0) return true;
     if (this.currentState === 'closed') return false;
     if (this.heartbeatDue || this.creditDirty || this.closeFrameDue || this.finalFrameDue) return true;
-    return this.negotiatedValues !== undefined && this.sendIndex < this.outbox.length && this.creditAvailable() > 0;
+    return (
+      this.negotiatedValues !== undefined && this.sendIndex < this.outbox.length && this.creditAvailable() > 0
+    );
   }
 
   /**
@@ -914,7 +955,8 @@ export class Engine implements FrameSink {
   /** Classification of this side's messages (SPEC.md §9.4). Exact at any time; final once closed. */
   deliveryReport(): DeliveryReport {
     const consumed = this.peerConsumed;
-    const certain = this.peerDelivered === undefined ? this.writtenCount : Math.min(this.peerDelivered, this.writtenCount);
+    const certain =
+      this.peerDelivered === undefined ? this.writtenCount : Math.min(this.peerDelivered, this.writtenCount);
     const notProcessedFrom = Math.max(certain, consumed) + 1;
     const messages = this.outbox.toArray();
     const split = notProcessedFrom - consumed - 1;
@@ -956,14 +998,20 @@ export class Engine implements FrameSink {
       // The common case: a whole message in one frame. Copy it out of the read buffer so a small
       // message never pins a large socket chunk.
       if (payload.length > this.settings.maxMessageBytes) {
-        throw new ProtocolError('MESSAGE_TOO_LARGE', `message exceeds ${this.settings.maxMessageBytes} bytes`);
+        throw new ProtocolError(
+          'MESSAGE_TOO_LARGE',
+          `message exceeds ${this.settings.maxMessageBytes} bytes`,
+        );
       }
       this.inbox.push({ payload: owned ? payload : payload.slice(), cost });
     } else {
       this.partialBytes += payload.length;
       this.partialCost += cost;
       if (this.partialBytes > this.settings.maxMessageBytes) {
-        throw new ProtocolError('MESSAGE_TOO_LARGE', `message exceeds ${this.settings.maxMessageBytes} bytes`);
+        throw new ProtocolError(
+          'MESSAGE_TOO_LARGE',
+          `message exceeds ${this.settings.maxMessageBytes} bytes`,
+        );
       }
       this.appendPartial(payload, owned);
       if (!end) {
@@ -1015,7 +1063,11 @@ export class Engine implements FrameSink {
     const parts = this.partial;
     this.partial = [];
     this.partialBlock = undefined;
-    if (parts.length === 1 && parts[0]!.byteOffset === 0 && parts[0]!.length === parts[0]!.buffer.byteLength) {
+    if (
+      parts.length === 1 &&
+      parts[0]!.byteOffset === 0 &&
+      parts[0]!.length === parts[0]!.buffer.byteLength
+    ) {
       return parts[0]!;
     }
     const message = new Uint8Array(this.partialBytes);
@@ -1065,12 +1117,19 @@ export class Engine implements FrameSink {
       case FrameType.CLOSE:
         return this.onClose(frame.close.sentMessages, frame.close.consumedMessages);
       case FrameType.CLOSE_ACK:
-        return this.onCloseAck(frame.closeAck.sentMessages, frame.closeAck.consumedMessages, frame.closeAck.deliveredMessages);
+        return this.onCloseAck(
+          frame.closeAck.sentMessages,
+          frame.closeAck.consumedMessages,
+          frame.closeAck.deliveredMessages,
+        );
       case FrameType.ERROR:
         return this.onError(frame.error);
       case 'extension':
         if (frame.frameType >= EXTENSION_IGNORABLE_FIRST) return this.countNoop();
-        throw new ProtocolError('PROTOCOL_ERROR', `frame type 0x${frame.frameType.toString(16)} was not negotiated`);
+        throw new ProtocolError(
+          'PROTOCOL_ERROR',
+          `frame type 0x${frame.frameType.toString(16)} was not negotiated`,
+        );
       default:
         throw new ProtocolError('PROTOCOL_ERROR', `unexpected ${frameName(frame.type)} after the handshake`);
     }
@@ -1086,12 +1145,17 @@ export class Engine implements FrameSink {
     if (common.length === 0) {
       throw new ProtocolError('UNSUPPORTED_VERSION', `no common version in [${hello.versions.join(', ')}]`);
     }
-    const applicationProtocol = hello.applicationProtocols.find((p) => s.applicationProtocols.includes(p)) ?? '';
+    const applicationProtocol =
+      hello.applicationProtocols.find((p) => s.applicationProtocols.includes(p)) ?? '';
     if (applicationProtocol === '' && s.requireApplicationProtocol) {
       throw new ProtocolError('NO_APPLICATION_PROTOCOL', 'no common application protocol');
     }
     const [lo, hi] = s.clientIdleRange;
-    const clientIdle = Math.min(Math.max(hello.idleTimeoutMs, lo, MIN_IDLE_TIMEOUT_MS), hi, MAX_IDLE_TIMEOUT_MS);
+    const clientIdle = Math.min(
+      Math.max(hello.idleTimeoutMs, lo, MIN_IDLE_TIMEOUT_MS),
+      hi,
+      MAX_IDLE_TIMEOUT_MS,
+    );
     const welcome: Welcome = {
       version: Math.max(...common),
       extensions: hello.extensions.filter((e) => s.extensions.includes(e)),
@@ -1110,12 +1174,20 @@ export class Engine implements FrameSink {
   private onWelcome(welcome: Welcome): void {
     const s = this.settings;
     checkRange('idle_timeout_ms', welcome.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    checkRange('client_idle_timeout_ms', welcome.clientIdleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    checkRange(
+      'client_idle_timeout_ms',
+      welcome.clientIdleTimeoutMs,
+      MIN_IDLE_TIMEOUT_MS,
+      MAX_IDLE_TIMEOUT_MS,
+    );
     checkRange('max_frame_payload', welcome.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
     checkRange('initial_credit', welcome.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
     checkRange('max_message_size', welcome.maxMessageSize, 1, MAX_COUNTER);
     if (!s.versions.includes(welcome.version)) {
-      throw new ProtocolError('UNSUPPORTED_VERSION', `server chose version ${welcome.version}, which was not offered`);
+      throw new ProtocolError(
+        'UNSUPPORTED_VERSION',
+        `server chose version ${welcome.version}, which was not offered`,
+      );
     }
     if (welcome.extensions.some((e) => !s.extensions.includes(e))) {
       throw new ProtocolError('PROTOCOL_ERROR', 'server accepted an extension that was not offered');
@@ -1186,7 +1258,10 @@ export class Engine implements FrameSink {
     }
     if (consumed > this.peerConsumed) {
       if (consumed > this.writtenCount) {
-        throw new ProtocolError('PROTOCOL_ERROR', `peer reports ${consumed} messages consumed of ${this.writtenCount} sent`);
+        throw new ProtocolError(
+          'PROTOCOL_ERROR',
+          `peer reports ${consumed} messages consumed of ${this.writtenCount} sent`,
+        );
       }
       while (this.peerConsumed < consumed) {
         this.outbox.shift();
@@ -1246,7 +1321,10 @@ export class Engine implements FrameSink {
       throw new ProtocolError('PROTOCOL_ERROR', `unexpected CLOSE in state ${state}`);
     }
     if (sentMessages !== this.receivedCount || this.partialCost > 0) {
-      throw new ProtocolError('PROTOCOL_ERROR', `CLOSE after ${sentMessages} messages, but ${this.receivedCount} arrived complete`);
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `CLOSE after ${sentMessages} messages, but ${this.receivedCount} arrived complete`,
+      );
     }
     this.onCredit(0, consumed);
     this.terminationInitiator ??= 'remote';
@@ -1262,7 +1340,10 @@ export class Engine implements FrameSink {
       throw new ProtocolError('PROTOCOL_ERROR', `unexpected CLOSE_ACK in state ${this.currentState}`);
     }
     if (sentMessages !== this.receivedCount || this.partialCost > 0) {
-      throw new ProtocolError('PROTOCOL_ERROR', `CLOSE_ACK after ${sentMessages} messages, but ${this.receivedCount} arrived`);
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `CLOSE_ACK after ${sentMessages} messages, but ${this.receivedCount} arrived`,
+      );
     }
     if (delivered > this.writtenCount || consumed > delivered) {
       throw new ProtocolError('PROTOCOL_ERROR', 'CLOSE_ACK reports more messages than were sent');
@@ -1273,7 +1354,12 @@ export class Engine implements FrameSink {
     this.checkTermination();
   }
 
-  private onError(body: { code: number; message: string; consumedMessages: number; deliveredMessages: number }): void {
+  private onError(body: {
+    code: number;
+    message: string;
+    consumedMessages: number;
+    deliveredMessages: number;
+  }): void {
     if (body.deliveredMessages <= this.writtenCount && body.consumedMessages <= body.deliveredMessages) {
       if (body.consumedMessages > this.peerConsumed) this.onCredit(0, body.consumedMessages);
       this.peerDelivered = body.deliveredMessages;
@@ -1320,7 +1406,8 @@ export class Engine implements FrameSink {
     if (increase < this.window / 4) return;
     // Auto-tuning: the peer used up most of the previous grant within a few RTTs: grow.
     const nearlyExhausted = this.grantedLimit - this.receivedCredit < this.window / 4;
-    const quick = this.lastGrantAt === undefined || this.srtt === undefined || now - this.lastGrantAt < 4 * this.srtt + 1;
+    const quick =
+      this.lastGrantAt === undefined || this.srtt === undefined || now - this.lastGrantAt < 4 * this.srtt + 1;
     if (nearlyExhausted && quick) this.growWindow();
     this.lastGrantAt = now;
     this.creditDirty = true;
@@ -1344,7 +1431,8 @@ export class Engine implements FrameSink {
   private returnReservation(): void {
     const budget = this.settings.budget;
     if (budget === undefined) return;
-    const outstanding = this.currentState === 'closed' ? 0 : Math.max(this.window, this.grantedLimit - this.releasedCredit);
+    const outstanding =
+      this.currentState === 'closed' ? 0 : Math.max(this.window, this.grantedLimit - this.releasedCredit);
     const needed = Math.max(0, outstanding - this.settings.initialWindow);
     if (this.reservedExtra > needed) {
       budget.release(this.reservedExtra - needed);
@@ -1354,8 +1442,14 @@ export class Engine implements FrameSink {
 
   private updateBlocked(now: number): void {
     const next = this.sendIndex < this.outbox.length ? this.outbox.at(this.sendIndex)! : undefined;
-    const needed = next === undefined ? 0 : next.payload.length > next.offset ? FRAME_HEADER_SIZE + 1 : dataFrameCost(0, true);
-    const blocked = this.negotiatedValues !== undefined && next !== undefined && this.creditAvailable() < needed;
+    const needed =
+      next === undefined
+        ? 0
+        : next.payload.length > next.offset
+          ? FRAME_HEADER_SIZE + 1
+          : dataFrameCost(0, true);
+    const blocked =
+      this.negotiatedValues !== undefined && next !== undefined && this.creditAvailable() < needed;
     if (blocked && this.blockedSince === undefined) {
       this.blockedSince = now;
     } else if (!blocked && this.blockedSince !== undefined) {
@@ -1409,13 +1503,23 @@ export class Engine implements FrameSink {
       this.closeFrameDue = true;
     } else if (state === 'close-acked' && allConsumed && !this.finalFrameDue) {
       this.finalFrameDue = true;
-    } else if (state === 'peer-closed' && this.finishRequested && allSent && allConsumed && !this.finalFrameDue) {
+    } else if (
+      state === 'peer-closed' &&
+      this.finishRequested &&
+      allSent &&
+      allConsumed &&
+      !this.finalFrameDue
+    ) {
       this.finalFrameDue = true;
     }
   }
 
   private finishClean(initiator: CloseInfo['initiator']): void {
-    this.closeInfo = { clean: true, initiator: this.terminationInitiator ?? initiator, delivery: this.deliveryReport() };
+    this.closeInfo = {
+      clean: true,
+      initiator: this.terminationInitiator ?? initiator,
+      delivery: this.deliveryReport(),
+    };
     this.enterClosed();
   }
 

@@ -123,7 +123,10 @@ export class RemoteError extends HeartwireError {
   readonly remoteCode: number;
   constructor(remoteCode: number, message: string) {
     const name = wireErrorName(remoteCode);
-    super(name ?? 'REMOTE_ERROR', `peer closed with ${name ?? `code ${remoteCode}`}${message ? `: ${message}` : ''}`);
+    super(
+      name ?? 'REMOTE_ERROR',
+      `peer closed with ${name ?? `code ${remoteCode}`}${message ? `: ${message}` : ''}`,
+    );
     this.name = 'RemoteError';
     this.remoteCode = remoteCode;
   }

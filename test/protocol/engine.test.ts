@@ -119,7 +119,10 @@ describe('Engine', () => {
     });
 
     it('does not fail while the receiving application stalls for 100 idle timeouts', () => {
-      const pair = new Pair({ idleTimeoutMs: 1000 }, { idleTimeoutMs: 1000, initialWindowBytes: 8192, maxWindowBytes: 8192 });
+      const pair = new Pair(
+        { idleTimeoutMs: 1000 },
+        { idleTimeoutMs: 1000, initialWindowBytes: 8192, maxWindowBytes: 8192 },
+      );
       for (let i = 0; i < 1000; i++) pair.client.engine.trySend(0, bytes(1000));
       pair.advanceTo(100_000);
       expect(pair.client.engine.state).to.equal('open');

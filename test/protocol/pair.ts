@@ -51,7 +51,8 @@ export class Pair {
       }
       if (e.type === 'closed' && !from.ended) {
         from.ended = true;
-        for (const chunk of from.engine.pollTransmit(this.now)) if (this.linkUp) to.engine.receive(this.now, chunk);
+        for (const chunk of from.engine.pollTransmit(this.now))
+          if (this.linkUp) to.engine.receive(this.now, chunk);
         if (this.linkUp) to.engine.receiveEnd(this.now);
         moved++;
       }

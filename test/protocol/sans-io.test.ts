@@ -20,7 +20,9 @@ describe('src/protocol is sans-IO', () => {
         .replace(/\/\/.*$/gm, '');
       const imports = [...source.matchAll(/from\s+['"]([^'"]+)['"]/g)].map((m) => m[1]!);
       for (const spec of imports) {
-        expect(spec.startsWith('.') || spec.startsWith('protobufjs'), `${file} imports ${spec}`).to.equal(true);
+        expect(spec.startsWith('.') || spec.startsWith('protobufjs'), `${file} imports ${spec}`).to.equal(
+          true,
+        );
       }
       for (const banned of [
         /\bDate\.now\b/,
