@@ -20,7 +20,7 @@ export interface ReconnectOptions extends ConnectOptions {
   stableAfter?: number;
   /** Give up after this many consecutive failed attempts. Default: never. */
   maxAttempts?: number;
-  /** On GOAWAY, end the connection (CLOSE) once this many ms of the grace are left at most. Default: end at once. */
+  /** On GOAWAY, end the connection at once (CLOSE), so the next one can start. Default true. */
   endOnGoAway?: boolean;
   /** Source of randomness for jitter, in [0, 1). Default Math.random. */
   random?: () => number;
@@ -116,6 +116,9 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       this.scheduleRetry(error as Error);
       return;
     }
+    // The attempt's abort controller guards the connect phase only: stop() must not abort an open
+    // connection (close() ends it gracefully instead).
+    this.abortAttempt = undefined;
     if (this.stopped) {
       connection.abort();
       return;

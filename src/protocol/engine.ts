@@ -743,10 +743,17 @@ export class Engine implements FrameSink {
     let batch: Uint8Array | undefined;
     let batchStart = 0;
     let batchPos = 0;
+    // Size the batch to what this call can write at most, so a lone small frame does not allocate
+    // (and pin, while the socket holds it) a whole BATCH_SIZE buffer.
+    let estimate =
+      HEARTBEAT_FRAME_SIZE +
+      CREDIT_FRAME_SIZE +
+      Math.min(maxDataBytes, this.queuedBytes + 2 * FRAME_HEADER_SIZE * (this.outbox.length - this.sendIndex));
     const room = (bytes: number): Uint8Array => {
       if (batch === undefined || batchPos + bytes > batch.length) {
         if (batch !== undefined && batchPos > batchStart) out.push(batch.subarray(batchStart, batchPos));
-        batch = new Uint8Array(Math.max(BATCH_SIZE, bytes));
+        batch = new Uint8Array(Math.max(Math.min(BATCH_SIZE, estimate), bytes));
+        estimate = BATCH_SIZE;
         batchStart = 0;
         batchPos = 0;
       }

@@ -1,0 +1,480 @@
+/**
+ * A small message broker on heartwire: named queues, publisher confirms, consumers with a
+ * prefetch limit, ack/nack, redelivery when a consumer's connection dies, and a graceful
+ * shutdown that loses nothing.
+ *
+ * Every limit is explicit: queue length and bytes (with an overflow policy), number of queues,
+ * subscriptions per connection, prefetch. Memory per connection is bounded by heartwire's credit
+ * (what a client sends) and by the connection's send queue (what the broker sends: the broker
+ * stops delivering to a connection whose `write()` returned false until `'drain'`).
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { createServer } from '../../src/index.js';
+import type { CloseInfo, Connection, HeartwireError, Server, ServerOptions } from '../../src/index.js';
+import { Deque } from './deque.js';
+import { decode, encode } from './protocol.js';
+import type { Ack, BrokerErrorCode, Envelope, Nack, Publish, Subscribe } from './protocol.js';
+
+/** What a full queue does with a new publish. */
+export type OverflowPolicy =
+  /** Refuse the publish: the publisher gets `Error{QUEUE_FULL}` instead of `Confirm`. */
+  | 'reject-publish'
+  /** Drop the oldest messages to make room (they are counted in `stats().dropped`). */
+  | 'drop-head';
+
+/** Options of a {@link Broker}. */
+export interface BrokerOptions {
+  /** heartwire server options: `idleTimeout`, `clientIdleTimeoutRange`, `receiveWindow`, `tls`, … */
+  server?: ServerOptions;
+  /** Most messages a queue holds (ready, not counting deliveries awaiting an ack). Default 10 000. */
+  maxQueueLength?: number;
+  /** Most body bytes a queue holds. Default 64 MiB. */
+  maxQueueBytes?: number;
+  /** What a full queue does. Default `'reject-publish'`. */
+  overflow?: OverflowPolicy;
+  /** Most queues (created on first use). Default 1 000. */
+  maxQueues?: number;
+  /** Longest queue name, in UTF-16 code units. Default 255. */
+  maxQueueNameLength?: number;
+  /** Prefetch of a `Subscribe` that asks for 0. Default 100. */
+  defaultPrefetch?: number;
+  /** Largest prefetch granted. Default 10 000. */
+  maxPrefetch?: number;
+  /** Most subscriptions on one connection. Default 64. */
+  maxSubscriptionsPerConnection?: number;
+  /** Messages to start with, e.g. the result of a previous broker's `close()`. */
+  restore?: BrokerSnapshot;
+}
+
+/** A message held by the broker. */
+export interface StoredMessage {
+  body: Uint8Array;
+  /** It was delivered before and not acknowledged. */
+  redelivered: boolean;
+}
+
+/** The messages a broker held when it stopped: hand them to the next broker (`restore`). */
+export interface BrokerSnapshot {
+  queues: { name: string; messages: StoredMessage[] }[];
+}
+
+/** Counters of a broker since it started. */
+export interface BrokerStats {
+  connections: number;
+  queues: { name: string; ready: number; unacked: number; consumers: number; bytes: number }[];
+  published: number;
+  rejected: number;
+  delivered: number;
+  redelivered: number;
+  acked: number;
+  nacked: number;
+  dropped: number;
+}
+
+/** Events of a {@link Broker}. */
+export interface BrokerEvents {
+  /** A client connected. */
+  connect: [{ id: number; remoteAddress: string | undefined }];
+  /**
+   * A client's connection closed. `requeued` unacknowledged deliveries went back to their queues.
+   * `error` is set when the close was not clean (e.g. `HEARTBEAT_TIMEOUT`: the path went silent).
+   */
+  disconnect: [{ id: number; clean: boolean; error: HeartwireError | undefined; requeued: number }];
+}
+
+interface Queue {
+  name: string;
+  messages: Deque<StoredMessage>;
+  bytes: number;
+  unacked: number;
+  consumers: Consumer[];
+  /** Round-robin position in `consumers`. */
+  next: number;
+}
+
+interface Consumer {
+  session: Session;
+  queue: Queue;
+  prefetch: number;
+  unacked: number;
+}
+
+interface Outstanding {
+  consumer: Consumer;
+  message: StoredMessage;
+}
+
+/** One client connection. */
+interface Session {
+  conn: Connection;
+  subscriptions: Map<string, Consumer>;
+  /** Deliveries awaiting Ack/Nack, by delivery tag (tags are per connection). */
+  outstanding: Map<number, Outstanding>;
+  nextTag: number;
+  /** False after `write()` returned false, until `'drain'`. */
+  writable: boolean;
+  /** No more deliveries: the broker is shutting down or the client sent CLOSE. */
+  delivering: boolean;
+}
+
+/**
+ * A message broker. `listen()` to start, `close({ grace })` to stop: the broker sends GOAWAY to
+ * every client, stops delivering (each subscription gets `Drained` after its last delivery),
+ * keeps accepting acks and publishes until the clients close, and resolves with the messages
+ * still held so that a successor can take them over (`restore`).
+ */
+export class Broker extends EventEmitter<BrokerEvents> {
+  /** The heartwire server; `server.connections` lists the open connections. */
+  readonly server: Server;
+  private readonly queues = new Map<string, Queue>();
+  private readonly sessions = new Set<Session>();
+  private readonly limits: Required<Omit<BrokerOptions, 'server' | 'restore'>>;
+  private readonly counters = {
+    published: 0,
+    rejected: 0,
+    delivered: 0,
+    redelivered: 0,
+    acked: 0,
+    nacked: 0,
+    dropped: 0,
+  };
+  private closing: Promise<BrokerSnapshot> | undefined;
+
+  constructor(options: BrokerOptions = {}) {
+    super();
+    this.limits = {
+      maxQueueLength: options.maxQueueLength ?? 10_000,
+      maxQueueBytes: options.maxQueueBytes ?? 64 * 1024 * 1024,
+      overflow: options.overflow ?? 'reject-publish',
+      maxQueues: options.maxQueues ?? 1000,
+      maxQueueNameLength: options.maxQueueNameLength ?? 255,
+      defaultPrefetch: options.defaultPrefetch ?? 100,
+      maxPrefetch: options.maxPrefetch ?? 10_000,
+      maxSubscriptionsPerConnection: options.maxSubscriptionsPerConnection ?? 64,
+    };
+    if (options.restore !== undefined) this.restore(options.restore);
+    this.server = createServer(options.server ?? {}, (conn) => this.accept(conn));
+  }
+
+  /** Start listening; resolves to the bound address. */
+  listen(port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
+    return this.server.listen(port, host);
+  }
+
+  /**
+   * Shut down gracefully: GOAWAY with `grace` ms to every client, no new deliveries, force-close
+   * whoever is still connected when the grace expires. Resolves once every connection is closed
+   * (unacknowledged deliveries are back in their queues) with the messages the broker still
+   * holds. Idempotent.
+   */
+  close(options: { grace?: number } = {}): Promise<BrokerSnapshot> {
+    if (this.closing === undefined) {
+      for (const session of this.sessions) this.stopDelivering(session, true);
+      this.closing = this.server.close({ grace: options.grace ?? 5000 }).then(() => this.snapshot());
+    }
+    return this.closing;
+  }
+
+  /**
+   * Take over the messages of a snapshot (from a previous broker's `close()`): they go to the
+   * tail of their queues, beyond the length limits if need be (they were accepted already).
+   */
+  restore(snapshot: BrokerSnapshot): void {
+    for (const { name, messages } of snapshot.queues) {
+      const queue = this.queue(name);
+      for (const message of messages) this.enqueue(queue, message);
+      if (queue !== undefined) this.dispatch(queue);
+    }
+  }
+
+  /** The messages held now (ready and unacknowledged), queue by queue. */
+  snapshot(): BrokerSnapshot {
+    const queues = [...this.queues.values()].map((queue) => {
+      const outstanding: StoredMessage[] = [];
+      for (const session of this.sessions) {
+        for (const { consumer, message } of session.outstanding.values()) {
+          if (consumer.queue === queue) outstanding.push({ body: message.body, redelivered: true });
+        }
+      }
+      return { name: queue.name, messages: [...outstanding, ...queue.messages] };
+    });
+    return { queues: queues.filter((q) => q.messages.length > 0) };
+  }
+
+  /** Counters and queue gauges. */
+  stats(): BrokerStats {
+    return {
+      ...this.counters,
+      connections: this.sessions.size,
+      queues: [...this.queues.values()].map((q) => ({
+        name: q.name,
+        ready: q.messages.length,
+        unacked: q.unacked,
+        consumers: q.consumers.length,
+        bytes: q.bytes,
+      })),
+    };
+  }
+
+  // ------------------------------------------------------------------ connections
+
+  private accept(conn: Connection): void {
+    const session: Session = {
+      conn,
+      subscriptions: new Map(),
+      outstanding: new Map(),
+      nextTag: 1,
+      writable: true,
+      delivering: this.closing === undefined,
+    };
+    this.sessions.add(session);
+    conn.on('drain', () => {
+      session.writable = true;
+      for (const consumer of session.subscriptions.values()) this.dispatch(consumer.queue);
+    });
+    // The client sent CLOSE: it can no longer ack, so deliver nothing more.
+    conn.on('peer-closed', () => this.stopDelivering(session, false));
+    // Any close, clean or not, returns unacknowledged deliveries to their queues. A consumer
+    // whose path went silent is detected by heartwire's heartbeat deadline (HEARTBEAT_TIMEOUT).
+    conn.on('close', (info) => this.closeSession(session, info));
+    this.emit('connect', { id: conn.id, remoteAddress: conn.stats().remoteAddress });
+    void this.serve(session);
+  }
+
+  /** Read the client's requests in order; pause reading while our replies cannot be written. */
+  private async serve(session: Session): Promise<void> {
+    try {
+      for await (const bytes of session.conn) {
+        this.handle(session, bytes);
+        if (!session.writable) await writable(session.conn);
+      }
+    } catch {
+      // An unclean close ends the loop with its error; the 'close' listener deals with it.
+    }
+  }
+
+  private handle(session: Session, bytes: Uint8Array): void {
+    let envelope: Envelope;
+    try {
+      envelope = decode(bytes);
+    } catch (error) {
+      this.reply(session, 'BAD_REQUEST', `malformed message: ${(error as Error).message}`);
+      return;
+    }
+    switch (envelope.kind) {
+      case 'publish':
+        return this.publish(session, envelope.publish);
+      case 'subscribe':
+        return this.subscribe(session, envelope.subscribe);
+      case 'ack':
+        return this.settle(session, envelope.ack, 'ack');
+      case 'nack':
+        return this.settle(session, envelope.nack, 'nack');
+      default:
+        return this.reply(session, 'BAD_REQUEST', `a client does not send ${envelope.kind}`);
+    }
+  }
+
+  private closeSession(session: Session, info: CloseInfo): void {
+    this.sessions.delete(session);
+    session.delivering = false;
+    for (const consumer of session.subscriptions.values()) {
+      consumer.queue.consumers = consumer.queue.consumers.filter((c) => c !== consumer);
+    }
+    // Back to the head of their queues, oldest first, flagged as redelivered.
+    const outstanding = [...session.outstanding.values()].reverse();
+    for (const { consumer, message } of outstanding) {
+      consumer.queue.unacked--;
+      this.enqueue(consumer.queue, { body: message.body, redelivered: true }, 'head');
+    }
+    session.outstanding.clear();
+    this.emit('disconnect', {
+      id: session.conn.id,
+      clean: info.clean,
+      error: info.error,
+      requeued: outstanding.length,
+    });
+    for (const { consumer } of outstanding) this.dispatch(consumer.queue);
+  }
+
+  /** No more deliveries on this connection; `notify`: tell each subscription (`Drained`). */
+  private stopDelivering(session: Session, notify: boolean): void {
+    if (!session.delivering) return;
+    session.delivering = false;
+    if (!notify) return;
+    for (const queue of session.subscriptions.keys())
+      this.send(session, { kind: 'drained', drained: { queue } });
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  private publish(session: Session, { queue: name, id, body }: Publish): void {
+    const refuse = (code: BrokerErrorCode, message: string): void => {
+      this.counters.rejected++;
+      this.reply(session, code, message, { id, queue: name });
+    };
+    const invalid = this.invalidName(name);
+    if (invalid !== undefined) return refuse('BAD_REQUEST', invalid);
+    const queue = this.queue(name);
+    if (queue === undefined) return refuse('LIMIT_EXCEEDED', `at most ${this.limits.maxQueues} queues`);
+    const { maxQueueLength, maxQueueBytes, overflow } = this.limits;
+    if (body.length > maxQueueBytes)
+      return refuse('QUEUE_FULL', `message larger than the queue (${maxQueueBytes} bytes)`);
+    const fits = (): boolean =>
+      queue.messages.length < maxQueueLength && queue.bytes + body.length <= maxQueueBytes;
+    if (!fits()) {
+      if (overflow === 'reject-publish') return refuse('QUEUE_FULL', `queue ${name} is full`);
+      while (!fits()) {
+        queue.bytes -= queue.messages.shift()!.body.length;
+        this.counters.dropped++;
+      }
+    }
+    // Copy: the decoded body may be a view into a larger receive buffer.
+    this.enqueue(queue, { body: new Uint8Array(body), redelivered: false });
+    this.counters.published++;
+    this.send(session, { kind: 'confirm', confirm: { id } });
+    this.dispatch(queue);
+  }
+
+  private subscribe(session: Session, { queue: name, prefetch }: Subscribe): void {
+    const invalid = this.invalidName(name);
+    if (invalid !== undefined) return this.reply(session, 'BAD_REQUEST', invalid, { queue: name });
+    if (!session.delivering) {
+      this.send(session, { kind: 'drained', drained: { queue: name } });
+      return;
+    }
+    const { defaultPrefetch, maxPrefetch, maxSubscriptionsPerConnection } = this.limits;
+    const granted = Math.min(prefetch === 0 ? defaultPrefetch : prefetch, maxPrefetch);
+    const existing = session.subscriptions.get(name);
+    if (existing !== undefined) {
+      existing.prefetch = granted; // subscribing again changes the prefetch
+      this.dispatch(existing.queue);
+      return;
+    }
+    if (session.subscriptions.size >= maxSubscriptionsPerConnection) {
+      return this.reply(session, 'LIMIT_EXCEEDED', `at most ${maxSubscriptionsPerConnection} subscriptions`, {
+        queue: name,
+      });
+    }
+    const queue = this.queue(name);
+    if (queue === undefined)
+      return this.reply(session, 'LIMIT_EXCEEDED', `at most ${this.limits.maxQueues} queues`);
+    const consumer: Consumer = { session, queue, prefetch: granted, unacked: 0 };
+    session.subscriptions.set(name, consumer);
+    queue.consumers.push(consumer);
+    this.dispatch(queue);
+  }
+
+  private settle(session: Session, request: Ack | Nack, how: 'ack' | 'nack'): void {
+    const entry = session.outstanding.get(request.deliveryTag);
+    if (entry === undefined) {
+      return this.reply(session, 'UNKNOWN_DELIVERY_TAG', `no outstanding delivery ${request.deliveryTag}`);
+    }
+    session.outstanding.delete(request.deliveryTag);
+    const { consumer, message } = entry;
+    consumer.unacked--;
+    consumer.queue.unacked--;
+    if (how === 'ack') this.counters.acked++;
+    else {
+      this.counters.nacked++;
+      if ((request as Nack).requeue)
+        this.enqueue(consumer.queue, { body: message.body, redelivered: true }, 'head');
+      else this.counters.dropped++;
+    }
+    this.dispatch(consumer.queue);
+  }
+
+  // ------------------------------------------------------------------ queues
+
+  /** Deliver ready messages to consumers with room (prefetch) and a writable connection. */
+  private dispatch(queue: Queue): void {
+    while (queue.messages.length > 0) {
+      const consumer = this.nextConsumer(queue);
+      if (consumer === undefined) return;
+      const message = queue.messages.shift()!;
+      queue.bytes -= message.body.length;
+      const { session } = consumer;
+      const deliveryTag = session.nextTag++;
+      session.outstanding.set(deliveryTag, { consumer, message });
+      consumer.unacked++;
+      queue.unacked++;
+      this.counters.delivered++;
+      if (message.redelivered) this.counters.redelivered++;
+      this.send(session, { kind: 'deliver', deliver: { queue: queue.name, deliveryTag, ...message } });
+    }
+  }
+
+  /** Round robin over the consumers that can take one more delivery. */
+  private nextConsumer(queue: Queue): Consumer | undefined {
+    const { consumers } = queue;
+    for (let i = 0; i < consumers.length; i++) {
+      const consumer = consumers[(queue.next + i) % consumers.length]!;
+      const { session } = consumer;
+      if (session.delivering && session.writable && consumer.unacked < consumer.prefetch) {
+        queue.next = (queue.next + i + 1) % consumers.length;
+        return consumer;
+      }
+    }
+    return undefined;
+  }
+
+  private enqueue(queue: Queue | undefined, message: StoredMessage, where: 'head' | 'tail' = 'tail'): void {
+    if (queue === undefined) return;
+    if (where === 'head') queue.messages.unshift(message);
+    else queue.messages.push(message);
+    queue.bytes += message.body.length;
+  }
+
+  /** The queue called `name`, created on first use; `undefined` when `maxQueues` is reached. */
+  private queue(name: string): Queue | undefined {
+    let queue = this.queues.get(name);
+    if (queue === undefined && this.queues.size < this.limits.maxQueues) {
+      queue = { name, messages: new Deque(), bytes: 0, unacked: 0, consumers: [], next: 0 };
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  private invalidName(name: string): string | undefined {
+    if (name.length === 0) return 'empty queue name';
+    if (name.length > this.limits.maxQueueNameLength)
+      return `queue name longer than ${this.limits.maxQueueNameLength}`;
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ replies
+
+  private reply(
+    session: Session,
+    code: BrokerErrorCode,
+    message: string,
+    about: { id?: number; queue?: string } = {},
+  ): void {
+    this.send(session, {
+      kind: 'error',
+      error: { code, message, id: about.id ?? 0, queue: about.queue ?? '' },
+    });
+  }
+
+  /** Queue a message to the client; a full send queue pauses deliveries and reading until `'drain'`. */
+  private send(session: Session, envelope: Envelope): void {
+    try {
+      if (!session.conn.write(encode(envelope))) session.writable = false;
+    } catch {
+      // The connection is closing; its 'close' listener requeues what it held.
+    }
+  }
+}
+
+/** Resolves on the connection's next `'drain'` or `'close'`. */
+function writable(conn: Connection): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      conn.off('drain', done).off('close', done);
+      resolve();
+    };
+    conn.on('drain', done).on('close', done);
+  });
+}

@@ -1,0 +1,101 @@
+/**
+ * `heartwire serve`: an echo or sink server, to ping, to test against, to watch.
+ * @module
+ */
+import { createServer } from '../index.js';
+import type { Connection } from '../index.js';
+import { bytes, integer, parse, UsageError } from './util.js';
+import type { Output } from './util.js';
+
+/** Help text of `heartwire serve`. */
+export const serveHelp = `usage: heartwire serve [options]
+
+Run a heartwire server until Ctrl-C, then shut down gracefully (GOAWAY, grace period).
+
+options:
+  --port N            port to listen on (default 7878; 0 picks a free one)
+  --host H            address to listen on (default 127.0.0.1)
+  --mode echo|sink    echo every message back (default), or read and drop them
+  --idle-timeout MS   silence tolerated before a client is declared dead (default 20000)
+  --grace MS          GOAWAY grace period at shutdown (default 2000)
+  -h, --help          show this help
+
+It prints one line per connection opened and closed, with the reason of any failure.`;
+
+/**
+ * Run `heartwire serve`. Resolves with the exit code once `stop` resolves (the CLI passes
+ * "first SIGINT or SIGTERM") and the server has shut down.
+ */
+export async function serve(args: string[], output: Output, stop: Promise<unknown>): Promise<number> {
+  const { values } = parse({
+    args,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      mode: { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      grace: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    output.out(serveHelp);
+    return 0;
+  }
+  const port = integer(values.port, 'port', 7878, 0, 65535);
+  const host = values.host ?? '127.0.0.1';
+  const mode = values.mode ?? 'echo';
+  if (mode !== 'echo' && mode !== 'sink') throw new UsageError(`--mode must be echo or sink, got '${mode}'`);
+  const idleTimeout = integer(values['idle-timeout'], 'idle-timeout', 20_000, 100, 86_400_000);
+  const grace = integer(values.grace, 'grace', 2000);
+
+  const server = createServer({ idleTimeout }, (conn) => {
+    const { remoteAddress, remotePort } = conn.stats();
+    output.out(`+ connection ${conn.id} from ${remoteAddress}:${remotePort}`);
+    conn.on('close', (info) => {
+      const s = conn.stats();
+      const traffic = `${s.messagesReceived} messages (${bytes(s.bytesReceived)}) in, ${s.messagesSent} (${bytes(s.bytesSent)}) out`;
+      const how = info.clean ? 'closed cleanly' : `lost: ${info.error?.code} (${info.error?.message})`;
+      output.out(`- connection ${conn.id} ${how}; ${traffic}`);
+    });
+    void (mode === 'echo' ? echo(conn) : sink(conn)).catch(() => {}); // failures are reported by 'close'
+  });
+  let address;
+  try {
+    address = await server.listen(port, host);
+  } catch (error) {
+    output.err(`heartwire serve: cannot listen on ${host}:${port}: ${(error as Error).message}`);
+    return 1;
+  }
+  output.out(
+    `heartwire ${mode} server listening on ${address.address}:${address.port} (idle timeout ${idleTimeout} ms); Ctrl-C to stop`,
+  );
+  await stop;
+  output.out(`shutting down: GOAWAY to ${server.connections.size} connection(s), grace ${grace} ms`);
+  await server.close({ grace });
+  output.out('stopped');
+  return 0;
+}
+
+/** Send every message back, respecting the client's credit. */
+async function echo(conn: Connection): Promise<void> {
+  for await (const message of conn) {
+    if (!conn.write(message)) await drainOrClose(conn);
+  }
+}
+
+/** Resolves on the connection's next `'drain'` or `'close'`. */
+function drainOrClose(conn: Connection): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      conn.off('drain', done).off('close', done);
+      resolve();
+    };
+    conn.on('drain', done).on('close', done);
+  });
+}
+
+/** Read and drop every message: credit returns at once. */
+async function sink(conn: Connection): Promise<void> {
+  for await (const _message of conn);
+}

@@ -1,0 +1,141 @@
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A `heartwire` process run from the sources: `node --import tsx src/cli/main.ts ...`. */
+interface Cli {
+  child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  /** Resolves once stdout matches `pattern`, with the match. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+}
+
+function start(args: string[]): Cli {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const cli: Cli = {
+    child,
+    stdout: '',
+    stderr: '',
+    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
+    waitFor(pattern, timeoutMs = 10_000) {
+      return new Promise((resolve, reject) => {
+        const check = (): void => {
+          const match = pattern.exec(cli.stdout);
+          if (match === null) return;
+          clearTimeout(timer);
+          child.stdout!.off('data', check);
+          resolve(match);
+        };
+        const timer = setTimeout(
+          () => reject(new Error(`no ${pattern} in:\n${cli.stdout}\n${cli.stderr}`)),
+          timeoutMs,
+        );
+        child.stdout!.on('data', check);
+        check();
+      });
+    },
+  };
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (cli.stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (cli.stderr += chunk));
+  return cli;
+}
+
+async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cli = start(args);
+  const code = await cli.exited;
+  return { code, stdout: cli.stdout, stderr: cli.stderr };
+}
+
+describe('heartwire command', function () {
+  this.timeout(20_000);
+  const running: Cli[] = [];
+  afterEach(() => {
+    for (const cli of running.splice(0)) if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
+  });
+
+  it('--help lists the commands and exits 0; each command has its own --help', async () => {
+    const top = await run(['--help']);
+    expect(top.code).to.equal(0);
+    for (const command of ['serve', 'ping', 'demo', 'bench']) expect(top.stdout).to.contain(command);
+    const results = await Promise.all(['serve', 'ping', 'demo'].map((command) => run([command, '--help'])));
+    for (const [i, command] of ['serve', 'ping', 'demo'].entries()) {
+      expect(results[i]!.code, command).to.equal(0);
+      expect(results[i]!.stdout).to.match(new RegExp(`^usage: heartwire ${command}`));
+    }
+  });
+
+  it('exits 2 with one line on stderr on bad usage, 1 on failure', async () => {
+    const [none, unknown, missing, badOption, badValue, bench, refused] = await Promise.all([
+      run([]),
+      run(['frobnicate']),
+      run(['ping']),
+      run(['ping', '127.0.0.1:7878', '--bogus']),
+      run(['serve', '--mode', 'loud']),
+      run(['bench']),
+      run(['ping', '127.0.0.1:1', '--timeout', '2000']),
+    ]);
+    expect(none.code).to.equal(2);
+    for (const [result, text] of [
+      [unknown, "unknown command 'frobnicate'"],
+      [missing, 'missing host:port'],
+      [badOption, "Unknown option '--bogus'"],
+      [badValue, '--mode must be echo or sink'],
+    ] as const) {
+      expect(result.code, text).to.equal(2);
+      expect(result.stderr.trimEnd().split('\n'), text).to.have.length(1);
+      expect(result.stderr).to.contain(text);
+    }
+    expect(bench.code).to.equal(1);
+    expect(bench.stderr).to.contain('not available yet');
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.match(/^heartwire ping: could not connect to 127\.0\.0\.1:1/);
+  });
+
+  it('serve + ping: live lines, a summary at --count or Ctrl-C, exit 0', async () => {
+    const server = start(['serve', '--port', '0', '--idle-timeout', '3000']);
+    running.push(server);
+    const [, port] = await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
+
+    const counted = await run(['ping', `127.0.0.1:${port}`, '--interval', '100', '--count', '3']);
+    expect(counted.code, counted.stderr).to.equal(0);
+    const lines = counted.stdout.split('\n').filter((line) => line.startsWith('seq='));
+    expect(lines).to.have.length(3);
+    expect(lines[2]).to.match(
+      /^seq=3 {2}rtt [\d.]+ m?s {2}hb-rtt .* {2}credit out .* in .* {2}heartbeats out \d+ in \d+ {2}bytes out/,
+    );
+    expect(counted.stdout).to.contain('3 probes sent, 3 echoed, 0 unanswered');
+
+    const interrupted = start(['ping', `127.0.0.1:${port}`, '--interval', '100']);
+    running.push(interrupted);
+    await interrupted.waitFor(/seq=2 /);
+    interrupted.child.kill('SIGINT');
+    expect(await interrupted.exited).to.equal(0);
+    expect(interrupted.stdout).to.match(/--- 127\.0\.0\.1:\d+ heartwire ping statistics ---/);
+    expect(interrupted.stdout).to.match(/rtt min\/avg\/max = /);
+
+    await server.waitFor(/connection 2 closed cleanly/);
+    server.child.kill('SIGINT');
+    expect(await server.exited).to.equal(0);
+    expect(server.stdout).to.contain('stopped');
+  });
+
+  it('demo --quick: all three claims hold, exit 0, in under 20 s', async function () {
+    this.timeout(40_000);
+    const started = performance.now();
+    const demo = await run(['demo', '--quick']);
+    const elapsed = performance.now() - started;
+    expect(demo.code, `${demo.stdout}\n${demo.stderr}`).to.equal(0);
+    expect(demo.stdout).to.contain('all three claims hold');
+    expect(demo.stdout.match(/ PASS$/gm)).to.have.length(3);
+    expect(elapsed).to.be.below(20_000);
+  });
+});
