@@ -108,7 +108,9 @@ export function connect(options: ConnectOptions): Promise<Connection> {
             ...(options.tls === true ? {} : options.tls),
             host: attempt.host,
             port: attempt.port,
-            servername: net.isIP(attempt.host) ? undefined : attempt.host,
+            servername:
+              (options.tls === true ? undefined : options.tls.servername) ??
+              (net.isIP(attempt.host) ? undefined : attempt.host),
             allowHalfOpen: true,
             localAddress: options.localAddress,
           } as tls.ConnectionOptions)

@@ -42,10 +42,18 @@ export class Server extends EventEmitter<ServerEvents> {
     super();
     this.options = options;
     const onSocket = (socket: Socket): void => this.accept(socket);
-    this.listener =
-      options.tls !== undefined
-        ? tls.createServer({ ...options.tls, allowHalfOpen: true }, onSocket)
-        : net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+    if (options.tls !== undefined) {
+      // Half-open only once TLS is up (see accept()), so a failed client's FIN closes its socket;
+      // Node's TLS server never destroys a socket whose TLS handshake failed or timed out.
+      const server = tls.createServer(
+        { ...options.tls, allowHalfOpen: false, handshakeTimeout: options.handshakeTimeout ?? 10_000 },
+        onSocket,
+      );
+      server.on('tlsClientError', (_error, socket) => socket.destroy());
+      this.listener = server;
+    } else {
+      this.listener = net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+    }
     this.listener.on('error', (error) => this.emit('error', error));
     if (onConnection !== undefined) this.on('connection', onConnection);
   }
@@ -69,6 +77,7 @@ export class Server extends EventEmitter<ServerEvents> {
 
   private accept(socket: Socket): void {
     socket.on('error', () => {}); // the connection's own listener reports errors; never crash
+    socket.allowHalfOpen = true; // the client's FIN is not the end of our stream (SPEC.md §9.1)
     if (this.closing !== undefined || this.connections.size >= (this.options.maxConnections ?? 10_000)) {
       this.refuse(socket);
       return;
