@@ -577,14 +577,16 @@ export class Engine implements FrameSink {
   assertSendable(payload: Uint8Array): void {
     const state = this.currentState;
     if (this.closeRequested) throw new UsageError('CONNECTION_CLOSED', 'cannot send after close()');
-    if (state !== 'open' && state !== 'going-away' && state !== 'peer-closed' && state !== 'handshaking') {
+    if (state === 'handshaking') {
+      throw new UsageError('NOT_OPEN', 'the handshake has not completed: wait for the open event');
+    }
+    if (state !== 'open' && state !== 'going-away' && state !== 'peer-closed') {
       throw new UsageError('CONNECTION_CLOSED', `cannot send in state ${state}`);
     }
     if (this.settings.role === 'server' && this.finishRequested && state === 'peer-closed') {
       throw new UsageError('CONNECTION_CLOSED', 'cannot send after finish()');
     }
-    const limit =
-      this.negotiatedValues === undefined ? this.settings.maxMessageBytes : this.peerMaxMessageBytes;
+    const limit = this.peerMaxMessageBytes;
     if (payload.length > limit) {
       throw new UsageError(
         'MESSAGE_TOO_LARGE',
@@ -748,7 +750,10 @@ export class Engine implements FrameSink {
     let estimate =
       HEARTBEAT_FRAME_SIZE +
       CREDIT_FRAME_SIZE +
-      Math.min(maxDataBytes, this.queuedBytes + 2 * FRAME_HEADER_SIZE * (this.outbox.length - this.sendIndex));
+      Math.min(
+        maxDataBytes,
+        this.queuedBytes + 2 * FRAME_HEADER_SIZE * (this.outbox.length - this.sendIndex),
+      );
     const room = (bytes: number): Uint8Array => {
       if (batch === undefined || batchPos + bytes > batch.length) {
         if (batch !== undefined && batchPos > batchStart) out.push(batch.subarray(batchStart, batchPos));
@@ -1240,12 +1245,6 @@ export class Engine implements FrameSink {
       peerMaxFramePayload: peer.maxFramePayload,
       peerMaxMessageBytes: peer.maxMessageSize,
     };
-    // Messages queued during the handshake must respect the peer's limit too.
-    for (let i = 0; i < this.outbox.length; i++) {
-      if (this.outbox.at(i)!.payload.length > peer.maxMessageSize) {
-        throw new ProtocolError('MESSAGE_TOO_LARGE', 'a queued message exceeds the peer’s max_message_size');
-      }
-    }
     this.setState('open');
     this.emit({ type: 'open', negotiated: this.negotiatedValues });
     if (this.closeRequested) {

@@ -34,6 +34,7 @@ export type LocalErrorName =
   | 'TRANSPORT_ERROR'
   | 'WRITE_STALL'
   | 'CONNECTION_CLOSED'
+  | 'NOT_OPEN'
   | 'SEND_QUEUE_FULL'
   | 'REMOTE_ERROR'
   | 'CONNECT_TIMEOUT'
@@ -143,7 +144,13 @@ export class TransportError extends HeartwireError {
 /** The application used the connection wrongly (closed, too large, cancelled). */
 export class UsageError extends HeartwireError {
   constructor(
-    code: 'CONNECTION_CLOSED' | 'MESSAGE_TOO_LARGE' | 'CANCELLED' | 'SEND_QUEUE_FULL' | 'INTERNAL_ERROR',
+    code:
+      | 'CONNECTION_CLOSED'
+      | 'NOT_OPEN'
+      | 'MESSAGE_TOO_LARGE'
+      | 'CANCELLED'
+      | 'SEND_QUEUE_FULL'
+      | 'INTERNAL_ERROR',
     message: string,
   ) {
     super(code, message);
