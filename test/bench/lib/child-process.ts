@@ -1,0 +1,136 @@
+/**
+ * The orchestrator's handle on a child process (`child.ts`): spawn, wait until ready, send
+ * commands and await their replies, each with a time bound; kill as a last resort.
+ * @module
+ */
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ChildConfig, Reply, Ready } from './ipc.js';
+
+const CHILD_SCRIPT = fileURLToPath(new URL('../child.ts', import.meta.url));
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Options of {@link spawnChild}. */
+export interface SpawnOptions {
+  /**
+   * Write CPU profiles into `dir` (`--cpu-prof`; Node names them, one per thread: the main
+   * thread's has thread id 0, see {@link mainThreadProfile}).
+   */
+  cpuProfile?: { dir: string };
+  /** Kill the child after this long whatever happens (ms). Default 120 000. */
+  hardLimitMs?: number;
+  /** Extra V8/Node flags. */
+  execArgv?: string[];
+}
+
+/** A running child process of the bench. */
+export class Child {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly killTimer: NodeJS.Timeout;
+  private exited = false;
+  /** Resolves with the port the child listens on (servers, proxy) once it is ready. */
+  readonly ready: Promise<number | undefined>;
+
+  constructor(
+    readonly label: string,
+    private readonly proc: ChildProcess,
+    hardLimitMs: number,
+  ) {
+    this.ready = new Promise((resolve, reject) => {
+      const onMessage = (message: Ready | Reply): void => {
+        if ('ready' in message) {
+          resolve(message.port);
+          return;
+        }
+        const waiter = this.pending.get(message.id);
+        if (waiter === undefined) return;
+        this.pending.delete(message.id);
+        if (message.ok) waiter.resolve(message.result);
+        else waiter.reject(new Error(`${label}: ${message.error}`));
+      };
+      proc.on('message', onMessage);
+      proc.once('exit', (code, signal) => {
+        this.exited = true;
+        clearTimeout(this.killTimer);
+        const error = new Error(`${label} exited (code ${code}, signal ${signal})`);
+        reject(error);
+        for (const waiter of this.pending.values()) waiter.reject(error);
+        this.pending.clear();
+      });
+    });
+    this.ready.catch(() => {});
+    this.killTimer = setTimeout(() => this.kill(), hardLimitMs);
+    this.killTimer.unref();
+  }
+
+  /** The child's process id. */
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
+  /** Send a command; rejects if the child does not answer within `timeoutMs`. */
+  call<T = unknown>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<T> {
+    if (this.exited) return Promise.reject(new Error(`${this.label} has exited`));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`${this.label}: no answer to ${cmd} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.proc.send({ id, cmd, args });
+    });
+  }
+
+  /** Ask the child to exit (it writes its CPU profile if profiling); kill it after `graceMs`. */
+  async exit(graceMs = 5000): Promise<void> {
+    if (this.exited) return;
+    const exited = new Promise<void>((resolve) => this.proc.once('exit', () => resolve()));
+    this.call('exit', {}, graceMs).catch(() => {});
+    const timer = setTimeout(() => this.kill(), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** Kill the child (SIGKILL). */
+  kill(): void {
+    if (!this.exited) this.proc.kill('SIGKILL');
+  }
+}
+
+/** Start a child process running `child.ts` with `config`. */
+export function spawnChild(label: string, config: ChildConfig, options: SpawnOptions = {}): Child {
+  const execArgv = ['--import', 'tsx', '--expose-gc', ...(options.execArgv ?? [])];
+  if (options.cpuProfile !== undefined) {
+    mkdirSync(options.cpuProfile.dir, { recursive: true });
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfile.dir}`);
+  }
+  const child = fork(CHILD_SCRIPT, [JSON.stringify(config)], {
+    cwd: REPO,
+    execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Child(label, child, options.hardLimitMs ?? 120_000);
+}
+
+/**
+ * The main thread's profile in a `--cpu-prof` directory (`CPU.<date>.<time>.<pid>.<tid>.<seq>`,
+ * tid 0). The others come from worker threads, such as the ESM loader thread of tsx.
+ */
+export function mainThreadProfile(dir: string): string | undefined {
+  const file = readdirSync(dir).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+  return file === undefined ? undefined : path.join(dir, file);
+}

@@ -1,0 +1,212 @@
+/**
+ * heartwire through its public API: `write()` + `'drain'` on the sender; on the receiver
+ * `read()` + `'readable'` (default, the synchronous fast path), `for await` or `handle()`
+ * (`receive: 'read' | 'iterate' | 'handle'`). RTT samples are heartwire's own heartbeat RTTs
+ * (`'rtt'` events), so their rate follows `idleTimeout` (a third of it).
+ * @module
+ */
+import { connect, createServer } from '../../../src/index.js';
+import type { Connection, ConnectOptions, ServerOptions } from '../../../src/index.js';
+import { describeError, wallNow } from '../lib/common.js';
+import type { Counter, PeerClient, PeerModule, PeerOptions, PeerServer, ProbeRecorder } from './types.js';
+import { payloadSource, runPump } from './types.js';
+import { openAll } from './tcp.js';
+
+/** How the server application takes messages. */
+export type ReceiveMode = 'read' | 'iterate' | 'handle';
+
+/** A connection that ended uncleanly: when (wall clock) and why. */
+export interface Failure {
+  t: number;
+  code: string;
+}
+
+function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return code === undefined ? describeError(error) : String(code);
+}
+
+/** Record the unclean end of `connection` into `failures`. */
+function watch(connection: Connection, failures: Failure[]): void {
+  connection.closed.catch((error: unknown) => failures.push({ t: wallNow(), code: errorCode(error) }));
+}
+
+class HeartwireServer implements PeerServer {
+  readonly delivered: Counter = { messages: 0, bytes: 0 };
+  private readonly connections = new Set<Connection>();
+  private paused = false;
+  private resumed: Promise<void> = Promise.resolve();
+  private wake: () => void = () => {};
+  /** `read` mode: drain functions of the open connections, called again on resume. */
+  private readonly drains = new Set<() => void>();
+  private probe: ProbeRecorder | undefined;
+  private readonly failures: Failure[] = [];
+
+  constructor(
+    private readonly options: ServerOptions,
+    private readonly receive: ReceiveMode,
+  ) {}
+
+  async listen(): Promise<number> {
+    const server = createServer({ maxConnections: 100_000, ...this.options }, (connection) => {
+      this.connections.add(connection);
+      watch(connection, this.failures);
+      void connection.closed.catch(() => {}).finally(() => this.connections.delete(connection));
+      if (this.probe !== undefined && this.connections.size === 1) this.attachProbe(connection);
+      void this.consume(connection).catch(() => {}); // failures are recorded by watch()
+    });
+    const { port } = await server.listen(0, '127.0.0.1');
+    return port;
+  }
+
+  private async consume(connection: Connection): Promise<void> {
+    const delivered = this.delivered;
+    if (this.receive === 'read') {
+      const drain = (): void => {
+        if (this.paused) return;
+        for (let message = connection.read(); message !== undefined; message = connection.read()) {
+          delivered.messages++;
+          delivered.bytes += message.length;
+          if (this.paused) return;
+        }
+      };
+      this.drains.add(drain);
+      connection.on('readable', drain);
+      drain();
+      await connection.closed.finally(() => this.drains.delete(drain));
+      return;
+    }
+    if (this.receive === 'handle') {
+      await connection.handle((message) => {
+        delivered.messages++;
+        delivered.bytes += message.length;
+        return this.paused ? this.resumed : undefined;
+      });
+      return;
+    }
+    for await (const message of connection) {
+      delivered.messages++;
+      delivered.bytes += message.length;
+      if (this.paused) await this.resumed;
+    }
+  }
+
+  private attachProbe(connection: Connection): void {
+    connection.on('rtt', (ms) => this.probe?.sample(ms));
+  }
+
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.resumed = new Promise((resolve) => (this.wake = resolve));
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.wake();
+    for (const drain of this.drains) drain();
+  }
+
+  startProbe(probe: ProbeRecorder): void {
+    this.probe = probe;
+    const first = this.connections.values().next().value;
+    if (first !== undefined) this.attachProbe(first);
+  }
+
+  info(): Record<string, unknown> {
+    let held = 0;
+    let window = 0;
+    for (const connection of this.connections) {
+      const stats = connection.stats();
+      held += stats.heldBytes;
+      window = Math.max(window, stats.receiveWindow);
+    }
+    return {
+      connections: this.connections.size,
+      heldBytes: held,
+      maxReceiveWindow: window,
+      failures: this.failures,
+    };
+  }
+}
+
+class HeartwireClient implements PeerClient {
+  readonly sent: Counter = { messages: 0, bytes: 0 };
+  private connections: Connection[] = [];
+  private pumping = false;
+  private readonly failures: Failure[] = [];
+  private onRtt: ((ms: number) => void) | undefined;
+
+  constructor(private readonly options: Omit<ConnectOptions, 'port' | 'host'>) {}
+
+  async connect(port: number, count: number, parallel: number): Promise<void> {
+    this.connections = await openAll(count, parallel, () =>
+      connect({ ...this.options, host: '127.0.0.1', port }),
+    );
+    for (const connection of this.connections) watch(connection, this.failures);
+  }
+
+  pump(size: number, fresh: boolean): void {
+    this.pumping = true;
+    const next = payloadSource(size, fresh);
+    const sent = this.sent;
+    for (const connection of this.connections) {
+      let open = true;
+      runPump({
+        active: () => this.pumping && open,
+        send: () => {
+          try {
+            const ok = connection.write(next());
+            sent.messages++;
+            sent.bytes += size;
+            return ok;
+          } catch {
+            open = false; // the connection closed: its failure is recorded by watch()
+            return true;
+          }
+        },
+        wait: (resume) => connection.once('drain', resume),
+      });
+    }
+  }
+
+  stopPump(): void {
+    this.pumping = false;
+  }
+
+  startProbe(_intervalMs: number, probe: ProbeRecorder): void {
+    this.onRtt = (ms) => probe.sample(ms);
+    this.connections[0]?.on('rtt', this.onRtt);
+  }
+
+  stopProbe(): void {
+    if (this.onRtt !== undefined) this.connections[0]?.off('rtt', this.onRtt);
+  }
+
+  info(): Record<string, unknown> {
+    const first = this.connections[0]?.stats();
+    return {
+      connections: this.connections.filter((c) => c.state !== 'closed').length,
+      failures: this.failures,
+      first:
+        first === undefined
+          ? undefined
+          : {
+              queuedBytes: first.queuedBytes,
+              socketBufferedBytes: first.socketBufferedBytes,
+              creditBlockedMs: first.creditBlockedMs,
+              heartbeatsSent: first.heartbeatsSent,
+              heartbeatsReceived: first.heartbeatsReceived,
+            },
+    };
+  }
+}
+
+export const peer: PeerModule = {
+  createServer: (options: PeerOptions) =>
+    new HeartwireServer(
+      (options.server ?? {}) as ServerOptions,
+      (options.receive as ReceiveMode | undefined) ?? 'read',
+    ),
+  createClient: (options: PeerOptions) => new HeartwireClient((options.client ?? {}) as ConnectOptions),
+};
