@@ -68,6 +68,10 @@ const HEARTBEAT_FRAME_SIZE = FRAME_HEADER_SIZE + HEARTBEAT_PAYLOAD_SIZE;
 const COPY_THRESHOLD = 2048;
 /** Size of the scratch buffers that batch headers and small payloads. */
 const BATCH_SIZE = 64 * 1024;
+/** A window whose quarter is consumed faster than this is too small for the path: grow it. */
+const WINDOW_GROWTH_PERIOD_MS = 10;
+/** RTT above the minimum by more than this means queues are building: stop growing the window. */
+const RTT_QUEUEING_MS = 4;
 /** After this long without DATA, a grown receive window shrinks back to its initial size. */
 const WINDOW_IDLE_SHRINK_MS = 2000;
 /** Timer lateness beyond which a liveness deadline is not trusted (our own process stalled). */
@@ -102,13 +106,6 @@ interface Settings {
   requireApplicationProtocol: boolean;
   random: () => number;
   budget: MemoryBudget | undefined;
-}
-
-/** An outbound message: kept from `trySend` until the peer confirms it consumed it. */
-interface OutMessage {
-  payload: Uint8Array;
-  /** Payload bytes already framed and handed to the transport. */
-  offset: number;
 }
 
 /** A message handed to the application and not yet released. */
@@ -259,7 +256,9 @@ export class Engine implements FrameSink {
 
   // --- outbound: data lane and delivery accounting ---
   /** Messages `peerConsumed + 1` … `queuedCount`, oldest first. */
-  private readonly outbox = new Deque<OutMessage>();
+  private readonly outbox = new Deque<Uint8Array>();
+  /** Payload bytes of the message at `sendIndex` already framed. */
+  private sendOffset = 0;
   /** Index in `outbox` of the message being transmitted. */
   private sendIndex = 0;
   private queuedCount = 0;
@@ -316,6 +315,7 @@ export class Engine implements FrameSink {
   private peerTimestampAt = 0;
   private lastEchoUsed: number | undefined;
   private rtt: number | undefined;
+  private minRtt: number | undefined;
   private srtt: number | undefined;
   private rttVar = 0;
   private floodWindowStart = 0;
@@ -563,10 +563,12 @@ export class Engine implements FrameSink {
     if (this.queuedCount >= MAX_COUNTER) {
       throw new UsageError('CONNECTION_CLOSED', 'message counter limit reached');
     }
-    this.outbox.push({ payload, offset: 0 });
+    this.outbox.push(payload);
     this.queuedCount++;
     this.queuedBytes += payload.length;
-    this.updateBlocked(now);
+    // Only a sender short of credit can become blocked by queuing more.
+    if (this.blockedSince === undefined && this.creditAvailable() < dataFrameCost(1, true))
+      this.updateBlocked(now);
     return true;
   }
 
@@ -602,10 +604,25 @@ export class Engine implements FrameSink {
 
   /** Take the next message and consume it at once (its credit returns to the peer). */
   read(now: number): Uint8Array | undefined {
-    const message = this.take(now);
-    if (message === undefined) return undefined;
-    this.release(now, message.seq);
-    return message.payload;
+    if (this.taken.length > 0) {
+      // Messages taken earlier are still out: keep the release order through take/release.
+      const message = this.take(now);
+      if (message === undefined) return undefined;
+      this.release(now, message.seq);
+      return message.payload;
+    }
+    // Fast path: take and release at once, without bookkeeping objects.
+    this.now = now;
+    const next = this.inbox.shift();
+    if (next === undefined) return undefined;
+    if (this.inbox.length === 0) this.inboxWasEmpty = true;
+    this.deliveredCount++;
+    this.consumedCount++;
+    this.releasedCredit += next.cost;
+    if (this.grantable() - this.grantedLimit >= this.window / 4) this.maybeGrantCredit(now);
+    if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
+    if (this.currentState !== 'open') this.checkTermination();
+    return next.payload;
   }
 
   /** Take the next message; its credit returns on `release(seq)`. */
@@ -747,12 +764,14 @@ export class Engine implements FrameSink {
     let batchPos = 0;
     // Size the batch to what this call can write at most, so a lone small frame does not allocate
     // (and pin, while the socket holds it) a whole BATCH_SIZE buffer.
+    const pending = this.outbox.length - this.sendIndex;
+    const averagePayload = pending === 0 ? 0 : this.queuedBytes / pending;
     let estimate =
       HEARTBEAT_FRAME_SIZE +
       CREDIT_FRAME_SIZE +
       Math.min(
         maxDataBytes,
-        this.queuedBytes + 2 * FRAME_HEADER_SIZE * (this.outbox.length - this.sendIndex),
+        pending * (2 * FRAME_HEADER_SIZE + (averagePayload <= COPY_THRESHOLD ? averagePayload : 0)),
       );
     const room = (bytes: number): Uint8Array => {
       if (batch === undefined || batchPos + bytes > batch.length) {
@@ -807,8 +826,8 @@ export class Engine implements FrameSink {
     // DATA frames, within the peer's credit and the caller's budget.
     let budget = maxDataBytes;
     while (this.sendIndex < this.outbox.length && budget >= FRAME_HEADER_SIZE) {
-      const message = this.outbox.at(this.sendIndex)!;
-      const remaining = message.payload.length - message.offset;
+      const payload = this.outbox.at(this.sendIndex)!;
+      const remaining = payload.length - this.sendOffset;
       const credit = this.creditAvailable();
       // Finish the message in this frame if it fits; otherwise send what fits without END.
       let size: number;
@@ -829,7 +848,7 @@ export class Engine implements FrameSink {
       const target = room(FRAME_HEADER_SIZE + (size <= COPY_THRESHOLD ? size : 0));
       writeFrameHeader(target, batchPos, size, FrameType.DATA, end ? FLAG_END : 0);
       batchPos += FRAME_HEADER_SIZE;
-      const chunk = message.payload.subarray(message.offset, message.offset + size);
+      const chunk = payload.subarray(this.sendOffset, this.sendOffset + size);
       if (size <= COPY_THRESHOLD) {
         target.set(chunk, batchPos);
         batchPos += size;
@@ -837,12 +856,13 @@ export class Engine implements FrameSink {
         flushBatch();
         out.push(chunk);
       }
-      message.offset += size;
+      this.sendOffset += size;
       this.sentCredit += dataFrameCost(size, end);
       this.queuedBytes -= size;
       budget -= FRAME_HEADER_SIZE + size;
       if (end) {
         this.sendIndex++;
+        this.sendOffset = 0;
         this.writtenCount++;
       }
     }
@@ -970,14 +990,14 @@ export class Engine implements FrameSink {
     const certain =
       this.peerDelivered === undefined ? this.writtenCount : Math.min(this.peerDelivered, this.writtenCount);
     const notProcessedFrom = Math.max(certain, consumed) + 1;
-    const messages = this.outbox.toArray();
+    const payloads = this.outbox.toArray();
     const split = notProcessedFrom - consumed - 1;
     return {
       queued: this.queuedCount,
       consumed,
       notProcessedFrom,
-      unknown: messages.slice(0, split).map((m) => m.payload),
-      notProcessed: messages.slice(split).map((m) => m.payload),
+      unknown: payloads.slice(0, split),
+      notProcessed: payloads.slice(split),
     };
   }
 
@@ -1311,6 +1331,7 @@ export class Engine implements FrameSink {
 
   private recordRtt(sample: number): void {
     this.rtt = sample;
+    this.minRtt = this.minRtt === undefined ? sample : Math.min(this.minRtt, sample);
     if (this.srtt === undefined) {
       this.srtt = sample;
       this.rttVar = sample / 2;
@@ -1410,11 +1431,14 @@ export class Engine implements FrameSink {
     if (this.negotiatedValues === undefined || !this.sendsCredit()) return;
     const increase = this.grantable() - this.grantedLimit;
     if (increase < this.window / 4) return;
-    // Auto-tuning: the peer used up most of the previous grant within a few RTTs: grow.
-    const nearlyExhausted = this.grantedLimit - this.receivedCredit < this.window / 4;
-    const quick =
-      this.lastGrantAt === undefined || this.srtt === undefined || now - this.lastGrantAt < 4 * this.srtt + 1;
-    if (nearlyExhausted && quick) this.growWindow();
+    // Auto-tuning: a quarter of the window was consumed within WINDOW_GROWTH_PERIOD_MS while the
+    // application keeps up, so the window, not the application, limits the rate: grow — unless
+    // the path's RTT is already inflated by queueing (more window would only add delay).
+    const quick = this.lastGrantAt !== undefined && now - this.lastGrantAt < WINDOW_GROWTH_PERIOD_MS;
+    const keepingUp = this.heldBytes <= this.window / 2;
+    const queueing =
+      this.rtt !== undefined && this.minRtt !== undefined && this.rtt > this.minRtt + RTT_QUEUEING_MS;
+    if (quick && keepingUp && !queueing) this.growWindow();
     this.lastGrantAt = now;
     this.creditDirty = true;
   }
@@ -1449,11 +1473,7 @@ export class Engine implements FrameSink {
   private updateBlocked(now: number): void {
     const next = this.sendIndex < this.outbox.length ? this.outbox.at(this.sendIndex)! : undefined;
     const needed =
-      next === undefined
-        ? 0
-        : next.payload.length > next.offset
-          ? FRAME_HEADER_SIZE + 1
-          : dataFrameCost(0, true);
+      next === undefined ? 0 : next.length > this.sendOffset ? FRAME_HEADER_SIZE + 1 : dataFrameCost(0, true);
     const blocked =
       this.negotiatedValues !== undefined && next !== undefined && this.creditAvailable() < needed;
     if (blocked && this.blockedSince === undefined) {
