@@ -68,6 +68,12 @@ const HEARTBEAT_FRAME_SIZE = FRAME_HEADER_SIZE + HEARTBEAT_PAYLOAD_SIZE;
 const COPY_THRESHOLD = 2048;
 /** Size of the scratch buffers that batch headers and small payloads. */
 const BATCH_SIZE = 64 * 1024;
+/** Smallest payload of a DATA frame that does not finish its message (unless fewer bytes remain). */
+const MIN_FRAGMENT = 512;
+/** Heartbeats stamped closer together than this fraction of the period count as early. */
+const EARLY_HEARTBEAT_FRACTION = 0.45;
+/** Heartbeats arriving in one window of T/3, whatever their timestamps, beyond which a peer floods. */
+const MAX_HEARTBEAT_ARRIVALS_PER_WINDOW = 1000;
 /** A window whose quarter is consumed faster than this is too small for the path: grow it. */
 const WINDOW_GROWTH_PERIOD_MS = 10;
 /** RTT above the minimum by more than this means queues are building: stop growing the window. */
@@ -195,9 +201,14 @@ function resolveSettings(options: EngineOptions): Settings {
     MIN_FRAME_PAYLOAD,
   );
   if (maxFramePayload > MAX_FRAME_PAYLOAD) throw new RangeError('heartwire: maxFramePayloadBytes too large');
-  // A message must fit the largest window with its frame headers (SPEC.md §7 rule 6).
-  const fitting = Math.floor(
-    maxWindow - FRAME_HEADER_SIZE * Math.ceil(maxWindow / maxFramePayload) - MESSAGE_CREDIT_OVERHEAD - 1,
+  // A message must fit the largest window with its frame headers (SPEC.md §7 rule 6). Frames other
+  // than the last carry ≥ MIN_FRAGMENT bytes, so a message of M bytes costs at most
+  // M × (1 + 6 / MIN_FRAGMENT) + 2 headers + the per-message overhead.
+  const fitting = Math.max(
+    1,
+    Math.floor(
+      (maxWindow - 2 * FRAME_HEADER_SIZE - MESSAGE_CREDIT_OVERHEAD) / (1 + FRAME_HEADER_SIZE / MIN_FRAGMENT),
+    ),
   );
   const maxMessageBytes = Math.min(
     positiveOption('maxMessageBytes', options.maxMessageBytes, 4 * 1024 * 1024, 1),
@@ -267,6 +278,8 @@ export class Engine implements FrameSink {
   /** Payload bytes queued and not yet framed. */
   private queuedBytes = 0;
   private writableWanted = false;
+  /** Size of the message `trySend` last refused: `writable` fires once it would fit. */
+  private refusedBytes = 0;
   /** S: credit bytes sent. P: highest limit granted by the peer. */
   private sentCredit = 0;
   private peerLimit = 0;
@@ -320,6 +333,8 @@ export class Engine implements FrameSink {
   private rttVar = 0;
   private floodWindowStart = 0;
   private heartbeatsInWindow = 0;
+  /** Consecutive heartbeats whose timestamps were closer than allowed. */
+  private earlyHeartbeats = 0;
   private noopsInWindow = 0;
   private backlog = 0;
   private backlogSince = 0;
@@ -400,7 +415,7 @@ export class Engine implements FrameSink {
     if (this.currentState === 'closed') return;
     this.now = now;
     const state = this.currentState;
-    if ((state === 'fin-sent' && this.settings.role === 'client') || state === 'close-ack-sent') {
+    if (state === 'fin-sent' || (state === 'close-ack-sent' && this.peerConsumedAll())) {
       this.finishClean('remote');
       return;
     }
@@ -418,8 +433,11 @@ export class Engine implements FrameSink {
   transportFailed(now: number, cause?: unknown): void {
     if (this.currentState === 'closed') return;
     this.now = now;
-    if (this.currentState === 'fin-sent' || this.currentState === 'close-ack-sent') {
-      // The termination handshake is complete on our side; a reset now loses nothing.
+    if (
+      this.currentState === 'fin-sent' ||
+      (this.currentState === 'close-ack-sent' && this.peerConsumedAll())
+    ) {
+      // The termination handshake is complete; a reset now loses nothing.
       this.finishClean('transport');
       return;
     }
@@ -487,7 +505,10 @@ export class Engine implements FrameSink {
     }
     if (this.blockedSince !== undefined) {
       const blocked = now - this.blockedSince;
-      if (this.settings.creditStallTimeoutMs > 0 && blocked >= this.settings.creditStallTimeoutMs) {
+      if (
+        this.settings.creditStallTimeoutMs > 0 &&
+        now >= this.blockedSince + this.settings.creditStallTimeoutMs
+      ) {
         this.fail(
           new TimeoutError('CREDIT_STALL', `blocked on the peer's credit for ${blocked} ms`),
           'local',
@@ -495,7 +516,7 @@ export class Engine implements FrameSink {
         );
         return;
       }
-      if (!this.stallReported && blocked >= this.settings.creditStallReportMs) {
+      if (!this.stallReported && now >= this.blockedSince + this.settings.creditStallReportMs) {
         this.stallReported = true;
         this.emit({ type: 'credit-stall', blockedMs: blocked });
       }
@@ -558,6 +579,7 @@ export class Engine implements FrameSink {
     this.assertSendable(payload);
     if (this.queuedBytes > 0 && this.queuedBytes + payload.length > this.settings.maxSendQueueBytes) {
       this.writableWanted = true;
+      this.refusedBytes = payload.length;
       return false;
     }
     if (this.queuedCount >= MAX_COUNTER) {
@@ -619,7 +641,8 @@ export class Engine implements FrameSink {
     this.deliveredCount++;
     this.consumedCount++;
     this.releasedCredit += next.cost;
-    if (this.grantable() - this.grantedLimit >= this.window / 4) this.maybeGrantCredit(now);
+    if (this.partialCost > 0) this.ensurePartialRoom(now);
+    else if (this.grantable() - this.grantedLimit >= this.window / 4) this.maybeGrantCredit(now);
     if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
     if (this.currentState !== 'open') this.checkTermination();
     return next.payload;
@@ -650,7 +673,8 @@ export class Engine implements FrameSink {
       this.releasedCredit += head.cost;
       head = this.taken.peek();
     }
-    this.maybeGrantCredit(now);
+    if (this.partialCost > 0) this.ensurePartialRoom(now);
+    else this.maybeGrantCredit(now);
     if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
     this.checkTermination();
   }
@@ -752,8 +776,9 @@ export class Engine implements FrameSink {
   }
 
   /**
-   * Bytes to write: all pending control frames, then DATA frames worth at most `maxDataBytes`
-   * bytes (default unlimited). Returns an empty array when nothing is pending. Views may point
+   * Bytes to write: all pending control frames, then DATA frames while fewer than `maxDataBytes`
+   * DATA bytes have been produced (default unlimited; the last frame may go past it by at most one
+   * frame, so callers pass the room they have, and 0 for control frames only). Returns an empty array when nothing is pending. Views may point
    * at payloads given to `trySend`: do not modify those while they are being written.
    */
   pollTransmit(now: number, maxDataBytes = Number.POSITIVE_INFINITY): Uint8Array[] {
@@ -825,26 +850,13 @@ export class Engine implements FrameSink {
 
     // DATA frames, within the peer's credit and the caller's budget.
     let budget = maxDataBytes;
-    while (this.sendIndex < this.outbox.length && budget >= FRAME_HEADER_SIZE) {
+    while (this.sendIndex < this.outbox.length && budget > 0) {
       const payload = this.outbox.at(this.sendIndex)!;
       const remaining = payload.length - this.sendOffset;
       const credit = this.creditAvailable();
-      // Finish the message in this frame if it fits; otherwise send what fits without END.
-      let size: number;
-      let end: boolean;
-      if (
-        remaining <= this.peerMaxFramePayload &&
-        dataFrameCost(remaining, true) <= credit &&
-        FRAME_HEADER_SIZE + remaining <= budget
-      ) {
-        size = remaining;
-        end = true;
-      } else {
-        size = Math.min(remaining, this.peerMaxFramePayload, credit, budget) - FRAME_HEADER_SIZE;
-        end = false;
-        if (size <= 0) break;
-        size = Math.min(size, remaining);
-      }
+      const size = this.nextFrameSize(remaining, credit);
+      if (size < 0) break;
+      const end = size === remaining && dataFrameCost(size, true) <= credit;
       const target = room(FRAME_HEADER_SIZE + (size <= COPY_THRESHOLD ? size : 0));
       writeFrameHeader(target, batchPos, size, FrameType.DATA, end ? FLAG_END : 0);
       batchPos += FRAME_HEADER_SIZE;
@@ -868,7 +880,10 @@ export class Engine implements FrameSink {
     }
     flushBatch();
     this.updateBlocked(now);
-    if (this.writableWanted && this.queuedBytes < this.settings.maxSendQueueBytes) {
+    if (
+      this.writableWanted &&
+      (this.queuedBytes === 0 || this.queuedBytes + this.refusedBytes <= this.settings.maxSendQueueBytes)
+    ) {
       this.writableWanted = false;
       this.emit({ type: 'writable' });
     }
@@ -920,6 +935,11 @@ export class Engine implements FrameSink {
   }
 
   // ------------------------------------------------------------------ inspection
+
+  /** Server after CLOSE_ACK: the client's final CREDIT reported every message consumed. */
+  private peerConsumedAll(): boolean {
+    return this.peerConsumed === this.queuedCount;
+  }
 
   private isClosed(): boolean {
     return this.currentState === 'closed';
@@ -1047,11 +1067,7 @@ export class Engine implements FrameSink {
       }
       this.appendPartial(payload, owned);
       if (!end) {
-        // A message can only be consumed once complete: make sure the window can hold it.
-        if (this.partialCost * 2 >= this.window) {
-          this.growWindow();
-          this.maybeGrantCredit(this.now);
-        }
+        this.ensurePartialRoom(this.now);
         return;
       }
       this.inbox.push({ payload: this.takePartial(), cost: this.partialCost });
@@ -1255,6 +1271,8 @@ export class Engine implements FrameSink {
     this.floodWindowStart = now;
     this.lastDataAt = now;
     this.nextHeartbeatAt = now + this.heartbeatInterval * this.settings.random();
+    // The server's idle deadline has run since HELLO: the client answers WELCOME at once.
+    if (this.settings.role === 'client') this.heartbeatDue = true;
     this.negotiatedValues = {
       version,
       extensions,
@@ -1309,9 +1327,17 @@ export class Engine implements FrameSink {
     consumedMessages: number;
   }): void {
     this.heartbeatsReceived++;
-    this.rollFloodWindow();
-    if (++this.heartbeatsInWindow > MAX_HEARTBEATS_PER_WINDOW) {
+    // Floods are judged on the sender's clock (its timestamps), so heartbeats sent at the agreed
+    // rate but held back by the path and delivered together are never mistaken for a flood.
+    const gap = this.peerTimestamp === undefined ? U32 : (frame.timestamp - this.peerTimestamp + U32) % U32;
+    const earliest = (this.localIdleTimeout / 3) * EARLY_HEARTBEAT_FRACTION;
+    this.earlyHeartbeats = gap < earliest ? this.earlyHeartbeats + 1 : 0;
+    if (this.earlyHeartbeats > MAX_HEARTBEATS_PER_WINDOW) {
       throw new ProtocolError('ENHANCE_YOUR_CALM', 'heartbeats far more often than negotiated');
+    }
+    this.rollFloodWindow();
+    if (++this.heartbeatsInWindow > MAX_HEARTBEAT_ARRIVALS_PER_WINDOW) {
+      throw new ProtocolError('ENHANCE_YOUR_CALM', 'heartbeats arriving far more often than negotiated');
     }
     if (frame.receivedBytes > this.sentCredit) {
       throw new ProtocolError(
@@ -1443,6 +1469,32 @@ export class Engine implements FrameSink {
     this.creditDirty = true;
   }
 
+  /**
+   * A message can only be consumed once complete: keep room in the window for the incomplete
+   * message plus its next frame, and when it is all we hold (the application consumed everything
+   * else), grant that room even below the usual step, or sender and receiver would wait for each
+   * other forever.
+   */
+  private ensurePartialRoom(now: number): void {
+    if (this.partialCost === 0) return;
+    const nextFrame = Math.min(
+      this.settings.maxFramePayload,
+      this.settings.maxMessageBytes - this.partialBytes,
+    );
+    const target = this.partialCost + dataFrameCost(Math.max(0, nextFrame), true);
+    while (this.window < target) {
+      const before = this.window;
+      this.growWindow();
+      if (this.window === before) break;
+    }
+    if (this.heldBytes === this.partialCost && this.grantable() > this.grantedLimit) {
+      this.lastGrantAt = now;
+      this.creditDirty = true;
+    } else {
+      this.maybeGrantCredit(now);
+    }
+  }
+
   /** Double the window up to its maximum, reserving the growth in the shared budget first. */
   private growWindow(): void {
     const target = Math.min(this.window * 2, this.settings.maxWindow);
@@ -1470,12 +1522,24 @@ export class Engine implements FrameSink {
     }
   }
 
+  /**
+   * Payload size of the next DATA frame of a message with `remaining` bytes left, or −1 when it
+   * must wait. The frame finishes the message (END) when credit allows; otherwise it carries at
+   * least `min(remaining, MIN_FRAGMENT)` bytes, so a message is never cut into tiny frames whose
+   * headers would outgrow the receiver's window (SPEC.md §7 rule 6).
+   */
+  private nextFrameSize(remaining: number, credit: number): number {
+    if (remaining <= this.peerMaxFramePayload && dataFrameCost(remaining, true) <= credit) return remaining;
+    const size = Math.min(remaining, this.peerMaxFramePayload, credit - FRAME_HEADER_SIZE);
+    return size > 0 && size >= Math.min(remaining, MIN_FRAGMENT) ? size : -1;
+  }
+
   private updateBlocked(now: number): void {
     const next = this.sendIndex < this.outbox.length ? this.outbox.at(this.sendIndex)! : undefined;
-    const needed =
-      next === undefined ? 0 : next.length > this.sendOffset ? FRAME_HEADER_SIZE + 1 : dataFrameCost(0, true);
     const blocked =
-      this.negotiatedValues !== undefined && next !== undefined && this.creditAvailable() < needed;
+      this.negotiatedValues !== undefined &&
+      next !== undefined &&
+      this.nextFrameSize(next.length - this.sendOffset, this.creditAvailable()) < 0;
     if (blocked && this.blockedSince === undefined) {
       this.blockedSince = now;
     } else if (!blocked && this.blockedSince !== undefined) {
