@@ -47,7 +47,7 @@ import {
   UsageError,
   WireErrorCode,
 } from './errors.js';
-import type { ControlFrame, Hello, Welcome } from './frames.js';
+import type { ControlFrame, HeartbeatFrame, Hello, Welcome } from './frames.js';
 import type {
   CloseInfo,
   ConnectionState,
@@ -161,8 +161,12 @@ class Deque<T> {
   }
 }
 
-/** mulberry32: a small, fast, seedable PRNG for timer jitter. */
-function seededRandom(seed: number): () => number {
+/**
+ * A deterministic PRNG (mulberry32) yielding numbers in [0, 1): timer jitter in the engine, and
+ * reproducible randomness in `heartwire/testing`.
+ * @param seed any integer
+ */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -1317,15 +1321,7 @@ export class Engine implements FrameSink {
     return changed;
   }
 
-  private onHeartbeat(frame: {
-    echo: boolean;
-    timestamp: number;
-    echoTimestamp: number;
-    echoDelay: number;
-    receivedBytes: number;
-    creditLimit: number;
-    consumedMessages: number;
-  }): void {
+  private onHeartbeat(frame: HeartbeatFrame): void {
     this.heartbeatsReceived++;
     // Floods are judged on the sender's clock (its timestamps), so heartbeats sent at the agreed
     // rate but held back by the path and delivered together are never mistaken for a flood.

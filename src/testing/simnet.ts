@@ -24,6 +24,7 @@
  * - An engine that transmits after `end-transport` or `closed` makes the simulation throw.
  * @module
  */
+import { seededRandom } from '../protocol/engine.js';
 import type { Engine } from '../protocol/engine.js';
 import { HeartwireError } from '../protocol/errors.js';
 import type { CloseInfo, EngineEvent, InboundMessage, Role } from '../protocol/types.js';
@@ -233,20 +234,7 @@ export interface SimulatedNetworkOptions {
   maxTraceLines?: number;
 }
 
-/**
- * Returns a deterministic PRNG (mulberry32) yielding numbers in [0, 1).
- * @param seed any integer
- */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 type Segment =
   { kind: 'data'; bytes: Uint8Array; arrival: number } | { kind: 'fin' | 'rst'; arrival: number };
