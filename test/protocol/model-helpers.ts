@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { FRAME_HEADER_SIZE, MESSAGE_CREDIT_OVERHEAD } from '../../src/protocol/constants.js';
+import { FRAME_HEADER_SIZE } from '../../src/protocol/constants.js';
 import { Engine } from '../../src/protocol/engine.js';
 import { HeartwireError } from '../../src/protocol/errors.js';
 import type { CloseInfo, EngineOptions } from '../../src/protocol/types.js';
@@ -73,30 +73,16 @@ export function spreadInt(lo: number, hi: number): fc.Arbitrary<number> {
     .map(([e, f]) => Math.min(hi, Math.max(lo, Math.round(lo * 2 ** Math.min(steps, e + f)))));
 }
 
-/**
- * Send queue of the engines while the `writable` busy loop is open ({@link KNOWN_BUGS}): large
- * enough that `trySend` never refuses. `smallSendQueues` draws it from 1 KiB … 1 MiB instead.
- */
-export const LARGE_SEND_QUEUE_BYTES = 256 * 1024 * 1024;
-
 /** Engine options within the ranges of the brief (idle 300…5000 ms, windows 1 KiB…1 MiB, frames 1…64 KiB). */
-export function arbitraryEngineOptions(
-  role: 'client' | 'server',
-  smallSendQueues = false,
-): fc.Arbitrary<Omit<EngineOptions, 'role'>> {
+export function arbitraryEngineOptions(role: 'client' | 'server'): fc.Arbitrary<Omit<EngineOptions, 'role'>> {
   return fc
     .record({
       idleTimeoutMs: fc.integer({ min: 300, max: 5000 }),
       initialWindowBytes: spreadInt(KiB, MiB),
       maxWindowBytes: fc.oneof(spreadInt(KiB, MiB), fc.constant(MiB)),
       maxFramePayloadBytes: spreadInt(KiB, 64 * KiB),
-      maxSendQueueBytes:
-        smallSendQueues || !KNOWN_BUGS.writableLoop
-          ? spreadInt(KiB, MiB)
-          : fc.constant(LARGE_SEND_QUEUE_BYTES),
-      creditStallReportMs: KNOWN_BUGS.creditStallDeadline
-        ? fc.constant(1_000_000_000)
-        : fc.integer({ min: 100, max: 10_000 }),
+      maxSendQueueBytes: spreadInt(KiB, MiB),
+      creditStallReportMs: fc.integer({ min: 100, max: 10_000 }),
       seed: fc.integer(),
     })
     .map((o) =>
@@ -139,12 +125,11 @@ export function arbitraryModelConfig(
   options: {
     maxHoldMs?: number;
     closeOnGoAway?: fc.Arbitrary<number | undefined>;
-    smallSendQueues?: boolean;
   } = {},
 ): fc.Arbitrary<ModelConfig> {
   return fc.record({
-    client: arbitraryEngineOptions('client', options.smallSendQueues),
-    server: arbitraryEngineOptions('server', options.smallSendQueues),
+    client: arbitraryEngineOptions('client'),
+    server: arbitraryEngineOptions('server'),
     clientToServer: arbitraryPath(),
     serverToClient: arbitraryPath(),
     netSeed: fc.integer(),
@@ -182,37 +167,6 @@ export function peerMessageLimits(config: ModelConfig): Record<Side, number> {
   return { client: client.negotiated.peerMaxMessageBytes, server: server.negotiated.peerMaxMessageBytes };
 }
 
-/**
- * Known engine bugs (reported; see the skipped `BUG:` properties in model.test.ts). While they
- * are open, the main properties steer around them, each in one documented place:
- * - `writableLoop`: send queues of 256 MiB, so `trySend` never refuses (the `writable` busy loop);
- * - `incompleteMessageDeadlock`: messages of at most (receiver's initialWindowBytes − 262) / 7
- *   bytes: even split into 1-byte fragments (7 credit bytes each) plus an empty END frame
- *   (262), such a message costs no more than the smallest window the receiver ever has, so the
- *   receiver can always grant what it needs;
- * - `handshakeBurst`: the chaos property tolerates ENHANCE_YOUR_CALM on a client whose WELCOME
- *   was delayed by more than its idle timeout (heartbeats queued behind it arrive in a burst);
- * - `creditStallDeadline`: `creditStallReportMs` of 10^9 ms, so the credit-stall report deadline
- *   (which can loop forever at a fractional time) is never reached; otherwise 100 … 10 000 ms;
- * - `cleanWithoutFinalCredit`: the chaos property tolerates a server's clean close with
- *   `consumed < queued` when the client crashed (fin/reset) before sending its own FIN.
- * `HEARTWIRE_MODEL_EXPOSE_BUGS=1` turns every workaround off.
- */
-const WORKAROUNDS = !process.env.HEARTWIRE_MODEL_EXPOSE_BUGS;
-export const KNOWN_BUGS = {
-  writableLoop: WORKAROUNDS,
-  incompleteMessageDeadlock: WORKAROUNDS,
-  handshakeBurst: WORKAROUNDS,
-  creditStallDeadline: WORKAROUNDS,
-  cleanWithoutFinalCredit: WORKAROUNDS,
-} as const;
-
-/** Largest message that cannot deadlock the receiver (see {@link KNOWN_BUGS}). */
-export function deadlockSafeMessageBytes(receiver: Omit<EngineOptions, 'role'>): number {
-  const initialWindow = receiver.initialWindowBytes ?? 64 * KiB;
-  return Math.max(0, Math.floor((initialWindow - FRAME_HEADER_SIZE - MESSAGE_CREDIT_OVERHEAD) / 7));
-}
-
 // ------------------------------------------------------------------------------------------------
 // Live network (SPEC §8 "no false failure")
 
@@ -223,10 +177,23 @@ export function deadlockSafeMessageBytes(receiver: Omit<EngineOptions, 'role'>):
 export const CONTROL_SLACK_BYTES = 1024;
 
 /**
+ * Most bytes a send buffer can hold: the DATA room the simulation passes to `pollTransmit`, one
+ * DATA frame beyond it (the engine stops after the frame that crosses the budget: up to the
+ * receiver's `max_frame_payload` + 6) and the control slack.
+ */
+export function sendBufferBound(config: ModelConfig, from: Side): number {
+  const path = from === 'client' ? config.clientToServer : config.serverToClient;
+  const frame = config[other(from)].maxFramePayloadBytes ?? 64 * KiB;
+  return path.sendBufferBytes + FRAME_HEADER_SIZE + frame + CONTROL_SLACK_BYTES;
+}
+
+/**
  * Bounds under which the network is "live" for both sides: with `T = min(T_c, T_s)`, every
- * direction has latency ≤ T/10 and a bandwidth at which a full send buffer (plus control
- * slack) drains within T/10. Then the transit time `d(f)` of every frame is in [0, T/5], so
- * any two differ by less than T/5 < T − 1.1·T/3 = 0.633·T: the exact condition of SPEC §8.
+ * direction has latency ≤ T/10 and a bandwidth at which a full send buffer
+ * ({@link sendBufferBound}) drains within T/10. Then the transit time `d(f)` of every frame is
+ * in [0, T/5], so any two differ by less than T/5 < T − 1.1·T/3 = 0.633·T, and the handshake's
+ * round trip (HELLO in, WELCOME out, the client's first HEARTBEAT back) takes at most 0.4·T <
+ * T_s: the exact condition of SPEC §8.
  */
 export interface LiveBounds {
   /** min(T_c, T_s), ms. */
@@ -238,11 +205,11 @@ export interface LiveBounds {
 
 export function liveBounds(config: ModelConfig): LiveBounds {
   const idleMs = Math.min(config.client.idleTimeoutMs!, config.server.idleTimeoutMs!);
-  const need = (p: PathParams) => ((p.sendBufferBytes + CONTROL_SLACK_BYTES) * 10) / idleMs;
+  const need = (from: Side) => (sendBufferBound(config, from) * 10) / idleMs;
   return {
     idleMs,
     maxLatencyMs: Math.floor(idleMs / 10),
-    minBandwidth: { client: need(config.clientToServer), server: need(config.serverToClient) },
+    minBandwidth: { client: need('client'), server: need('server') },
   };
 }
 
@@ -261,10 +228,10 @@ export function liveConfig(config: ModelConfig): ModelConfig {
   };
 }
 
-/** Upper bound of the transit time d(f) of a frame sent by `from` (latency + a full send buffer). */
-export function maxTransitMs(net: SimulatedNetwork, from: Side): number {
-  const p = net.path(from);
-  return p.latencyMs + (p.sendBufferBytes + CONTROL_SLACK_BYTES) / p.bandwidthBytesPerMs;
+/** Upper bound of the transit time d(f) of a frame sent by `from` now (latency + a full send buffer). */
+export function maxTransitMs(model: Model, from: Side): number {
+  const p = model.net.path(from);
+  return p.latencyMs + sendBufferBound(model.config, from) / p.bandwidthBytesPerMs;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -370,18 +337,17 @@ export interface ModelOptions {
   allowedErrors?: ReadonlySet<string>;
   /** Live bounds to clamp `set-path` steps into (live properties). */
   live?: LiveBounds;
-  /** Longest automatic heal of a partition step (healed partitions of live properties). */
+  /**
+   * Healed partitions of live properties: the longest automatic heal of a partition step, and
+   * the shortest time from its heal to the next partition (partition steps that come earlier are
+   * skipped: back-to-back partitions add up to one long silence).
+   */
   maxPartitionMs?: number;
+  minPartitionGapMs?: number;
   /** Replace the grace of every GOAWAY step. */
   graceMs?: number;
   /** Extra invariant checked with the others, after every timer. */
   extraCheck?: (model: Model) => void;
-  /** Cap message sizes to {@link deadlockSafeMessageBytes} (default: `KNOWN_BUGS.incompleteMessageDeadlock`). */
-  deadlockSafeSizes?: boolean;
-  /** Tolerate the ENHANCE_YOUR_CALM of the handshake burst (default: `KNOWN_BUGS.handshakeBurst`). */
-  tolerateHandshakeBurst?: boolean;
-  /** Tolerate the server's clean close after a client crash (default: `KNOWN_BUGS.cleanWithoutFinalCredit`). */
-  tolerateCleanWithoutFinalCredit?: boolean;
 }
 
 /**
@@ -410,30 +376,20 @@ export class Model {
   readonly #closeChecked: Record<Side, boolean> = { client: false, server: false };
   /** Largest message the peer of each side accepts. */
   readonly #maxMessage: Record<Side, number>;
-  /** Largest message the model sends (see {@link ModelOptions.deadlockSafeSizes}). */
-  readonly #sizeCap: Record<Side, number>;
   #closeWhenFlushed = false;
   #clientAppClosed = false;
+  /** No partition before this time (see {@link ModelOptions.minPartitionGapMs}). */
+  #partitionAllowedAt = 0;
 
   constructor(config: ModelConfig, options: ModelOptions = {}) {
     this.#config = config;
-    this.#options = {
-      deadlockSafeSizes: KNOWN_BUGS.incompleteMessageDeadlock,
-      tolerateHandshakeBurst: KNOWN_BUGS.handshakeBurst,
-      tolerateCleanWithoutFinalCredit: KNOWN_BUGS.cleanWithoutFinalCredit,
-      ...options,
-    };
-    options = this.#options;
+    this.#options = options;
     this.#allowed = options.allowedErrors ?? FAULT_ERRORS;
     this.engines = {
       client: new Engine({ role: 'client', ...config.client }),
       server: new Engine({ role: 'server', ...config.server }),
     };
     this.#maxMessage = peerMessageLimits(config);
-    this.#sizeCap = {
-      client: this.#options.deadlockSafeSizes ? deadlockSafeMessageBytes(config.server) : Infinity,
-      server: this.#options.deadlockSafeSizes ? deadlockSafeMessageBytes(config.client) : Infinity,
-    };
     this.net = new SimulatedNetwork({
       client: this.engines.client,
       server: this.engines.server,
@@ -517,20 +473,13 @@ export class Model {
         this.net.note(`step: ${describeStep(step)}`);
         if (step.side === 'client' && this.#clientAppClosed) return;
         if (this.engines[step.side].state === 'handshaking') return;
-        const bytes = Math.min(step.bytes, this.#sizeCap[step.side]);
         for (let i = 0; i < step.count; i++) {
           const s = this.side(step.side);
-          this.net.send(step.side, faultPayload(step.side, s.sendCalls, bytes));
+          this.net.send(step.side, faultPayload(step.side, s.sendCalls, step.bytes));
         }
         break;
       }
       case 'send':
-        if (step.bytes > this.#sizeCap[step.side]) {
-          this.net.note(
-            `(size ${step.bytes} capped to ${this.#sizeCap[step.side]}: incomplete-message deadlock workaround)`,
-          );
-          step = { ...step, bytes: this.#sizeCap[step.side] };
-        }
         if (step.side === 'client' && this.#clientAppClosed) {
           this.net.note(`step: ${describeStep(step)} (skipped: the client application has closed)`);
           return;
@@ -566,6 +515,15 @@ export class Model {
       case 'partition': {
         const max = this.#options.maxPartitionMs;
         const healAfterMs = max === undefined ? step.healAfterMs : Math.min(step.healAfterMs ?? max, max);
+        if (this.#options.minPartitionGapMs !== undefined) {
+          if (this.now < this.#partitionAllowedAt) {
+            this.net.note(
+              `step: ${describeStep(step)} (skipped: less than the minimum gap after the last partition)`,
+            );
+            return;
+          }
+          this.#partitionAllowedAt = this.now + (healAfterMs ?? Infinity) + this.#options.minPartitionGapMs;
+        }
         applyFaultStep(this.net, healAfterMs === undefined ? step : { ...step, healAfterMs });
         break;
       }
@@ -634,9 +592,13 @@ export class Model {
     const peer = this.side(other(side));
     const where = `${side} at t=${this.now}`;
 
-    // I1: input held for the application stays within the window.
+    // I1: input held for the application stays within the window. Stronger, SPEC §7 rule 4:
+    // `L − C = (L − R) + (R − C) = receiveCredit + heldBytes` (R ≤ L, or FLOW_CONTROL_ERROR),
+    // and every grant kept L ≤ C + W, so L − C never exceeds the largest window.
     const held = engine.heldBytes;
+    const outstanding = held + engine.stats(this.now).receiveCredit;
     this.maxWindowSeen[side] = Math.max(this.maxWindowSeen[side], engine.receiveWindow);
+    this.maxHeldRatio[side] = Math.max(this.maxHeldRatio[side], held / this.maxWindowSeen[side]);
     const optionMax = maxWindowOption(this.#config[side]);
     if (!(held >= 0 && held <= this.maxWindowSeen[side] && held <= optionMax)) {
       fail(
@@ -644,7 +606,12 @@ export class Model {
           `maxWindowBytes ${optionMax}, current window ${engine.receiveWindow})`,
       );
     }
-    this.maxHeldRatio[side] = Math.max(this.maxHeldRatio[side], held / this.maxWindowSeen[side]);
+    if (outstanding > this.maxWindowSeen[side]) {
+      fail(
+        `I1 ${where}: L − C = ${outstanding} (held ${held} + receive credit ${outstanding - held}) exceeds ` +
+          `the largest window ${this.maxWindowSeen[side]}`,
+      );
+    }
     if (engine.receiveWindow > optionMax) {
       fail(`I1 ${where}: receive window ${engine.receiveWindow} above maxWindowBytes ${optionMax}`);
     }
@@ -711,9 +678,7 @@ export class Model {
     const where = `${side} closed at t=${me.closedAt} (${errorText(info)})`;
     if (!info.clean) {
       const code = info.error?.code ?? '(no error)';
-      const burst =
-        code === 'ENHANCE_YOUR_CALM' && this.#options.tolerateHandshakeBurst && this.#handshakeBurst();
-      if (!this.#allowed.has(code) && !burst) fail(`unexpected close, ${where}`);
+      if (!this.#allowed.has(code)) fail(`unexpected close, ${where}`);
     } else if (info.error !== undefined) {
       fail(`clean close with an error, ${where}`);
     }
@@ -743,57 +708,7 @@ export class Model {
       const seq = r.notProcessedFrom + i;
       if (!sameBytes(p, sent[seq - 1])) fail(`I5 ${where}: notProcessed[${i}] is not message ${seq}`);
     });
-    if (
-      info.clean &&
-      r.consumed !== r.queued &&
-      !(this.#options.tolerateCleanWithoutFinalCredit && this.#cleanAfterCrash(side))
-    ) {
-      fail(`I5 ${where}: clean close but ${text}`);
-    }
-  }
-
-  /**
-   * The known handshake burst (see {@link KNOWN_BUGS}): the client closed with a local
-   * ENHANCE_YOUR_CALM less than T_c after its `open`, which came more than T_c after the
-   * server's (the server's heartbeats, sent at T_c/3 from its `open`, were queued behind WELCOME).
-   */
-  #handshakeBurst(): boolean {
-    const client = this.side('client');
-    const info = client.closedInfo;
-    const openAt = (s: SimSide) => s.events.find((e) => e.event.type === 'open')?.at;
-    const clientOpen = openAt(client);
-    const serverOpen = openAt(this.side('server'));
-    const tc = this.engines.client.negotiated?.localIdleTimeoutMs;
-    if (
-      info?.error === undefined ||
-      clientOpen === undefined ||
-      serverOpen === undefined ||
-      tc === undefined
-    ) {
-      return false;
-    }
-    const local = (info.error as { remote?: boolean }).remote !== true;
-    return (
-      local &&
-      info.error.code === 'ENHANCE_YOUR_CALM' &&
-      clientOpen - serverOpen > tc &&
-      client.closedAt! - clientOpen < tc
-    );
-  }
-
-  /**
-   * The known clean-close-after-crash (see {@link KNOWN_BUGS}): the server took end-of-stream
-   * or a reset after its CLOSE_ACK as a clean close, but they came from the client's crash
-   * (fin/reset), not from the client's own FIN after its final CREDIT.
-   */
-  #cleanAfterCrash(side: Side): boolean {
-    const client = this.side('client');
-    return (
-      side === 'server' &&
-      client.crashed !== undefined &&
-      client.crashed.mode !== 'none' &&
-      !client.events.some((e) => e.event.type === 'end-transport')
-    );
+    if (info.clean && r.consumed !== r.queued) fail(`I5 ${where}: clean close but ${text}`);
   }
 
   /** A short summary of the run's end, for failure messages. */
@@ -905,7 +820,14 @@ export function runModel(
     body(model);
     stats?.record(model);
   } catch (e) {
-    const message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    // An invariant failure explains itself; anything else (a crash in the engine, the simulation
+    // or this model) needs its stack.
+    const message =
+      e instanceof InvariantError
+        ? `${e.name}: ${e.message}`
+        : e instanceof Error
+          ? String(e.stack)
+          : String(e);
     const trace = model.net.formatTrace();
     throw new TracedError(
       `${message}\n--- state at t=${model.now}\n${model.summary()}\n--- last ${TRACE_LINES} trace lines\n` +
