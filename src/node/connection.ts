@@ -85,6 +85,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private timer: NodeJS.Timeout | undefined;
   /** Time of the last service pass: precise enough for the engine's bookkeeping in `write()`. */
   private lastNow = now();
+  /** Bytes given to `socket.write()`, and of those, bytes the socket had flushed at the last report. */
+  private bytesHandedOver = 0;
+  private bytesFlushed = 0;
   private timerAt = Number.POSITIVE_INFINITY;
   private flushScheduled = false;
   private transportEnded = false;
@@ -434,7 +437,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     }
     this.transmit(t);
     this.settleSends();
-    if (!this.socket.destroyed) this.engine.transmitBacklog(t, this.socket.writableLength);
+    if (!this.socket.destroyed) this.reportBacklog(t);
     this.armTimer();
   }
 
@@ -448,8 +451,26 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     const chunks = this.engine.pollTransmit(t, room);
     if (chunks.length === 0) return;
     if (chunks.length > 1) this.socket.cork();
-    for (const chunk of chunks) this.socket.write(chunk);
+    for (const chunk of chunks) {
+      this.socket.write(chunk);
+      this.bytesHandedOver += chunk.length;
+    }
     if (chunks.length > 1) this.socket.uncork();
+  }
+
+  /**
+   * Tell the engine's write-stall watchdog how many bytes the socket still holds. Progress is
+   * measured as bytes the socket flushed since the last report, not as a smaller backlog: a busy
+   * socket refilled to the same level after every flush is making progress.
+   */
+  private reportBacklog(t: number): void {
+    const backlog = this.socket.writableLength;
+    const flushed = this.bytesHandedOver - backlog;
+    if (flushed > this.bytesFlushed) {
+      this.bytesFlushed = flushed;
+      this.engine.transmitBacklog(t, 0);
+    }
+    this.engine.transmitBacklog(t, backlog);
   }
 
   private moveOverflow(): void {

@@ -194,8 +194,9 @@ describe('model: two engines over the simulated network', function () {
   // ----------------------------------------------------------------------------------------------
   it('chaos: memory bound, order, accounting and termination under any faults', () => {
     const finalAction = fc.oneof(
+      // (Not 'close-when-flushed': an application waiting for its outbox to drain into a peer
+      // that never consumes has not started the termination, and rightly never ends.)
       fc.constant<ModelStep>({ kind: 'close' }),
-      fc.constant<ModelStep>({ kind: 'close-when-flushed' }),
       fc.record({ kind: fc.constant('go-away' as const), graceMs: fc.integer({ min: 0, max: 10_000 }) }),
       fc.record({
         kind: fc.constant('close-and-go-away' as const),
