@@ -559,7 +559,11 @@ export class Engine implements FrameSink {
     return next;
   }
 
-  /** Report how many bytes the transport holds unsent (for the write-stall watchdog). */
+  /**
+   * Report how many bytes the transport holds unsent (for the write-stall watchdog). A smaller
+   * value, or 0, counts as progress; an adapter that can see bytes being flushed while the backlog
+   * stays level reports 0 first (SPEC.md §8, "Write stall").
+   */
   transmitBacklog(now: number, bytes: number): void {
     if (bytes <= 0) {
       this.backlog = 0;
