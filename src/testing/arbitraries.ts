@@ -48,7 +48,8 @@ export interface ArbitraryFrameOptions {
   kinds?: readonly FrameKind[];
 }
 
-const ALL_KINDS: readonly FrameKind[] = [
+/** Every kind of frame {@link arbitraryFrame} can produce. */
+export const FRAME_KINDS: readonly FrameKind[] = [
   'data',
   'credit',
   'heartbeat',
@@ -235,7 +236,7 @@ function frameOfKind(kind: FrameKind, maxDataPayload: number): fc.Arbitrary<Fram
  */
 export function arbitraryFrame(options: ArbitraryFrameOptions = {}): fc.Arbitrary<Frame> {
   const maxDataPayload = options.maxDataPayload ?? MIN_FRAME_PAYLOAD;
-  const kinds = options.kinds ?? ALL_KINDS;
+  const kinds = options.kinds ?? FRAME_KINDS;
   return fc.oneof(...kinds.map((kind) => frameOfKind(kind, maxDataPayload)));
 }
 

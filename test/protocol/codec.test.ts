@@ -23,24 +23,13 @@ import {
   arbitraryFrame,
   arbitraryGarbage,
   arbitraryU64,
-  type FrameKind,
+  FRAME_KINDS,
 } from '../../src/testing/arbitraries.js';
 
 const numRuns = Number(process.env.HEARTWIRE_PROPERTY_RUNS ?? 200);
 const MAX_DATA = 1024;
 const options: FrameDecoderOptions = { expectPreamble: false, maxDataPayload: MAX_DATA };
-const KINDS: FrameKind[] = [
-  'data',
-  'credit',
-  'heartbeat',
-  'hello',
-  'welcome',
-  'goAway',
-  'close',
-  'closeAck',
-  'error',
-  'extension',
-];
+const KINDS = FRAME_KINDS;
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
