@@ -281,10 +281,25 @@ export function encodeFrame(frame: Frame): Uint8Array {
 /** Receives the frames decoded by {@link FrameDecoder.push}, in order. */
 export interface FrameSink {
   /**
-   * A DATA frame. `payload` is a view valid only during the call unless `owned` is true
-   * (a buffer freshly allocated by the decoder, which the callee may keep).
+   * Payload bytes of a DATA frame: `source[start, stop)`. A frame whose payload lies inside one
+   * chunk comes in one call (`first` and `last` both true, also for an empty frame); a frame
+   * spanning chunks comes in pieces, in order, each a range of the chunk being pushed. The
+   * decoder never copies DATA payloads, never retains `source` and never modifies it: whether
+   * the sink may keep views of it depends on the caller of `push`.
+   * @param frameLength the frame's whole payload length (the same on every piece)
+   * @param first the first piece of the frame (its header was just checked)
+   * @param last the last piece of the frame
+   * @param end the frame carries the END flag (the same on every piece)
    */
-  onData(payload: Uint8Array, end: boolean, owned: boolean): void;
+  onData(
+    source: Uint8Array,
+    start: number,
+    stop: number,
+    frameLength: number,
+    first: boolean,
+    last: boolean,
+    end: boolean,
+  ): void;
   /** Every non-DATA frame, including `'extension'` frames for types 0x40–0xFF. */
   onControl(frame: ControlFrame): void;
 }
@@ -300,12 +315,13 @@ export interface FrameDecoderOptions {
 /**
  * Incremental frame decoder for one direction of a connection.
  *
- * Bytes are fed with {@link FrameDecoder.push} in chunks of any size; each complete frame is
- * handed to the sink as soon as its last byte arrives. The preamble is checked byte by byte
- * and every header is checked against the limit for its type before any payload is buffered,
- * so the decoder never holds more than one header plus the largest payload allowed for the
- * frame's type. Once `push` has thrown (a {@link ProtocolError}, or whatever the sink threw),
- * the decoder is poisoned: every later `push` throws the same error.
+ * Bytes are fed with {@link FrameDecoder.push} in chunks of any size. Every header is checked
+ * against the limit for its type (and a DATA header against the remaining credit) before any of
+ * its payload is passed on or buffered. DATA payloads are never copied: they go to the sink as
+ * ranges of the chunks, a frame spanning chunks piece by piece. Other frames are handed over
+ * once complete; the decoder buffers at most one header plus one control payload
+ * ({@link MAX_CONTROL_PAYLOAD} bytes). Once `push` has thrown (a {@link ProtocolError}, or
+ * whatever the sink threw), the decoder is poisoned: every later `push` throws the same error.
  */
 export class FrameDecoder {
   /**
@@ -316,8 +332,8 @@ export class FrameDecoder {
 
   /**
    * Credit bytes (header + payload) the peer may still send; a DATA header beyond it fails with
-   * `FLOW_CONTROL_ERROR` before any payload is buffered, so a peer without credit can never make
-   * the decoder allocate. Default unlimited; the engine keeps it equal to `L − R`.
+   * `FLOW_CONTROL_ERROR` before any of its payload is passed on. Default unlimited; the engine
+   * keeps it equal to `L − R`.
    */
   dataCredit = Number.POSITIVE_INFINITY;
 
@@ -326,7 +342,11 @@ export class FrameDecoder {
   private readonly header = new Uint8Array(FRAME_HEADER_SIZE);
   /** Bytes of an incomplete header held in `header`. */
   private headerFill = 0;
-  /** Buffer of the frame whose payload is incomplete; `null` when between frames. */
+  /** DATA frame in progress: payload bytes still to come (0 when none), its length and END flag. */
+  private dataRemaining = 0;
+  private dataLength = 0;
+  private dataEnd = false;
+  /** Buffer of the control frame whose payload is incomplete; `null` when none. */
   private payload: Uint8Array | null = null;
   private payloadFill = 0;
   private payloadType = 0;
@@ -345,16 +365,20 @@ export class FrameDecoder {
     return this.preambleIndex === PREAMBLE_SIZE;
   }
 
-  /** Bytes held for an incomplete frame (header, plus payload received so far). */
+  /**
+   * Bytes the decoder holds for an incomplete frame: a partial header, or the header and the
+   * payload received so far of a control frame (DATA payloads are passed on, never held).
+   */
   get bufferedBytes(): number {
-    return this.payload === null ? this.headerFill : FRAME_HEADER_SIZE + this.payloadFill;
+    if (this.payload !== null) return FRAME_HEADER_SIZE + this.payloadFill;
+    return this.dataRemaining > 0 ? 0 : this.headerFill;
   }
 
   /**
-   * Decodes every frame completed by `chunk` and hands them to `sink` in order. The chunk is
-   * not retained: DATA views into it are valid only during `onData`.
+   * Decodes every frame (and DATA piece) in `chunk` and hands them to `sink` in order.
    * @throws ProtocolError on invalid input (`PROTOCOL_MISMATCH`, `FRAME_TOO_LARGE`,
-   * `PROTOCOL_ERROR`); rethrows what the sink throws.
+   * `PROTOCOL_ERROR`), FlowControlError for DATA beyond `dataCredit`; rethrows what the sink
+   * throws.
    */
   push(chunk: Uint8Array, sink: FrameSink): void {
     if (this.failure !== null) throw this.failure.error;
@@ -369,11 +393,30 @@ export class FrameDecoder {
   private consume(chunk: Uint8Array, sink: FrameSink): void {
     const length = chunk.length;
     let pos = this.preambleIndex < PREAMBLE_SIZE ? this.consumePreamble(chunk) : 0;
+    if (pos < length && this.dataRemaining > 0) pos = this.continueData(chunk, pos, sink);
     while (pos < length) {
       if (this.payload !== null) {
         pos = this.fillPayload(chunk, pos, sink);
       } else if (this.headerFill === 0 && length - pos >= FRAME_HEADER_SIZE) {
-        pos = this.startFrame(readU32(chunk, pos), chunk[pos + 4], chunk[pos + 5], chunk, pos + 6, sink);
+        const payloadLength = readU32(chunk, pos);
+        const type = chunk[pos + 4];
+        const flags = chunk[pos + 5];
+        pos += FRAME_HEADER_SIZE;
+        const stop = pos + payloadLength;
+        if (
+          type === FrameType.DATA &&
+          stop <= length &&
+          payloadLength !== 0 &&
+          payloadLength <= this.maxDataPayload &&
+          FRAME_HEADER_SIZE + payloadLength + ((flags & FLAG_END) !== 0 ? MESSAGE_CREDIT_OVERHEAD : 0) <=
+            this.dataCredit
+        ) {
+          // The common case, checked inline: a valid DATA frame inside this chunk.
+          sink.onData(chunk, pos, stop, payloadLength, true, true, (flags & FLAG_END) !== 0);
+          pos = stop;
+        } else {
+          pos = this.startFrame(payloadLength, type, flags, chunk, pos, sink);
+        }
       } else {
         pos = this.fillHeader(chunk, pos, sink);
       }
@@ -409,8 +452,9 @@ export class FrameDecoder {
   }
 
   /**
-   * Handles a complete header whose payload starts at `chunk[pos]`: dispatches the frame if
-   * its payload is all there, otherwise buffers what there is. Returns the next position.
+   * Handles a complete header whose payload starts at `chunk[pos]`: passes the frame on if its
+   * payload is all there (DATA: whatever part of it is there), otherwise buffers what there is.
+   * Returns the next position.
    */
   private startFrame(
     payloadLength: number,
@@ -422,11 +466,22 @@ export class FrameDecoder {
   ): number {
     this.checkHeader(payloadLength, type, flags);
     const end = pos + payloadLength;
+    if (type === FrameType.DATA) {
+      const last = end <= chunk.length;
+      const stop = last ? end : chunk.length;
+      if (!last) {
+        this.dataRemaining = end - chunk.length;
+        this.dataLength = payloadLength;
+        this.dataEnd = (flags & FLAG_END) !== 0;
+      }
+      sink.onData(chunk, pos, stop, payloadLength, true, last, (flags & FLAG_END) !== 0);
+      return stop;
+    }
     if (end <= chunk.length) {
-      this.dispatch(type, flags, chunk, pos, end, false, sink);
+      this.dispatch(type, flags, chunk, pos, end, sink);
       return end;
     }
-    const buffer = type === FrameType.DATA ? new Uint8Array(payloadLength) : this.scratchFor(payloadLength);
+    const buffer = this.scratchFor(payloadLength);
     buffer.set(chunk.subarray(pos));
     this.payload = buffer;
     this.payloadFill = chunk.length - pos;
@@ -435,7 +490,15 @@ export class FrameDecoder {
     return chunk.length;
   }
 
-  /** Adds bytes to an incomplete payload; dispatches the frame once it is complete. */
+  /** Passes on the next piece of the DATA frame in progress; returns the next position. */
+  private continueData(chunk: Uint8Array, pos: number, sink: FrameSink): number {
+    const take = Math.min(this.dataRemaining, chunk.length - pos);
+    this.dataRemaining -= take;
+    sink.onData(chunk, pos, pos + take, this.dataLength, false, this.dataRemaining === 0, this.dataEnd);
+    return pos + take;
+  }
+
+  /** Adds bytes to an incomplete control payload; dispatches the frame once it is complete. */
   private fillPayload(chunk: Uint8Array, pos: number, sink: FrameSink): number {
     const payload = this.payload!;
     const take = Math.min(payload.length - this.payloadFill, chunk.length - pos);
@@ -444,7 +507,7 @@ export class FrameDecoder {
     if (this.payloadFill === payload.length) {
       this.payload = null;
       this.payloadFill = 0;
-      this.dispatch(this.payloadType, this.payloadFlags, payload, 0, payload.length, true, sink);
+      this.dispatch(this.payloadType, this.payloadFlags, payload, 0, payload.length, sink);
     }
     return pos + take;
   }
@@ -454,7 +517,7 @@ export class FrameDecoder {
     return this.scratch.subarray(0, payloadLength);
   }
 
-  /** Rejects a header before any of its payload is buffered (SPEC.md §4, §5, §10). */
+  /** Rejects a header before any of its payload is passed on or buffered (SPEC.md §4, §5, §10). */
   private checkHeader(payloadLength: number, type: number, flags: number): void {
     switch (type) {
       case FrameType.DATA:
@@ -493,23 +556,16 @@ export class FrameDecoder {
     }
   }
 
-  /**
-   * Hands the frame whose payload is `bytes[start, end)` to the sink. `owned`: `bytes` is a
-   * buffer of the decoder (then `start` is 0 and `end` its length), not the caller's chunk.
-   */
+  /** Hands the complete non-DATA frame whose payload is `bytes[start, end)` to the sink. */
   private dispatch(
     type: number,
     flags: number,
     bytes: Uint8Array,
     start: number,
     end: number,
-    owned: boolean,
     sink: FrameSink,
   ): void {
     switch (type) {
-      case FrameType.DATA:
-        sink.onData(owned ? bytes : bytes.subarray(start, end), (flags & FLAG_END) !== 0, owned);
-        return;
       case FrameType.CREDIT:
         sink.onControl({
           type: FrameType.CREDIT,
@@ -567,11 +623,27 @@ function hex(byte: number): string {
   return byte.toString(16).padStart(2, '0');
 }
 
-/** A sink that collects frames, copying DATA payloads it does not own. */
+/** A sink that collects frames, assembling each DATA frame's pieces into a copy. */
 class CollectingSink implements FrameSink {
   readonly frames: Frame[] = [];
-  onData(payload: Uint8Array, end: boolean, owned: boolean): void {
-    this.frames.push({ type: FrameType.DATA, end, payload: owned ? payload : payload.slice() });
+  private data: Uint8Array | undefined;
+  private fill = 0;
+  onData(
+    source: Uint8Array,
+    start: number,
+    stop: number,
+    frameLength: number,
+    first: boolean,
+    last: boolean,
+    end: boolean,
+  ): void {
+    if (first) {
+      this.data = new Uint8Array(frameLength);
+      this.fill = 0;
+    }
+    this.data!.set(source.subarray(start, stop), this.fill);
+    this.fill += stop - start;
+    if (last) this.frames.push({ type: FrameType.DATA, end, payload: this.data! });
   }
   onControl(frame: ControlFrame): void {
     this.frames.push(frame);

@@ -85,6 +85,11 @@ const LATE_TIMER_TOLERANCE_MS = 250;
 const U32 = 0x1_0000_0000;
 /** Incomplete messages are assembled in blocks of this size (fragments below a quarter of it are packed). */
 const PARTIAL_BLOCK_SIZE = 16 * 1024;
+/** Received messages up to this size are copied out of the read chunk (cheap: V8 keeps them on its heap); larger ones are views of it. */
+const COPY_RECEIVED_MAX = 64;
+/** Smallest ring capacity, and the capacity from which an emptied ring returns to it. */
+const RING_MIN_CAPACITY = 16;
+const RING_SHRINK_CAPACITY = 1024;
 
 /** Credit cost of a DATA frame (SPEC.md §7): its wire size, plus the per-message overhead on END. */
 export function dataFrameCost(payloadLength: number, end: boolean): number {
@@ -120,44 +125,110 @@ interface TakenMessage {
   released: boolean;
 }
 
-/** A message received complete, waiting in the inbox. */
-interface QueuedInbound {
-  payload: Uint8Array;
-  cost: number;
-}
-
-/** A small array-backed FIFO with O(1) shift and indexed access. */
-class Deque<T> {
-  private items: (T | undefined)[] = [];
+/**
+ * A FIFO on a power-of-two ring: O(1) push, shift and indexed access, no copying in steady
+ * state. Capacity doubles as needed and returns to the minimum when the queue empties.
+ */
+class Ring<T> {
+  private items: (T | undefined)[] = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
   private head = 0;
+  private size = 0;
+  private mask = RING_MIN_CAPACITY - 1;
   get length(): number {
-    return this.items.length - this.head;
+    return this.size;
   }
   push(item: T): void {
-    this.items.push(item);
+    if (this.size > this.mask) this.grow();
+    this.items[(this.head + this.size) & this.mask] = item;
+    this.size++;
   }
   peek(): T | undefined {
-    return this.items[this.head];
+    return this.size === 0 ? undefined : this.items[this.head];
   }
+  /** The item `index` places from the head (`index < length`). */
   at(index: number): T | undefined {
-    return this.items[this.head + index];
+    return index < this.size ? this.items[(this.head + index) & this.mask] : undefined;
   }
   shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
+    if (this.size === 0) return undefined;
     const item = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
+    this.items[this.head] = undefined;
+    this.head = (this.head + 1) & this.mask;
+    if (--this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
     return item;
   }
   clear(): void {
-    this.items = [];
+    this.items = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
     this.head = 0;
+    this.size = 0;
+    this.mask = RING_MIN_CAPACITY - 1;
   }
   toArray(from = 0): T[] {
-    return this.items.slice(this.head + from) as T[];
+    const out: T[] = [];
+    for (let i = from; i < this.size; i++) out.push(this.items[(this.head + i) & this.mask]!);
+    return out;
+  }
+  private grow(): void {
+    const capacity = (this.mask + 1) * 2;
+    const items = new Array<T | undefined>(capacity).fill(undefined);
+    for (let i = 0; i < this.size; i++) items[i] = this.items[(this.head + i) & this.mask];
+    this.items = items;
+    this.head = 0;
+    this.mask = capacity - 1;
+  }
+}
+
+/** Messages received complete, waiting for the application: payloads and their credit costs. */
+class Inbox {
+  private payloads: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(RING_MIN_CAPACITY).fill(
+    undefined,
+  );
+  private costs: number[] = new Array<number>(RING_MIN_CAPACITY).fill(0);
+  private head = 0;
+  private size = 0;
+  private mask = RING_MIN_CAPACITY - 1;
+  /** Cost of the message `shift()` returned last. */
+  shiftedCost = 0;
+  get length(): number {
+    return this.size;
+  }
+  push(payload: Uint8Array, cost: number): void {
+    if (this.size > this.mask) this.grow();
+    const at = (this.head + this.size) & this.mask;
+    this.payloads[at] = payload;
+    this.costs[at] = cost;
+    this.size++;
+  }
+  /** The oldest message (its cost in `shiftedCost`), or `undefined`. */
+  shift(): Uint8Array | undefined {
+    if (this.size === 0) return undefined;
+    const head = this.head;
+    const payload = this.payloads[head];
+    this.shiftedCost = this.costs[head]!;
+    this.payloads[head] = undefined;
+    this.head = (head + 1) & this.mask;
+    if (--this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
+    return payload;
+  }
+  clear(): void {
+    this.payloads = new Array<Uint8Array | undefined>(RING_MIN_CAPACITY).fill(undefined);
+    this.costs = new Array<number>(RING_MIN_CAPACITY).fill(0);
+    this.head = 0;
+    this.size = 0;
+    this.mask = RING_MIN_CAPACITY - 1;
+  }
+  private grow(): void {
+    const capacity = (this.mask + 1) * 2;
+    const payloads = new Array<Uint8Array | undefined>(capacity).fill(undefined);
+    const costs = new Array<number>(capacity).fill(0);
+    for (let i = 0; i < this.size; i++) {
+      payloads[i] = this.payloads[(this.head + i) & this.mask];
+      costs[i] = this.costs[(this.head + i) & this.mask]!;
+    }
+    this.payloads = payloads;
+    this.costs = costs;
+    this.head = 0;
+    this.mask = capacity - 1;
   }
 }
 
@@ -271,7 +342,13 @@ export class Engine implements FrameSink {
 
   // --- outbound: data lane and delivery accounting ---
   /** Messages `peerConsumed + 1` … `queuedCount`, oldest first. */
-  private readonly outbox = new Deque<Uint8Array>();
+  private readonly outbox = new Ring<Uint8Array>();
+  /** State of the `pollTransmit` call under way: output, batch buffer, its unwritten start and fill. */
+  private txOut: Uint8Array[] | undefined;
+  private txBatch: Uint8Array | undefined;
+  private txStart = 0;
+  private txPos = 0;
+  private txEstimate = 0;
   /** Payload bytes of the message at `sendIndex` already framed. */
   private sendOffset = 0;
   /** Index in `outbox` of the message being transmitted. */
@@ -311,7 +388,16 @@ export class Engine implements FrameSink {
   private partialBlockFill = 0;
   private partialBytes = 0;
   private partialCost = 0;
-  private readonly inbox = new Deque<QueuedInbound>();
+  /**
+   * A frame of the incomplete message is still arriving (its credit was granted whole, so no
+   * room needs to be made for it yet: see `ensurePartialRoom`).
+   */
+  private frameInProgress = false;
+  private readonly inbox = new Inbox();
+  /** DATA frames are allowed in the current state (SPEC.md §9 state machines). */
+  private dataAllowed = false;
+  /** The application may send: what `assertSendable` checks, but the message size. */
+  private sendOpen = false;
   private inboxWasEmpty = true;
   /** Messages received complete. */
   private receivedCount = 0;
@@ -319,7 +405,7 @@ export class Engine implements FrameSink {
   private deliveredCount = 0;
   /** Contiguous prefix of released messages. */
   private consumedCount = 0;
-  private readonly taken = new Deque<TakenMessage>();
+  private readonly taken = new Ring<TakenMessage>();
 
   // --- liveness ---
   private localIdleTimeout: number;
@@ -584,7 +670,7 @@ export class Engine implements FrameSink {
    */
   trySend(now: number, payload: Uint8Array): boolean {
     this.now = now;
-    this.assertSendable(payload);
+    if (!this.sendOpen || payload.length > this.peerMaxMessageBytes) this.assertSendable(payload);
     if (this.queuedBytes > 0 && this.queuedBytes + payload.length > this.settings.maxSendQueueBytes) {
       this.writableWanted = true;
       this.refusedBytes = payload.length;
@@ -642,29 +728,31 @@ export class Engine implements FrameSink {
       return message.payload;
     }
     // Fast path: take and release at once, without bookkeeping objects.
+    const payload = this.inbox.shift();
+    if (payload === undefined) return undefined;
     this.now = now;
-    const next = this.inbox.shift();
-    if (next === undefined) return undefined;
     if (this.inbox.length === 0) this.inboxWasEmpty = true;
     this.deliveredCount++;
     this.consumedCount++;
-    this.releasedCredit += next.cost;
-    if (this.partialCost > 0) this.ensurePartialRoom(now);
-    else if (this.grantable() - this.grantedLimit >= this.window / 4) this.maybeGrantCredit(now);
-    if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
+    this.releasedCredit += this.inbox.shiftedCost;
+    if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
+    else if (this.releasedCredit + this.window - this.grantedLimit >= this.window / 4)
+      this.maybeGrantCredit(now);
+    if (this.reservedExtra > 0 && this.reservedExtra > this.window - this.settings.initialWindow)
+      this.returnReservation();
     if (this.currentState !== 'open') this.checkTermination();
-    return next.payload;
+    return payload;
   }
 
   /** Take the next message; its credit returns on `release(seq)`. */
   take(now: number): InboundMessage | undefined {
     this.now = now;
-    const next = this.inbox.shift();
-    if (next === undefined) return undefined;
+    const payload = this.inbox.shift();
+    if (payload === undefined) return undefined;
     this.deliveredCount++;
-    this.taken.push({ cost: next.cost, released: false });
+    this.taken.push({ cost: this.inbox.shiftedCost, released: false });
     if (this.inbox.length === 0) this.inboxWasEmpty = true;
-    return { seq: this.deliveredCount, payload: next.payload };
+    return { seq: this.deliveredCount, payload };
   }
 
   /** Give back a message taken with `take()`. Releasing twice or an unknown seq is ignored. */
@@ -681,7 +769,7 @@ export class Engine implements FrameSink {
       this.releasedCredit += head.cost;
       head = this.taken.peek();
     }
-    if (this.partialCost > 0) this.ensurePartialRoom(now);
+    if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
     else this.maybeGrantCredit(now);
     if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
     this.checkTermination();
@@ -694,6 +782,7 @@ export class Engine implements FrameSink {
       throw new UsageError('INTERNAL_ERROR', 'only a client closes; a server uses goAway()');
     if (this.closeRequested || this.currentState === 'closed') return;
     this.closeRequested = true;
+    this.updateSendOpen();
     this.terminationInitiator ??= this.goAwayReceived === undefined ? 'local' : 'remote';
     this.closeDeadline = now + this.settings.closeTimeoutMs;
     if (this.currentState === 'open') {
@@ -748,6 +837,7 @@ export class Engine implements FrameSink {
     if (this.settings.role !== 'server')
       throw new UsageError('INTERNAL_ERROR', 'only a server calls finish()');
     this.finishRequested = true;
+    this.updateSendOpen();
     this.checkTermination();
   }
 
@@ -792,36 +882,21 @@ export class Engine implements FrameSink {
   pollTransmit(now: number, maxDataBytes = Number.POSITIVE_INFINITY): Uint8Array[] {
     this.now = now;
     const out: Uint8Array[] = [];
-    let batch: Uint8Array | undefined;
-    let batchStart = 0;
-    let batchPos = 0;
+    this.txOut = out;
+    this.txBatch = undefined;
+    this.txStart = 0;
+    this.txPos = 0;
     // Size the batch to what this call can write at most, so a lone small frame does not allocate
     // (and pin, while the socket holds it) a whole BATCH_SIZE buffer.
     const pending = this.outbox.length - this.sendIndex;
     const averagePayload = pending === 0 ? 0 : this.queuedBytes / pending;
-    let estimate =
+    this.txEstimate =
       HEARTBEAT_FRAME_SIZE +
       CREDIT_FRAME_SIZE +
       Math.min(
         maxDataBytes,
         pending * (2 * FRAME_HEADER_SIZE + (averagePayload <= COPY_THRESHOLD ? averagePayload : 0)),
       );
-    const room = (bytes: number): Uint8Array => {
-      if (batch === undefined || batchPos + bytes > batch.length) {
-        if (batch !== undefined && batchPos > batchStart) out.push(batch.subarray(batchStart, batchPos));
-        batch = new Uint8Array(Math.max(Math.min(BATCH_SIZE, estimate), bytes));
-        estimate = BATCH_SIZE;
-        batchStart = 0;
-        batchPos = 0;
-      }
-      return batch;
-    };
-    const flushBatch = (): void => {
-      if (batch !== undefined && batchPos > batchStart) {
-        out.push(batch.subarray(batchStart, batchPos));
-        batchStart = batchPos;
-      }
-    };
 
     for (const bytes of this.controlQueue) out.push(bytes);
     this.controlQueue.length = 0;
@@ -831,10 +906,10 @@ export class Engine implements FrameSink {
     }
 
     if (this.heartbeatDue && this.sendsHeartbeats()) {
-      const target = room(HEARTBEAT_FRAME_SIZE);
+      const target = this.room(HEARTBEAT_FRAME_SIZE);
       this.raiseLimit();
       const echo = this.peerTimestamp !== undefined;
-      writeHeartbeatFrame(target, batchPos, {
+      writeHeartbeatFrame(target, this.txPos, {
         echo,
         timestamp: Math.floor(now) % U32,
         echoTimestamp: echo ? this.peerTimestamp! : 0,
@@ -843,37 +918,69 @@ export class Engine implements FrameSink {
         creditLimit: this.grantedLimit,
         consumedMessages: this.consumedCount,
       });
-      batchPos += HEARTBEAT_FRAME_SIZE;
+      this.txPos += HEARTBEAT_FRAME_SIZE;
       this.heartbeatsSent++;
       this.creditDirty = false;
     }
     this.heartbeatDue = false;
     if (this.creditDirty) {
-      const target = room(CREDIT_FRAME_SIZE);
+      const target = this.room(CREDIT_FRAME_SIZE);
       this.raiseLimit();
-      writeCreditFrame(target, batchPos, this.grantedLimit, this.consumedCount);
-      batchPos += CREDIT_FRAME_SIZE;
+      writeCreditFrame(target, this.txPos, this.grantedLimit, this.consumedCount);
+      this.txPos += CREDIT_FRAME_SIZE;
       this.creditDirty = false;
     }
 
     // DATA frames, within the peer's credit and the caller's budget.
     let budget = maxDataBytes;
-    while (this.sendIndex < this.outbox.length && budget > 0) {
-      const payload = this.outbox.at(this.sendIndex)!;
-      const remaining = payload.length - this.sendOffset;
+    const outbox = this.outbox;
+    const smallMax = Math.min(COPY_THRESHOLD, this.peerMaxFramePayload);
+    while (this.sendIndex < outbox.length && budget > 0) {
+      const payload = outbox.at(this.sendIndex)!;
+      const length = payload.length;
+      const cost = FRAME_HEADER_SIZE + length + MESSAGE_CREDIT_OVERHEAD;
+      if (this.sendOffset === 0 && length <= smallMax && cost <= this.peerLimit - this.sentCredit) {
+        // The common case: a small message, whole, copied into the batch behind its header.
+        const frameSize = FRAME_HEADER_SIZE + length;
+        // (typed explicitly: TypeScript would narrow the field to its assignment above)
+        let target = this.txBatch as Uint8Array | undefined;
+        let at = this.txPos;
+        if (target === undefined || at + frameSize > target.length) {
+          target = this.room(frameSize);
+          at = this.txPos;
+        }
+        target[at] = length >>> 24;
+        target[at + 1] = (length >>> 16) & 0xff;
+        target[at + 2] = (length >>> 8) & 0xff;
+        target[at + 3] = length & 0xff;
+        target[at + 4] = FrameType.DATA;
+        target[at + 5] = FLAG_END;
+        if (length > 0) target.set(payload, at + FRAME_HEADER_SIZE);
+        this.txPos = at + frameSize;
+        this.sentCredit += cost;
+        this.queuedBytes -= length;
+        budget -= frameSize;
+        this.sendIndex++;
+        this.writtenCount++;
+        continue;
+      }
+      const remaining = length - this.sendOffset;
       const credit = this.creditAvailable();
       const size = this.nextFrameSize(remaining, credit);
       if (size < 0) break;
       const end = size === remaining && dataFrameCost(size, true) <= credit;
-      const target = room(FRAME_HEADER_SIZE + (size <= COPY_THRESHOLD ? size : 0));
-      writeFrameHeader(target, batchPos, size, FrameType.DATA, end ? FLAG_END : 0);
-      batchPos += FRAME_HEADER_SIZE;
-      const chunk = payload.subarray(this.sendOffset, this.sendOffset + size);
+      const target = this.room(FRAME_HEADER_SIZE + (size <= COPY_THRESHOLD ? size : 0));
+      writeFrameHeader(target, this.txPos, size, FrameType.DATA, end ? FLAG_END : 0);
+      this.txPos += FRAME_HEADER_SIZE;
+      const chunk =
+        this.sendOffset === 0 && size === length
+          ? payload
+          : payload.subarray(this.sendOffset, this.sendOffset + size);
       if (size <= COPY_THRESHOLD) {
-        target.set(chunk, batchPos);
-        batchPos += size;
+        target.set(chunk, this.txPos);
+        this.txPos += size;
       } else {
-        flushBatch();
+        this.flushBatch();
         out.push(chunk);
       }
       this.sendOffset += size;
@@ -886,7 +993,9 @@ export class Engine implements FrameSink {
         this.writtenCount++;
       }
     }
-    flushBatch();
+    this.flushBatch();
+    this.txOut = undefined;
+    this.txBatch = undefined;
     this.updateBlocked(now);
     if (
       this.writableWanted &&
@@ -913,6 +1022,28 @@ export class Engine implements FrameSink {
     }
     this.account(now, out);
     return out;
+  }
+
+  /** The batch buffer, with room for `bytes` more at `txPos` (a new buffer when it is full). */
+  private room(bytes: number): Uint8Array {
+    let batch = this.txBatch;
+    if (batch === undefined || this.txPos + bytes > batch.length) {
+      this.flushBatch();
+      batch = new Uint8Array(Math.max(Math.min(BATCH_SIZE, this.txEstimate), bytes));
+      this.txEstimate = BATCH_SIZE;
+      this.txBatch = batch;
+      this.txStart = 0;
+      this.txPos = 0;
+    }
+    return batch;
+  }
+
+  /** Append the batch's unwritten bytes to the output. */
+  private flushBatch(): void {
+    if (this.txBatch !== undefined && this.txPos > this.txStart) {
+      this.txOut!.push(this.txBatch.subarray(this.txStart, this.txPos));
+      this.txStart = this.txPos;
+    }
   }
 
   /** The frame that ends this side's transmissions in the termination handshake. */
@@ -1034,38 +1165,50 @@ export class Engine implements FrameSink {
   /** Current time of the call being processed (frames carry no time of their own). */
   private now = 0;
 
-  /** @internal DATA frame from the decoder. */
-  onData(payload: Uint8Array, end: boolean, owned: boolean): void {
-    const state = this.currentState;
-    if (state === 'closed') return; // an ERROR earlier in the same chunk closed us
-    if (
-      this.negotiatedValues === undefined ||
-      (this.settings.role === 'server' && state !== 'open' && state !== 'going-away') ||
-      (this.settings.role === 'client' && (state === 'close-acked' || state === 'fin-sent'))
-    ) {
-      throw new ProtocolError('PROTOCOL_ERROR', `DATA not allowed in state ${state}`);
-    }
-    const cost = dataFrameCost(payload.length, end);
-    this.receivedCredit += cost;
-    this.decoder.dataCredit = this.grantedLimit - this.receivedCredit;
-    if (this.receivedCredit > this.grantedLimit) {
-      throw new FlowControlError(
-        `peer sent ${this.receivedCredit} credit bytes beyond the limit of ${this.grantedLimit}`,
-      );
-    }
-    this.lastDataAt = this.now;
-    if (end && this.partialCost === 0) {
-      // The common case: a whole message in one frame. Copy it out of the read buffer so a small
-      // message never pins a large socket chunk.
-      if (payload.length > this.settings.maxMessageBytes) {
-        throw new ProtocolError(
-          'MESSAGE_TOO_LARGE',
-          `message exceeds ${this.settings.maxMessageBytes} bytes`,
+  /** @internal DATA frame bytes from the decoder (see {@link FrameSink.onData}). */
+  onData(
+    source: Uint8Array,
+    start: number,
+    stop: number,
+    frameLength: number,
+    first: boolean,
+    last: boolean,
+    end: boolean,
+  ): void {
+    if (first) {
+      if (!this.dataAllowed) {
+        if (this.currentState === 'closed') return; // an ERROR earlier in the same chunk closed us
+        throw new ProtocolError('PROTOCOL_ERROR', `DATA not allowed in state ${this.currentState}`);
+      }
+      // The decoder checked the header against the credit; the whole frame is accounted now.
+      const cost = FRAME_HEADER_SIZE + frameLength + (end ? MESSAGE_CREDIT_OVERHEAD : 0);
+      const received = this.receivedCredit + cost;
+      if (received > this.grantedLimit) {
+        throw new FlowControlError(
+          `peer sent ${received} credit bytes beyond the limit of ${this.grantedLimit}`,
         );
       }
-      this.inbox.push({ payload: owned ? payload : payload.slice(), cost });
-    } else {
-      this.partialBytes += payload.length;
+      this.receivedCredit = received;
+      this.decoder.dataCredit = this.grantedLimit - received;
+      this.lastDataAt = this.now;
+      if (last && end && this.partialCost === 0) {
+        // The common case: a whole message in one frame inside one chunk.
+        if (frameLength > this.settings.maxMessageBytes) {
+          throw new ProtocolError(
+            'MESSAGE_TOO_LARGE',
+            `message exceeds ${this.settings.maxMessageBytes} bytes`,
+          );
+        }
+        // A small message is copied (V8 allocates it on its heap, as cheaply as a view); a larger
+        // one is a view of the chunk, which the transport never reuses.
+        this.inbox.push(
+          frameLength <= COPY_RECEIVED_MAX ? source.slice(start, stop) : source.subarray(start, stop),
+          cost,
+        );
+        this.messageReceived();
+        return;
+      }
+      this.partialBytes += frameLength;
       this.partialCost += cost;
       if (this.partialBytes > this.settings.maxMessageBytes) {
         throw new ProtocolError(
@@ -1073,15 +1216,26 @@ export class Engine implements FrameSink {
           `message exceeds ${this.settings.maxMessageBytes} bytes`,
         );
       }
-      this.appendPartial(payload, owned);
-      if (!end) {
-        this.ensurePartialRoom(this.now);
-        return;
-      }
-      this.inbox.push({ payload: this.takePartial(), cost: this.partialCost });
-      this.partialBytes = 0;
-      this.partialCost = 0;
+    } else if (this.currentState === 'closed') {
+      return;
     }
+    this.appendPartial(source, start, stop);
+    if (!last) {
+      this.frameInProgress = true;
+      return;
+    }
+    this.frameInProgress = false;
+    if (!end) {
+      this.ensurePartialRoom(this.now);
+      return;
+    }
+    this.inbox.push(this.takePartial(), this.partialCost);
+    this.partialBytes = 0;
+    this.partialCost = 0;
+    this.messageReceived();
+  }
+
+  private messageReceived(): void {
     this.receivedCount++;
     if (this.inboxWasEmpty) {
       this.inboxWasEmpty = false;
@@ -1090,15 +1244,16 @@ export class Engine implements FrameSink {
   }
 
   /**
-   * Keep a fragment of an incomplete message. Small fragments are packed into blocks, so a peer
-   * that splits a message into tiny frames cannot make per-fragment object overhead exceed the
-   * credit it spent (SPEC.md §7, "What the bound means in memory").
+   * Keep a piece of an incomplete message. Large pieces are kept as views of the chunk (the one
+   * copy is made when the message completes); small pieces are packed into blocks, so a peer
+   * that splits a message into tiny frames or tiny segments cannot make per-piece overhead
+   * exceed the credit it spent (SPEC.md §7, "What the bound means in memory").
    */
-  private appendPartial(payload: Uint8Array, owned: boolean): void {
-    const length = payload.length;
+  private appendPartial(source: Uint8Array, start: number, stop: number): void {
+    const length = stop - start;
     if (length === 0) return;
     if (length >= PARTIAL_BLOCK_SIZE / 4) {
-      this.partial.push(owned ? payload : payload.slice());
+      this.partial.push(source.subarray(start, stop));
       this.partialBlock = undefined;
       return;
     }
@@ -1109,22 +1264,21 @@ export class Engine implements FrameSink {
       this.partialBlockFill = 0;
       this.partial.push(block.subarray(0, 0));
     }
-    block.set(payload, this.partialBlockFill);
+    block.set(source.subarray(start, stop), this.partialBlockFill);
     this.partialBlockFill += length;
     this.partial[this.partial.length - 1] = block.subarray(0, this.partialBlockFill);
   }
 
-  /** Assemble the fragments of the message that just completed. */
+  /** Assemble the pieces of the message that just completed (one copy). */
   private takePartial(): Uint8Array {
     const parts = this.partial;
     this.partial = [];
     this.partialBlock = undefined;
-    if (
-      parts.length === 1 &&
-      parts[0]!.byteOffset === 0 &&
-      parts[0]!.length === parts[0]!.buffer.byteLength
-    ) {
-      return parts[0]!;
+    if (parts.length === 1) {
+      const only = parts[0]!;
+      // A large piece is a view of a chunk: keep it. A small one lives in a block: copy it out,
+      // so that it does not pin the whole block.
+      return only.length >= PARTIAL_BLOCK_SIZE / 4 ? only : only.slice();
     }
     const message = new Uint8Array(this.partialBytes);
     let offset = 0;
@@ -1669,8 +1823,22 @@ export class Engine implements FrameSink {
     const from = this.currentState;
     if (from === to) return;
     this.currentState = to;
+    this.dataAllowed =
+      this.negotiatedValues !== undefined &&
+      (this.settings.role === 'server'
+        ? to === 'open' || to === 'going-away'
+        : to !== 'close-acked' && to !== 'fin-sent' && to !== 'closed');
+    this.updateSendOpen();
     if (to === 'close-ack-sent' || to === 'fin-sent' || to === 'closed') this.nextHeartbeatAt = undefined;
     this.emit({ type: 'state', from, to });
+  }
+
+  private updateSendOpen(): void {
+    const state = this.currentState;
+    this.sendOpen =
+      !this.closeRequested &&
+      (state === 'open' || state === 'going-away' || state === 'peer-closed') &&
+      !(this.settings.role === 'server' && this.finishRequested && state === 'peer-closed');
   }
 
   private emit(event: EngineEvent): void {

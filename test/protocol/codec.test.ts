@@ -42,17 +42,52 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
 }
 
 /**
- * Collects frames. Owned DATA payloads are kept as they are (so that a decoder reusing an
- * owned buffer would be caught); views are copied, as a sink must.
+ * Collects frames, assembling each DATA frame from its pieces and checking the piece contract:
+ * pieces are non-empty ranges (but for an empty frame), `first` only on the first, `last` only on
+ * the last, and `frameLength` and `end` the same on every piece.
  */
 class Recorder implements FrameSink {
   readonly frames: Frame[] = [];
-  readonly ownership: boolean[] = [];
-  onData(payload: Uint8Array, end: boolean, owned: boolean): void {
-    this.frames.push({ type: FrameType.DATA, end, payload: owned ? payload : payload.slice() });
-    this.ownership.push(owned);
+  /** Number of pieces each DATA frame came in. */
+  readonly pieces: number[] = [];
+  private data: Uint8Array | undefined;
+  private fill = 0;
+  private length = 0;
+  private end = false;
+  onData(
+    source: Uint8Array,
+    start: number,
+    stop: number,
+    frameLength: number,
+    first: boolean,
+    last: boolean,
+    end: boolean,
+  ): void {
+    expect(first, 'first piece iff no frame in progress').to.equal(this.data === undefined);
+    if (first) {
+      this.data = new Uint8Array(frameLength);
+      this.fill = 0;
+      this.length = frameLength;
+      this.end = end;
+      this.pieces.push(0);
+    } else {
+      expect(stop, 'a later piece is not empty').to.be.greaterThan(start);
+    }
+    expect(frameLength).to.equal(this.length);
+    expect(end).to.equal(this.end);
+    expect(start).to.be.at.least(0);
+    expect(stop).to.be.at.most(source.length);
+    this.data!.set(source.subarray(start, stop), this.fill);
+    this.fill += stop - start;
+    this.pieces[this.pieces.length - 1]!++;
+    expect(last, 'last piece iff the frame is complete').to.equal(this.fill === frameLength);
+    if (last) {
+      this.frames.push({ type: FrameType.DATA, end, payload: this.data! });
+      this.data = undefined;
+    }
   }
   onControl(frame: ControlFrame): void {
+    expect(this.data, 'no control frame inside a DATA frame').to.equal(undefined);
     this.frames.push(frame);
   }
 }
@@ -165,23 +200,23 @@ describe('codec', () => {
       );
     });
 
-    it('passes a DATA frame inside one chunk as a view of that chunk', () => {
+    it('passes a DATA frame inside one chunk as a range of that chunk, in one call', () => {
       const bytes = concat([
         encodeFrame({ type: FrameType.DATA, end: true, payload: Uint8Array.of(1, 2, 3) }),
       ]);
-      const seen: Array<{ payload: Uint8Array; owned: boolean }> = [];
+      const seen: Array<{ source: Uint8Array; start: number; stop: number; first: boolean; last: boolean }> =
+        [];
       new FrameDecoder(options).push(bytes, {
-        onData: (payload, _end, owned) => seen.push({ payload, owned }),
+        onData: (source, start, stop, _length, first, last) =>
+          seen.push({ source, start, stop, first, last }),
         onControl: () => {},
       });
       expect(seen).to.have.length(1);
-      expect(seen[0].owned).to.equal(false);
-      expect(seen[0].payload.buffer).to.equal(bytes.buffer);
-      expect(seen[0].payload.byteOffset).to.equal(6);
-      expect([...seen[0].payload]).to.deep.equal([1, 2, 3]);
+      expect(seen[0]!.source).to.equal(bytes);
+      expect(seen[0]).to.include({ start: 6, stop: 9, first: true, last: true });
     });
 
-    it('assembles a DATA frame spanning chunks into one exact-size owned buffer', () => {
+    it('passes a DATA frame spanning chunks piece by piece, without buffering or copying it', () => {
       const payload = Uint8Array.from({ length: 1000 }, (_, i) => i & 0xff);
       const bytes = encodeFrame({ type: FrameType.DATA, end: false, payload });
       const decoder = new FrameDecoder(options);
@@ -189,14 +224,12 @@ describe('codec', () => {
       decoder.push(bytes.subarray(0, 3), recorder);
       expect(decoder.bufferedBytes).to.equal(3);
       decoder.push(bytes.subarray(3, 500), recorder);
-      expect(decoder.bufferedBytes).to.equal(500);
-      decoder.push(bytes.subarray(500), recorder);
       expect(decoder.bufferedBytes).to.equal(0);
-      expect(recorder.ownership).to.deep.equal([true]);
-      const received = (recorder.frames[0] as { payload: Uint8Array }).payload;
-      expect(received.byteOffset).to.equal(0);
-      expect(received.buffer.byteLength).to.equal(1000);
-      expect(received).to.deep.equal(payload);
+      decoder.push(bytes.subarray(500, 501), recorder);
+      decoder.push(bytes.subarray(501), recorder);
+      expect(decoder.bufferedBytes).to.equal(0);
+      expect(recorder.pieces).to.deep.equal([3]);
+      expect((recorder.frames[0] as { payload: Uint8Array }).payload).to.deep.equal(payload);
     });
 
     it('tracks preambleReceived byte by byte', () => {
@@ -280,7 +313,8 @@ describe('codec', () => {
         const decoder = new FrameDecoder(options);
         if (code === null) {
           decoder.push(header, ignore);
-          expect(decoder.bufferedBytes, `type ${type}`).to.equal(6);
+          // A control frame's header is held until its payload is complete; DATA is passed on.
+          expect(decoder.bufferedBytes, `type ${type}`).to.equal(type === FrameType.DATA ? 0 : 6);
         } else {
           expect(expectProtocolError(() => decoder.push(header, ignore), code).message).to.be.a('string');
         }

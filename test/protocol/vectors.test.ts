@@ -180,8 +180,14 @@ describe('SPEC.md §12 test vectors', () => {
       it(`${name}: decodes the same when fed byte by byte`, () => {
         const decoded: Frame[] = [];
         const decoder = new FrameDecoder(options);
+        let data: number[] = [];
         const sink: FrameSink = {
-          onData: (payload, end) => decoded.push({ type: FrameType.DATA, end, payload: payload.slice() }),
+          onData: (source, start, stop, _length, _first, last, end) => {
+            data.push(...source.subarray(start, stop));
+            if (!last) return;
+            decoded.push({ type: FrameType.DATA, end, payload: Uint8Array.from(data) });
+            data = [];
+          },
           onControl: (frame) => decoded.push(frame),
         };
         for (let i = 0; i < bytes.length; i++) decoder.push(bytes.subarray(i, i + 1), sink);
