@@ -451,8 +451,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     const chunks = this.engine.pollTransmit(t, room);
     if (chunks.length === 0) return;
     if (chunks.length > 1) this.socket.cork();
+    const engine = this.engine;
     for (const chunk of chunks) {
-      this.socket.write(chunk);
+      // A batch buffer goes back to the engine for reuse once the socket has written it.
+      if (engine.isRecyclable(chunk)) this.socket.write(chunk, () => engine.transmitted(chunk));
+      else this.socket.write(chunk);
       this.bytesHandedOver += chunk.length;
     }
     if (chunks.length > 1) this.socket.uncork();

@@ -68,6 +68,14 @@ const HEARTBEAT_FRAME_SIZE = FRAME_HEADER_SIZE + HEARTBEAT_PAYLOAD_SIZE;
 const COPY_THRESHOLD = 2048;
 /** Size of the scratch buffers that batch headers and small payloads. */
 const BATCH_SIZE = 64 * 1024;
+/**
+ * Batch buffers written and ready for reuse (see `Engine.transmitted`), shared by the engines of
+ * a process so that its memory stays bounded however many connections were once busy.
+ */
+const BATCH_POOL_MAX = 32;
+const batchPool: Uint8Array[] = [];
+/** A call expected to write at least this many bytes takes a full-size, recycled batch. */
+const POOLED_BATCH_MIN = 4096;
 /** Smallest payload of a DATA frame that does not finish its message (unless fewer bytes remain). */
 const MIN_FRAGMENT = 512;
 /** Heartbeats stamped closer together than this fraction of the period count as early. */
@@ -156,6 +164,15 @@ class Ring<T> {
     this.head = (this.head + 1) & this.mask;
     if (--this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
     return item;
+  }
+  /** Drop the `count` oldest items (`count <= length`). */
+  discard(count: number): void {
+    for (let i = 0; i < count; i++) {
+      this.items[this.head] = undefined;
+      this.head = (this.head + 1) & this.mask;
+    }
+    this.size -= count;
+    if (this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
   }
   clear(): void {
     this.items = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
@@ -349,6 +366,8 @@ export class Engine implements FrameSink {
   private txStart = 0;
   private txPos = 0;
   private txEstimate = 0;
+  /** Batch buffers out with the transport: chunks not yet reported written (see `transmitted`). */
+  private readonly batchesOut = new WeakMap<ArrayBufferLike, number>();
   /** Payload bytes of the message at `sendIndex` already framed. */
   private sendOffset = 0;
   /** Index in `outbox` of the message being transmitted. */
@@ -393,6 +412,9 @@ export class Engine implements FrameSink {
    * room needs to be made for it yet: see `ensurePartialRoom`).
    */
   private frameInProgress = false;
+  /** The one-frame message being assembled (its frame spans chunks), and the bytes in it so far. */
+  private assembly: Uint8Array | undefined;
+  private assemblyFill = 0;
   private readonly inbox = new Inbox();
   /** DATA frames are allowed in the current state (SPEC.md §9 state machines). */
   private dataAllowed = false;
@@ -1029,7 +1051,14 @@ export class Engine implements FrameSink {
     let batch = this.txBatch;
     if (batch === undefined || this.txPos + bytes > batch.length) {
       this.flushBatch();
-      batch = new Uint8Array(Math.max(Math.min(BATCH_SIZE, this.txEstimate), bytes));
+      const size = Math.max(Math.min(BATCH_SIZE, this.txEstimate), bytes);
+      if (size >= POOLED_BATCH_MIN && size <= BATCH_SIZE) {
+        // Full-size batches are recycled once the transport reports them written (`transmitted`).
+        batch = batchPool.pop() ?? new Uint8Array(BATCH_SIZE);
+        this.batchesOut.set(batch.buffer, 0);
+      } else {
+        batch = new Uint8Array(size);
+      }
       this.txEstimate = BATCH_SIZE;
       this.txBatch = batch;
       this.txStart = 0;
@@ -1040,10 +1069,36 @@ export class Engine implements FrameSink {
 
   /** Append the batch's unwritten bytes to the output. */
   private flushBatch(): void {
-    if (this.txBatch !== undefined && this.txPos > this.txStart) {
-      this.txOut!.push(this.txBatch.subarray(this.txStart, this.txPos));
+    const batch = this.txBatch;
+    if (batch !== undefined && this.txPos > this.txStart) {
+      this.txOut!.push(batch.subarray(this.txStart, this.txPos));
       this.txStart = this.txPos;
+      const out = this.batchesOut.get(batch.buffer);
+      if (out !== undefined) this.batchesOut.set(batch.buffer, out + 1);
     }
+  }
+
+  /**
+   * Optional: the transport is done with `chunk`, one of the chunks `pollTransmit` returned
+   * (written, or dropped). The engine then reuses the buffer behind it for later frames, which
+   * saves an allocation per batch; a transport that never calls this loses nothing else.
+   * Call it at most once per chunk, and never while the transport may still read the chunk.
+   */
+  transmitted(chunk: Uint8Array): void {
+    const buffer = chunk.buffer;
+    const out = this.batchesOut.get(buffer);
+    if (out === undefined) return;
+    if (out > 1) {
+      this.batchesOut.set(buffer, out - 1);
+      return;
+    }
+    this.batchesOut.delete(buffer);
+    if (batchPool.length < BATCH_POOL_MAX) batchPool.push(new Uint8Array(buffer, 0, BATCH_SIZE));
+  }
+
+  /** Whether {@link transmitted} would recycle the buffer behind `chunk` (a batch of frames). */
+  isRecyclable(chunk: Uint8Array): boolean {
+    return this.batchesOut.has(chunk.buffer);
   }
 
   /** The frame that ends this side's transmissions in the termination handshake. */
@@ -1191,21 +1246,32 @@ export class Engine implements FrameSink {
       this.receivedCredit = received;
       this.decoder.dataCredit = this.grantedLimit - received;
       this.lastDataAt = this.now;
-      if (last && end && this.partialCost === 0) {
-        // The common case: a whole message in one frame inside one chunk.
+      if (end && this.partialCost === 0) {
         if (frameLength > this.settings.maxMessageBytes) {
           throw new ProtocolError(
             'MESSAGE_TOO_LARGE',
             `message exceeds ${this.settings.maxMessageBytes} bytes`,
           );
         }
-        // A small message is copied (V8 allocates it on its heap, as cheaply as a view); a larger
-        // one is a view of the chunk, which the transport never reuses.
-        this.inbox.push(
-          frameLength <= COPY_RECEIVED_MAX ? source.slice(start, stop) : source.subarray(start, stop),
-          cost,
-        );
-        this.messageReceived();
+        if (last) {
+          // The common case: a whole message in one frame inside one chunk. A small message is
+          // copied (V8 allocates it on its heap, as cheaply as a view); a larger one is a view of
+          // the chunk, which the transport never reuses.
+          this.inbox.push(
+            frameLength <= COPY_RECEIVED_MAX ? source.slice(start, stop) : source.subarray(start, stop),
+            cost,
+          );
+          this.messageReceived();
+          return;
+        }
+        // A one-frame message spanning chunks: assembled in a buffer of its exact size.
+        const message = new Uint8Array(frameLength);
+        message.set(source.subarray(start, stop));
+        this.assembly = message;
+        this.assemblyFill = stop - start;
+        this.partialBytes = frameLength;
+        this.partialCost = cost;
+        this.frameInProgress = true;
         return;
       }
       this.partialBytes += frameLength;
@@ -1217,6 +1283,18 @@ export class Engine implements FrameSink {
         );
       }
     } else if (this.currentState === 'closed') {
+      return;
+    } else if (this.assembly !== undefined) {
+      this.assembly.set(source.subarray(start, stop), this.assemblyFill);
+      this.assemblyFill += stop - start;
+      if (!last) return;
+      const message = this.assembly;
+      this.assembly = undefined;
+      this.frameInProgress = false;
+      this.inbox.push(message, this.partialCost);
+      this.partialBytes = 0;
+      this.partialCost = 0;
+      this.messageReceived();
       return;
     }
     this.appendPartial(source, start, stop);
@@ -1469,11 +1547,10 @@ export class Engine implements FrameSink {
           `peer reports ${consumed} messages consumed of ${this.writtenCount} sent`,
         );
       }
-      while (this.peerConsumed < consumed) {
-        this.outbox.shift();
-        this.sendIndex--;
-        this.peerConsumed++;
-      }
+      const count = consumed - this.peerConsumed;
+      this.outbox.discard(count);
+      this.sendIndex -= count;
+      this.peerConsumed = consumed;
       changed = true;
     }
     return changed;
@@ -1804,6 +1881,7 @@ export class Engine implements FrameSink {
   private enterClosed(): void {
     // Everything not handed to the application is discarded unprocessed (SPEC.md §9.4).
     this.inbox.clear();
+    this.assembly = undefined;
     this.partial = [];
     this.partialBlock = undefined;
     this.heartbeatDue = false;
