@@ -10,6 +10,7 @@ import { Engine } from '../protocol/engine.js';
 import { HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
+import { WheelTimer, sharedWheel } from './timer-wheel.js';
 
 const now = (): number => performance.now();
 
@@ -82,13 +83,16 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private readonly socketBufferTarget: number;
   private readonly maxSendQueue: number;
   private readonly defaultGrace: number;
-  private timer: NodeJS.Timeout | undefined;
+  /** The engine's one timer, in the process-wide coarse wheel (see timer-wheel.ts). */
+  private readonly timer = new WheelTimer(() => {
+    this.engine.handleTimeout(now());
+    this.service();
+  });
   /** Time of the last service pass: precise enough for the engine's bookkeeping in `write()`. */
   private lastNow = now();
   /** Bytes given to `socket.write()`, and of those, bytes the socket had flushed at the last report. */
   private bytesHandedOver = 0;
   private bytesFlushed = 0;
-  private timerAt = Number.POSITIVE_INFINITY;
   private flushScheduled = false;
   private transportEnded = false;
   private closeInfo: CloseInfo | undefined;
@@ -512,28 +516,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
   private armTimer(): void {
     const deadline = this.engine.nextDeadline();
+    const timer = this.timer;
     if (deadline === undefined) {
-      if (this.timer !== undefined) {
-        clearTimeout(this.timer);
-        this.timer = undefined;
-        this.timerAt = Number.POSITIVE_INFINITY;
-      }
+      if (timer.armed) sharedWheel().cancel(timer);
       return;
     }
-    // An earlier-firing timer is harmless (the engine re-reports its deadline); only re-arm when the
-    // new deadline is earlier than the armed one.
-    if (this.timer !== undefined && this.timerAt <= deadline) return;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timerAt = deadline;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.timerAt = Number.POSITIVE_INFINITY;
-        this.engine.handleTimeout(now());
-        this.service();
-      },
-      Math.max(0, Math.ceil(deadline - now())),
-    );
+    // Moving a wheel timer is cheap (and a no-op within its bucket); a timer left to fire early
+    // would cost a wake-up for nothing, as when a paired heartbeat moved the next one later.
+    if (timer.armed && timer.deadline === deadline) return;
+    sharedWheel().schedule(timer, deadline, this.engine.timerSlack);
   }
 
   private onClosed(info: CloseInfo): void {
@@ -554,8 +545,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
         this.socket.destroy();
       }
     }
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    this.timer = undefined;
+    sharedWheel().cancel(this.timer);
     const error = info.error ?? new UsageError('CONNECTION_CLOSED', 'connection closed');
     while (this.pendingHead < this.pendingSends.length) {
       this.pendingSends[this.pendingHead++]!.reject(error);

@@ -38,6 +38,9 @@ export const FLAG_ECHO = 0x01;
  */
 export const MESSAGE_CREDIT_OVERHEAD = 256;
 
+/** HEARTBEAT timestamps and echo delays count ticks of 0.1 ms (SPEC.md §5). */
+export const HEARTBEAT_TICKS_PER_MS = 10;
+
 /** Exact payload size of a CREDIT frame. */
 export const CREDIT_PAYLOAD_SIZE = 16;
 /** Exact payload size of a HEARTBEAT frame. */

@@ -26,6 +26,7 @@ import {
   HEARTBEAT_PAYLOAD_SIZE,
   EXTENSION_IGNORABLE_FIRST,
   MAX_COUNTER,
+  HEARTBEAT_TICKS_PER_MS,
   MESSAGE_CREDIT_OVERHEAD,
   MAX_FRAME_PAYLOAD,
   MAX_HEARTBEATS_PER_WINDOW,
@@ -82,14 +83,27 @@ const MIN_FRAGMENT = 512;
 const EARLY_HEARTBEAT_FRACTION = 0.45;
 /** Heartbeats arriving in one window of T/3, whatever their timestamps, beyond which a peer floods. */
 const MAX_HEARTBEAT_ARRIVALS_PER_WINDOW = 1000;
-/** A window whose quarter is consumed faster than this is too small for the path: grow it. */
-const WINDOW_GROWTH_PERIOD_MS = 10;
+/** Queueing delay the receive window may add to the path, beyond its minimum RTT (window tuning). */
+const QUEUE_TARGET_MS = 0.5;
+/** Shortest interval over which window tuning measures the consumption rate. */
+const RATE_INTERVAL_MS = 2;
+/** RTT assumed for window tuning until a sample exists. */
+const DEFAULT_RTT_MS = 1;
 /** RTT above the minimum by more than this means queues are building: stop growing the window. */
 const RTT_QUEUEING_MS = 4;
 /** After this long without DATA, a grown receive window shrinks back to its initial size. */
 const WINDOW_IDLE_SHRINK_MS = 2000;
 /** Timer lateness beyond which a liveness deadline is not trusted (our own process stalled). */
 const LATE_TIMER_TOLERANCE_MS = 250;
+/**
+ * Timer slack (see `Engine.timerSlack`): this fraction of the shortest period the engine times
+ * (heartbeat interval, a third of the idle timeout), and never more than `MAX_TIMER_SLACK_MS`,
+ * which is far below `LATE_TIMER_TOLERANCE_MS`.
+ */
+const TIMER_SLACK_FRACTION = 1 / 100;
+const MAX_TIMER_SLACK_MS = 64;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const NOPAIR_TMP = (globalThis as any).process?.env?.HW_NOPAIR === '1'; // TEMP experiment
 const U32 = 0x1_0000_0000;
 /** Incomplete messages are assembled in blocks of this size (fragments below a quarter of it are packed). */
 const PARTIAL_BLOCK_SIZE = 16 * 1024;
@@ -215,6 +229,13 @@ class Inbox {
     this.payloads[at] = payload;
     this.costs[at] = cost;
     this.size++;
+  }
+  /** Replace the `count` newest payloads by copies. */
+  copyLast(count: number): void {
+    for (let i = Math.max(0, this.size - count); i < this.size; i++) {
+      const at = (this.head + i) & this.mask;
+      this.payloads[at] = this.payloads[at]!.slice();
+    }
   }
   /** The oldest message (its cost in `shiftedCost`), or `undefined`. */
   shift(): Uint8Array | undefined {
@@ -412,6 +433,15 @@ export class Engine implements FrameSink {
    * room needs to be made for it yet: see `ensurePartialRoom`).
    */
   private frameInProgress = false;
+  /** Cost of recent large messages (decaying), so the window keeps room for two in flight. */
+  private largeMessageCost = 0;
+  /** Start of the current rate interval of window tuning, and `C` then. */
+  private rateSince = 0;
+  private rateReleased = 0;
+  /** Of the chunk being decoded: its DATA bytes, and the messages and pieces kept as views of it. */
+  private chunkDataBytes = 0;
+  private chunkViews = 0;
+  private chunkPieceViews = 0;
   /** The one-frame message being assembled (its frame spans chunks), and the bytes in it so far. */
   private assembly: Uint8Array | undefined;
   private assemblyFill = 0;
@@ -435,12 +465,16 @@ export class Engine implements FrameSink {
   private lastReceivedAt = 0;
   private lastSentAt: number | undefined;
   private nextHeartbeatAt: number | undefined;
+  /** When this side last made a heartbeat due (the handshake counts as one). */
+  private lastHeartbeatAt = 0;
   private livenessGraceUntil = 0;
   private peerTimestamp: number | undefined;
   private peerTimestampAt = 0;
   private lastEchoUsed: number | undefined;
   private rtt: number | undefined;
   private minRtt: number | undefined;
+  /** Client: when HELLO was queued (a first RTT sample when WELCOME arrives). */
+  private helloSentAt: number | undefined;
   private srtt: number | undefined;
   private rttVar = 0;
   private floodWindowStart = 0;
@@ -500,6 +534,7 @@ export class Engine implements FrameSink {
       };
       this.controlQueue.push(PREAMBLE, encodeControlFrame({ type: FrameType.HELLO, hello }));
       this.preambleSent = true;
+      this.helloSentAt = now;
     }
   }
 
@@ -509,8 +544,14 @@ export class Engine implements FrameSink {
     this.now = now;
     this.lastReceivedAt = now;
     this.bytesReceived += bytes.length;
+    this.chunkDataBytes = 0;
+    this.chunkViews = 0;
+    this.chunkPieceViews = 0;
     try {
       this.decoder.push(bytes, this);
+      if (this.chunkViews + this.chunkPieceViews > 0 && this.chunkDataBytes * 4 < bytes.length * 3) {
+        this.unpinChunk();
+      }
     } catch (error) {
       if (this.isClosed()) return;
       if (error instanceof HeartwireError) {
@@ -581,6 +622,7 @@ export class Engine implements FrameSink {
         // waiting unread. Grant one heartbeat period for them to be read, and probe now.
         this.livenessGraceUntil = now + this.heartbeatInterval;
         this.heartbeatDue = true;
+        this.lastHeartbeatAt = now;
       } else if (now >= this.livenessGraceUntil) {
         this.fail(
           new TimeoutError('HEARTBEAT_TIMEOUT', `no frame from the peer for ${now - this.lastReceivedAt} ms`),
@@ -635,7 +677,8 @@ export class Engine implements FrameSink {
     }
     if (this.nextHeartbeatAt !== undefined && now >= this.nextHeartbeatAt && this.sendsHeartbeats()) {
       this.heartbeatDue = true;
-      this.nextHeartbeatAt = now + this.heartbeatInterval * (0.9 + 0.2 * this.settings.random());
+      this.lastHeartbeatAt = now;
+      this.nextHeartbeatAt = now + this.heartbeatPeriod();
     }
     if (this.shrinkDeadline() !== undefined && now >= this.shrinkDeadline()!) {
       this.window = this.settings.initialWindow;
@@ -646,25 +689,66 @@ export class Engine implements FrameSink {
   /** The earliest time at which `handleTimeout` must be called, or `undefined` (no timer needed). */
   nextDeadline(): number | undefined {
     if (this.currentState === 'closed' || !this.started) return undefined;
-    let next = this.handshakeDeadline;
-    const consider = (t: number | undefined): void => {
-      if (t !== undefined && (next === undefined || t < next)) next = t;
-    };
-    if (this.negotiatedValues !== undefined) {
-      const liveness = this.livenessDeadline();
-      consider(liveness === undefined ? undefined : Math.max(liveness, this.livenessGraceUntil));
-      consider(this.nextHeartbeatAt);
-      consider(this.graceDeadline);
-      consider(this.closeDeadline);
-      consider(this.writeStallDeadline());
-      if (this.blockedSince !== undefined) {
-        if (!this.stallReported) consider(this.blockedSince + this.settings.creditStallReportMs);
-        if (this.settings.creditStallTimeoutMs > 0)
-          consider(this.blockedSince + this.settings.creditStallTimeoutMs);
-      }
-      consider(this.shrinkDeadline());
+    if (this.negotiatedValues === undefined) return this.handshakeDeadline;
+    // Called after every service pass: no closure, no allocation. +∞ stands for "none".
+    const none = Number.POSITIVE_INFINITY;
+    const liveness = this.livenessDeadline();
+    let next = liveness === undefined ? none : Math.max(liveness, this.livenessGraceUntil);
+    next = Math.min(
+      next,
+      this.nextHeartbeatAt ?? none,
+      this.graceDeadline ?? none,
+      this.closeDeadline ?? none,
+      this.handshakeDeadline ?? none,
+      this.writeStallDeadline() ?? none,
+      this.shrinkDeadline() ?? none,
+    );
+    if (this.blockedSince !== undefined) {
+      if (!this.stallReported) next = Math.min(next, this.blockedSince + this.settings.creditStallReportMs);
+      if (this.settings.creditStallTimeoutMs > 0)
+        next = Math.min(next, this.blockedSince + this.settings.creditStallTimeoutMs);
     }
-    return next;
+    return next === none ? undefined : next;
+  }
+
+  /**
+   * How late (ms) the adapter may call `handleTimeout` after `nextDeadline()`, so that it can
+   * coalesce the timers of many connections (SPEC.md §8, "Timer slack"). Heartbeat periods are
+   * drawn short by this much, so heartbeats sent that late still keep to [0.9 I, 1.1 I]; a
+   * liveness failure is reported at most this much later.
+   */
+  get timerSlack(): number {
+    const base =
+      this.heartbeatInterval === 0
+        ? this.settings.handshakeTimeoutMs
+        : Math.min(this.heartbeatInterval, this.localIdleTimeout / 3);
+    return Math.min(MAX_TIMER_SLACK_MS, base * TIMER_SLACK_FRACTION);
+  }
+
+  /**
+   * A peer heartbeat arrived: send ours now if one could be due already (0.9 I since the last),
+   * rather than at its drawn time (SPEC.md §8, "Pairing"). Periods stay within [0.9 I, 1.1 I],
+   * the two directions' heartbeats pair up, and each carries the TCP acknowledgement of the other.
+   */
+  private pairHeartbeat(): void {
+    if (NOPAIR_TMP) return;
+    const now = this.now;
+    if (
+      this.nextHeartbeatAt !== undefined &&
+      now < this.nextHeartbeatAt &&
+      now >= this.lastHeartbeatAt + 0.9 * this.heartbeatInterval &&
+      this.sendsHeartbeats()
+    ) {
+      this.heartbeatDue = true;
+      this.lastHeartbeatAt = now;
+      this.nextHeartbeatAt = now + this.heartbeatPeriod();
+    }
+  }
+
+  /** The next heartbeat period: uniform in [0.9 I, 1.1 I − slack] (SPEC.md §8). */
+  private heartbeatPeriod(): number {
+    const interval = this.heartbeatInterval;
+    return 0.9 * interval + (0.2 * interval - this.timerSlack) * this.settings.random();
   }
 
   /**
@@ -933,9 +1017,14 @@ export class Engine implements FrameSink {
       const echo = this.peerTimestamp !== undefined;
       writeHeartbeatFrame(target, this.txPos, {
         echo,
-        timestamp: Math.floor(now) % U32,
+        timestamp: Math.floor(now * HEARTBEAT_TICKS_PER_MS) % U32,
         echoTimestamp: echo ? this.peerTimestamp! : 0,
-        echoDelay: echo ? Math.min(Math.max(0, Math.floor(now - this.peerTimestampAt)), 0xffff_ffff) : 0,
+        echoDelay: echo
+          ? Math.min(
+              Math.max(0, Math.floor((now - this.peerTimestampAt) * HEARTBEAT_TICKS_PER_MS)),
+              0xffff_ffff,
+            )
+          : 0,
         receivedBytes: this.receivedCredit,
         creditLimit: this.grantedLimit,
         consumedMessages: this.consumedCount,
@@ -1257,16 +1346,20 @@ export class Engine implements FrameSink {
           // The common case: a whole message in one frame inside one chunk. A small message is
           // copied (V8 allocates it on its heap, as cheaply as a view); a larger one is a view of
           // the chunk, which the transport never reuses.
-          this.inbox.push(
-            frameLength <= COPY_RECEIVED_MAX ? source.slice(start, stop) : source.subarray(start, stop),
-            cost,
-          );
+          this.chunkDataBytes += frameLength;
+          if (frameLength <= COPY_RECEIVED_MAX) {
+            this.inbox.push(source.slice(start, stop), cost);
+          } else {
+            this.inbox.push(source.subarray(start, stop), cost);
+            this.chunkViews++;
+          }
           this.messageReceived();
           return;
         }
         // A one-frame message spanning chunks: assembled in a buffer of its exact size.
         const message = new Uint8Array(frameLength);
         message.set(source.subarray(start, stop));
+        this.chunkDataBytes += stop - start;
         this.assembly = message;
         this.assemblyFill = stop - start;
         this.partialBytes = frameLength;
@@ -1286,11 +1379,13 @@ export class Engine implements FrameSink {
       return;
     } else if (this.assembly !== undefined) {
       this.assembly.set(source.subarray(start, stop), this.assemblyFill);
+      this.chunkDataBytes += stop - start;
       this.assemblyFill += stop - start;
       if (!last) return;
       const message = this.assembly;
       this.assembly = undefined;
       this.frameInProgress = false;
+      this.noteLargeMessage(this.partialCost);
       this.inbox.push(message, this.partialCost);
       this.partialBytes = 0;
       this.partialCost = 0;
@@ -1307,10 +1402,29 @@ export class Engine implements FrameSink {
       this.ensurePartialRoom(this.now);
       return;
     }
+    this.noteLargeMessage(this.partialCost);
     this.inbox.push(this.takePartial(), this.partialCost);
     this.partialBytes = 0;
     this.partialCost = 0;
     this.messageReceived();
+  }
+
+  /**
+   * The chunk just decoded was mostly not DATA (control frames): copy the messages and pieces
+   * that are views of it, so that a peer cannot make a few small messages pin large chunks of
+   * other bytes. Chunks kept by views are then at least 3/4 DATA (SPEC.md §7).
+   */
+  private unpinChunk(): void {
+    this.inbox.copyLast(this.chunkViews);
+    const parts = this.partial;
+    for (let i = Math.max(0, parts.length - this.chunkPieceViews); i < parts.length; i++) {
+      parts[i] = parts[i]!.slice();
+    }
+  }
+
+  /** A message that spanned chunks or frames completed: remember large costs for window tuning (decaying). */
+  private noteLargeMessage(cost: number): void {
+    this.largeMessageCost = Math.max(cost, this.largeMessageCost * 0.875);
   }
 
   private messageReceived(): void {
@@ -1330,8 +1444,10 @@ export class Engine implements FrameSink {
   private appendPartial(source: Uint8Array, start: number, stop: number): void {
     const length = stop - start;
     if (length === 0) return;
+    this.chunkDataBytes += length;
     if (length >= PARTIAL_BLOCK_SIZE / 4) {
       this.partial.push(source.subarray(start, stop));
+      this.chunkPieceViews++;
       this.partialBlock = undefined;
       return;
     }
@@ -1510,9 +1626,11 @@ export class Engine implements FrameSink {
     this.handshakeDeadline = undefined;
     this.floodWindowStart = now;
     this.lastDataAt = now;
-    this.nextHeartbeatAt = now + this.heartbeatInterval * this.settings.random();
-    // The server's idle deadline has run since HELLO: the client answers WELCOME at once.
-    if (this.settings.role === 'client') this.heartbeatDue = true;
+    this.nextHeartbeatAt = now + (this.heartbeatInterval - this.timerSlack) * this.settings.random();
+    this.lastHeartbeatAt = now;
+    // Both sides heartbeat at once: the server's idle deadline has run since HELLO, and the
+    // client echoes the server's first heartbeat, so both have an RTT sample one round trip in.
+    this.heartbeatDue = true;
     this.negotiatedValues = {
       version,
       extensions,
@@ -1525,6 +1643,9 @@ export class Engine implements FrameSink {
     };
     this.setState('open');
     this.emit({ type: 'open', negotiated: this.negotiatedValues });
+    // The client's first RTT sample: HELLO to WELCOME.
+    if (this.settings.role === 'client' && this.helloSentAt !== undefined)
+      this.recordRtt(now - this.helloSentAt);
     if (this.closeRequested) {
       this.setState('closing');
       this.checkTermination();
@@ -1561,7 +1682,7 @@ export class Engine implements FrameSink {
     // Floods are judged on the sender's clock (its timestamps), so heartbeats sent at the agreed
     // rate but held back by the path and delivered together are never mistaken for a flood.
     const gap = this.peerTimestamp === undefined ? U32 : (frame.timestamp - this.peerTimestamp + U32) % U32;
-    const earliest = (this.localIdleTimeout / 3) * EARLY_HEARTBEAT_FRACTION;
+    const earliest = (this.localIdleTimeout / 3) * EARLY_HEARTBEAT_FRACTION * HEARTBEAT_TICKS_PER_MS;
     this.earlyHeartbeats = gap < earliest ? this.earlyHeartbeats + 1 : 0;
     if (this.earlyHeartbeats > MAX_HEARTBEATS_PER_WINDOW) {
       throw new ProtocolError('ENHANCE_YOUR_CALM', 'heartbeats far more often than negotiated');
@@ -1579,10 +1700,14 @@ export class Engine implements FrameSink {
     this.onCredit(frame.creditLimit, frame.consumedMessages);
     this.peerTimestamp = frame.timestamp;
     this.peerTimestampAt = this.now;
+    this.pairHeartbeat();
     if (frame.echo && frame.echoTimestamp !== this.lastEchoUsed) {
       this.lastEchoUsed = frame.echoTimestamp;
-      const sample = (((Math.floor(this.now) - frame.echoTimestamp - frame.echoDelay) % U32) + U32) % U32;
-      if (sample < U32 / 2) this.recordRtt(sample);
+      const ticks =
+        (((Math.floor(this.now * HEARTBEAT_TICKS_PER_MS) - frame.echoTimestamp - frame.echoDelay) % U32) +
+          U32) %
+        U32;
+      if (ticks < U32 / 2) this.recordRtt(ticks / HEARTBEAT_TICKS_PER_MS);
     }
   }
 
@@ -1688,16 +1813,37 @@ export class Engine implements FrameSink {
     if (this.negotiatedValues === undefined || !this.sendsCredit()) return;
     const increase = this.grantable() - this.grantedLimit;
     if (increase < this.window / 4) return;
-    // Auto-tuning: a quarter of the window was consumed within WINDOW_GROWTH_PERIOD_MS while the
-    // application keeps up, so the window, not the application, limits the rate: grow — unless
-    // the path's RTT is already inflated by queueing (more window would only add delay).
-    const quick = this.lastGrantAt !== undefined && now - this.lastGrantAt < WINDOW_GROWTH_PERIOD_MS;
-    const keepingUp = this.heldBytes <= this.window / 2;
-    const queueing =
-      this.rtt !== undefined && this.minRtt !== undefined && this.rtt > this.minRtt + RTT_QUEUEING_MS;
-    if (quick && keepingUp && !queueing) this.growWindow();
+    this.tuneWindow(now);
     this.lastGrantAt = now;
     this.creditDirty = true;
+  }
+
+  /**
+   * Receive window auto-tuning (SPEC.md §7, "Window tuning"), at most once per
+   * `RATE_INTERVAL_MS`: from the consumption rate `r` over the interval and the horizon
+   * `h = min RTT + QUEUE_TARGET_MS`, the window wanted is `2·r·h` (and room for two recent large
+   * messages). While the window limits the sender, `r ≈ W / RTT`, so the window grows whenever
+   * the loop is faster than `2h`; once the rate no longer follows, the window settles near
+   * `2·C·h`, which keeps what it adds to the path's queues near the target.
+   */
+  private tuneWindow(now: number): void {
+    const elapsed = now - this.rateSince;
+    if (elapsed < RATE_INTERVAL_MS) return;
+    const rate = (this.releasedCredit - this.rateReleased) / elapsed;
+    this.rateSince = now;
+    this.rateReleased = this.releasedCredit;
+    if (this.heldBytes > this.window / 2) return; // the application, not the window, is behind
+    const floor = Math.max(this.settings.initialWindow, 2 * this.largeMessageCost);
+    const wanted = Math.max(floor, 2 * rate * ((this.minRtt ?? DEFAULT_RTT_MS) + QUEUE_TARGET_MS));
+    const queueing =
+      this.rtt !== undefined && this.minRtt !== undefined && this.rtt > this.minRtt + RTT_QUEUEING_MS;
+    if (this.window < wanted && (!queueing || this.window < floor)) {
+      this.growWindow();
+    } else if (this.window > 2 * wanted && this.minRtt !== undefined && this.window / 2 >= floor) {
+      // More window than the rate needs would only queue. Grants shrink as consumption catches
+      // up; `L − C` never exceeds a window granted before.
+      this.window /= 2;
+    }
   }
 
   /**

@@ -20,6 +20,10 @@ const systems: Record<string, System> = {
 };
 
 const args = process.argv.slice(2);
+const info = (value: unknown): string => {
+  const window = (value as { maxReceiveWindow?: number } | undefined)?.maxReceiveWindow;
+  return window === undefined ? '' : ` window ${window}`;
+};
 const flag = (name: string): string | undefined => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
@@ -30,7 +34,18 @@ const windowMs = Number(flag('--window') ?? 2000);
 const prof = flag('--prof');
 for (const size of sizes) {
   for (const id of ids) {
-    const system = systems[id];
+    // `hw-w<bytes>`: heartwire with that receive window.
+    const window = /^hw-w(\d+)$/.exec(id);
+    const probe = args.includes('--probe');
+    // With --probe, heartwire heartbeats every ~167 ms (idle timeout 500 ms), as in the liveness part.
+    const liveness = probe ? { idleTimeout: 500 } : {};
+    const accept = probe ? { server: { clientIdleTimeoutRange: [100, 86_400_000] } } : {};
+    const system =
+      window !== null
+        ? heartwire({ receiveWindow: Number(window[1]), ...liveness }, 'read', accept)
+        : id === 'heartwire' && probe
+          ? heartwire(liveness, 'read', accept)
+          : systems[id];
     if (system === undefined) throw new Error(`unknown system ${id}`);
     const r = await measureThroughput(
       system,
@@ -38,14 +53,14 @@ for (const size of sizes) {
       1,
       { warmupMs: 1000, windowMs },
       {
-        probe: args.includes('--probe'),
+        probe,
         profile: prof === undefined ? undefined : { dir: `${prof}/${id}-${size}` },
       },
     );
     const rtt =
       r.rtt === undefined ? '' : ` rtt p50 ${r.rtt.p50} p99 ${r.rtt.p99} max ${r.rtt.max} n=${r.rtt.count}`;
     console.log(
-      `${id.padEnd(18)} ${String(size).padStart(8)} ${Math.round(r.msgsPerSec).toLocaleString().padStart(11)} msgs/s ${r.mbPerSec.toFixed(1).padStart(8)} MB/s  cpu s ${r.serverCpu.toFixed(0)} c ${r.clientCpu.toFixed(0)} others ${r.otherCpu.toFixed(0)}${rtt}${r.error ? ' ERROR ' + r.error : ''}`,
+      `${id.padEnd(18)} ${String(size).padStart(8)} ${Math.round(r.msgsPerSec).toLocaleString().padStart(11)} msgs/s ${r.mbPerSec.toFixed(1).padStart(8)} MB/s  cpu s ${r.serverCpu.toFixed(0)} c ${r.clientCpu.toFixed(0)} others ${r.otherCpu.toFixed(0)}${rtt}${r.error ? ' ERROR ' + r.error : ''}${info(r.serverInfo)}`,
     );
   }
 }
