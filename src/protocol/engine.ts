@@ -102,8 +102,6 @@ const LATE_TIMER_TOLERANCE_MS = 250;
  */
 const TIMER_SLACK_FRACTION = 1 / 100;
 const MAX_TIMER_SLACK_MS = 64;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const NOPAIR_TMP = (globalThis as any).process?.env?.HW_NOPAIR === '1'; // TEMP experiment
 const U32 = 0x1_0000_0000;
 /** Incomplete messages are assembled in blocks of this size (fragments below a quarter of it are packed). */
 const PARTIAL_BLOCK_SIZE = 16 * 1024;
@@ -723,26 +721,6 @@ export class Engine implements FrameSink {
         ? this.settings.handshakeTimeoutMs
         : Math.min(this.heartbeatInterval, this.localIdleTimeout / 3);
     return Math.min(MAX_TIMER_SLACK_MS, base * TIMER_SLACK_FRACTION);
-  }
-
-  /**
-   * A peer heartbeat arrived: send ours now if one could be due already (0.9 I since the last),
-   * rather than at its drawn time (SPEC.md §8, "Pairing"). Periods stay within [0.9 I, 1.1 I],
-   * the two directions' heartbeats pair up, and each carries the TCP acknowledgement of the other.
-   */
-  private pairHeartbeat(): void {
-    if (NOPAIR_TMP) return;
-    const now = this.now;
-    if (
-      this.nextHeartbeatAt !== undefined &&
-      now < this.nextHeartbeatAt &&
-      now >= this.lastHeartbeatAt + 0.9 * this.heartbeatInterval &&
-      this.sendsHeartbeats()
-    ) {
-      this.heartbeatDue = true;
-      this.lastHeartbeatAt = now;
-      this.nextHeartbeatAt = now + this.heartbeatPeriod();
-    }
   }
 
   /** The next heartbeat period: uniform in [0.9 I, 1.1 I − slack] (SPEC.md §8). */
@@ -1700,7 +1678,6 @@ export class Engine implements FrameSink {
     this.onCredit(frame.creditLimit, frame.consumedMessages);
     this.peerTimestamp = frame.timestamp;
     this.peerTimestampAt = this.now;
-    this.pairHeartbeat();
     if (frame.echo && frame.echoTimestamp !== this.lastEchoUsed) {
       this.lastEchoUsed = frame.echoTimestamp;
       const ticks =
@@ -1832,7 +1809,9 @@ export class Engine implements FrameSink {
     const rate = (this.releasedCredit - this.rateReleased) / elapsed;
     this.rateSince = now;
     this.rateReleased = this.releasedCredit;
-    if (this.heldBytes > this.window / 2) return; // the application, not the window, is behind
+    // A slow application needs no check of its own: it consumes at a low rate, so it is not
+    // granted a larger window (reads in bursts, which hold most of the window at grant time, must
+    // not stop the growth).
     const floor = Math.max(this.settings.initialWindow, 2 * this.largeMessageCost);
     const wanted = Math.max(floor, 2 * rate * ((this.minRtt ?? DEFAULT_RTT_MS) + QUEUE_TARGET_MS));
     const queueing =
