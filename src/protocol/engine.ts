@@ -228,11 +228,12 @@ class Inbox {
     this.costs[at] = cost;
     this.size++;
   }
-  /** Replace the `count` newest payloads by copies. */
-  copyLast(count: number): void {
-    for (let i = Math.max(0, this.size - count); i < this.size; i++) {
+  /** Replace the payloads from position `from` on that are views of `buffer` by copies. */
+  copyViewsOf(buffer: ArrayBufferLike, from: number): void {
+    for (let i = Math.max(0, from); i < this.size; i++) {
       const at = (this.head + i) & this.mask;
-      this.payloads[at] = this.payloads[at]!.slice();
+      const payload = this.payloads[at]!;
+      if (payload.buffer === buffer) this.payloads[at] = payload.slice();
     }
   }
   /** The oldest message (its cost in `shiftedCost`), or `undefined`. */
@@ -545,10 +546,12 @@ export class Engine implements FrameSink {
     this.chunkDataBytes = 0;
     this.chunkViews = 0;
     this.chunkPieceViews = 0;
+    // The application cannot read while we decode: messages from this chunk are pushed after these.
+    const inboxBefore = this.inbox.length;
     try {
       this.decoder.push(bytes, this);
       if (this.chunkViews + this.chunkPieceViews > 0 && this.chunkDataBytes * 4 < bytes.length * 3) {
-        this.unpinChunk();
+        this.unpinChunk(bytes.buffer, inboxBefore);
       }
     } catch (error) {
       if (this.isClosed()) return;
@@ -1392,11 +1395,11 @@ export class Engine implements FrameSink {
    * that are views of it, so that a peer cannot make a few small messages pin large chunks of
    * other bytes. Chunks kept by views are then at least 3/4 DATA (SPEC.md §7).
    */
-  private unpinChunk(): void {
-    this.inbox.copyLast(this.chunkViews);
+  private unpinChunk(buffer: ArrayBufferLike, inboxBefore: number): void {
+    this.inbox.copyViewsOf(buffer, inboxBefore);
     const parts = this.partial;
-    for (let i = Math.max(0, parts.length - this.chunkPieceViews); i < parts.length; i++) {
-      parts[i] = parts[i]!.slice();
+    for (let i = 0; i < parts.length; i++) {
+      if (parts[i]!.buffer === buffer) parts[i] = parts[i]!.slice();
     }
   }
 
@@ -1444,13 +1447,14 @@ export class Engine implements FrameSink {
   /** Assemble the pieces of the message that just completed (one copy). */
   private takePartial(): Uint8Array {
     const parts = this.partial;
+    const block = this.partialBlock;
     this.partial = [];
     this.partialBlock = undefined;
     if (parts.length === 1) {
       const only = parts[0]!;
-      // A large piece is a view of a chunk: keep it. A small one lives in a block: copy it out,
-      // so that it does not pin the whole block.
-      return only.length >= PARTIAL_BLOCK_SIZE / 4 ? only : only.slice();
+      // A large piece is a view of a chunk: keep it. Pieces packed in a block are copied out, so
+      // that the message does not pin the whole block.
+      return only.length >= PARTIAL_BLOCK_SIZE / 4 && only.buffer !== block?.buffer ? only : only.slice();
     }
     const message = new Uint8Array(this.partialBytes);
     let offset = 0;
