@@ -30,6 +30,9 @@ const nodeSource: TimerSource = {
 /** Largest bucket width, ms, whatever the slack. */
 export const MAX_QUANTUM_MS = 64;
 
+/** Bucket sentinels kept for reuse: enough for every 64 ms bucket of a 60 s horizon. */
+const MAX_SPARE_SENTINELS = 1024;
+
 /** A node of a bucket's circular list: a timer, or the bucket's sentinel. */
 class Link {
   next: Link = this;
@@ -54,8 +57,9 @@ export class WheelTimer extends Link {
 
 /** The bucket width for a timer that may fire `slack` ms late: a power of two in [1, 64]. */
 export function quantumFor(slack: number): number {
-  if (!(slack >= 2)) return 1;
-  const q = 2 ** Math.floor(Math.log2(Math.min(slack, MAX_QUANTUM_MS)));
+  if (slack >= MAX_QUANTUM_MS) return MAX_QUANTUM_MS;
+  let q = 1;
+  while (q * 2 <= slack) q *= 2;
   return q;
 }
 
@@ -64,6 +68,8 @@ export class TimerWheel {
   private readonly buckets = new Map<number, Link>();
   /** Min-heap of bucket times; may hold times whose bucket has gone (skipped lazily). */
   private readonly heap: number[] = [];
+  /** Sentinels of fired or emptied buckets, for reuse. */
+  private readonly spare: Link[] = [];
   private handle: unknown;
   private armedAt = Number.POSITIVE_INFINITY;
   /** True while `fire` runs callbacks: it arms the underlying timer once, at the end. */
@@ -89,7 +95,9 @@ export class TimerWheel {
     if (timer.armed) this.unlink(timer);
     let sentinel = this.buckets.get(at);
     if (sentinel === undefined) {
-      sentinel = new Link();
+      // Reused sentinels are old-generation objects: linking timers (old) to them then costs no
+      // write barrier, and the young generation holds nothing that lives for seconds.
+      sentinel = this.spare.pop() ?? new Link();
       this.buckets.set(at, sentinel);
       this.push(at);
     }
@@ -119,6 +127,7 @@ export class TimerWheel {
     const sentinel = this.buckets.get(at);
     if (sentinel !== undefined && sentinel.next === sentinel) {
       this.buckets.delete(at);
+      this.recycle(sentinel);
       if (at === this.armedAt && !this.firing) {
         this.skipStale();
         if (this.heap.length > 0) this.arm(this.heap[0]!);
@@ -141,6 +150,8 @@ export class TimerWheel {
       due.push(sentinel);
     }
     this.firing = true;
+    let failed = false;
+    let failure: unknown;
     for (const sentinel of due) {
       // A callback may cancel or re-arm any timer, this bucket's included: always take the head.
       for (let link = sentinel.next; link !== sentinel; link = sentinel.next) {
@@ -154,17 +165,22 @@ export class TimerWheel {
         try {
           timer.callback();
         } catch (error) {
-          // Like an exception thrown by a setTimeout callback, but the batch goes on first.
-          queueMicrotask(() => {
-            throw error;
-          });
+          // Thrown once the batch is served, like an exception from a setTimeout callback.
+          if (!failed) failure = error;
+          failed = true;
         }
       }
+      this.recycle(sentinel);
     }
     this.firing = false;
     this.skipStale();
     if (this.heap.length > 0) this.arm(this.heap[0]!);
+    if (failed) throw failure;
   };
+
+  private recycle(sentinel: Link): void {
+    if (this.spare.length < MAX_SPARE_SENTINELS) this.spare.push(sentinel);
+  }
 
   private arm(at: number): void {
     if (this.handle !== undefined) this.source.clear(this.handle);

@@ -463,9 +463,8 @@ export class Engine implements FrameSink {
   private heartbeatInterval = 0;
   private lastReceivedAt = 0;
   private lastSentAt: number | undefined;
-  private nextHeartbeatAt: number | undefined;
-  /** When this side last made a heartbeat due (the handshake counts as one). */
-  private lastHeartbeatAt = 0;
+  /** +∞ when none is scheduled: a number field, so that updating it never allocates. */
+  private nextHeartbeatAt = Number.POSITIVE_INFINITY;
   private livenessGraceUntil = 0;
   private peerTimestamp: number | undefined;
   private peerTimestampAt = 0;
@@ -623,7 +622,6 @@ export class Engine implements FrameSink {
         // waiting unread. Grant one heartbeat period for them to be read, and probe now.
         this.livenessGraceUntil = now + this.heartbeatInterval;
         this.heartbeatDue = true;
-        this.lastHeartbeatAt = now;
       } else if (now >= this.livenessGraceUntil) {
         this.fail(
           new TimeoutError('HEARTBEAT_TIMEOUT', `no frame from the peer for ${now - this.lastReceivedAt} ms`),
@@ -676,9 +674,8 @@ export class Engine implements FrameSink {
         this.emit({ type: 'credit-stall', blockedMs: blocked });
       }
     }
-    if (this.nextHeartbeatAt !== undefined && now >= this.nextHeartbeatAt && this.sendsHeartbeats()) {
+    if (now >= this.nextHeartbeatAt && this.sendsHeartbeats()) {
       this.heartbeatDue = true;
-      this.lastHeartbeatAt = now;
       this.nextHeartbeatAt = now + this.heartbeatPeriod();
     }
     if (this.shrinkDeadline() !== undefined && now >= this.shrinkDeadline()!) {
@@ -697,7 +694,7 @@ export class Engine implements FrameSink {
     let next = liveness === undefined ? none : Math.max(liveness, this.livenessGraceUntil);
     next = Math.min(
       next,
-      this.nextHeartbeatAt ?? none,
+      this.nextHeartbeatAt,
       this.graceDeadline ?? none,
       this.closeDeadline ?? none,
       this.handshakeDeadline ?? none,
@@ -1609,7 +1606,6 @@ export class Engine implements FrameSink {
     this.floodWindowStart = now;
     this.lastDataAt = now;
     this.nextHeartbeatAt = now + (this.heartbeatInterval - this.timerSlack) * this.settings.random();
-    this.lastHeartbeatAt = now;
     // Both sides heartbeat at once: the server's idle deadline has run since HELLO, and the
     // client echoes the server's first heartbeat, so both have an RTT sample one round trip in.
     this.heartbeatDue = true;
@@ -2036,7 +2032,8 @@ export class Engine implements FrameSink {
         ? to === 'open' || to === 'going-away'
         : to !== 'close-acked' && to !== 'fin-sent' && to !== 'closed');
     this.updateSendOpen();
-    if (to === 'close-ack-sent' || to === 'fin-sent' || to === 'closed') this.nextHeartbeatAt = undefined;
+    if (to === 'close-ack-sent' || to === 'fin-sent' || to === 'closed')
+      this.nextHeartbeatAt = Number.POSITIVE_INFINITY;
     this.emit({ type: 'state', from, to });
   }
 

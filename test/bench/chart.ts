@@ -127,7 +127,7 @@ function rttPanel(results: BenchResults, x0: number, y0: number, width: number, 
   });
   out.push(
     `<text x="${x0}" y="${bottom + 58}" font-size="10" ${FONT}>solid: p50, light: p99; dashed: target p99 ≤ 2 ms</text>`,
-    `<text x="${x0}" y="${bottom + 72}" font-size="10" ${FONT}>heartwire: its heartbeats (1 ms resolution); others: pings every 50 ms</text>`,
+    `<text x="${x0}" y="${bottom + 72}" font-size="10" ${FONT}>heartwire: its heartbeats (0.1 ms resolution); others: pings every 50 ms</text>`,
   );
   return out;
 }

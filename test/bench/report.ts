@@ -107,7 +107,7 @@ export function verdicts(results: BenchResults): Verdict[] {
     const p99 = live.load.rtt.p99;
     out.push({
       target: 'heartbeat RTT p99 ≤ 2 ms under saturating load (default windows)',
-      measured: `p99 ${ms(p99, 0)} ms (p50 ${ms(live.load.rtt.p50, 0)}, max ${ms(live.load.rtt.max, 0)}; ${live.load.rtt.count} samples, 1 ms resolution) at ${live.load.mbPerSec.toFixed(0)} MB/s`,
+      measured: `p99 ${ms(p99, 1)} ms (p50 ${ms(live.load.rtt.p50, 1)}, max ${ms(live.load.rtt.max, 1)}; ${live.load.rtt.count} samples, 0.1 ms resolution) at ${live.load.mbPerSec.toFixed(0)} MB/s`,
       pass: p99 === undefined ? undefined : p99 <= 2,
     });
   }
