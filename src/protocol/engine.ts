@@ -419,7 +419,6 @@ export class Engine implements FrameSink {
   private releasedCredit = 0;
   private window: number;
   private reservedExtra = 0;
-  private lastGrantAt: number | undefined;
   private lastDataAt = 0;
   private partial: Uint8Array[] = [];
   /** Block being filled with small fragments of the incomplete message. */
@@ -1791,7 +1790,6 @@ export class Engine implements FrameSink {
     const increase = this.grantable() - this.grantedLimit;
     if (increase < this.window / 4) return;
     this.tuneWindow(now);
-    this.lastGrantAt = now;
     this.creditDirty = true;
   }
 
@@ -1844,7 +1842,6 @@ export class Engine implements FrameSink {
       if (this.window === before) break;
     }
     if (this.heldBytes === this.partialCost && this.grantable() > this.grantedLimit) {
-      this.lastGrantAt = now;
       this.creditDirty = true;
     } else {
       this.maybeGrantCredit(now);
