@@ -66,7 +66,12 @@ function putU64(target: Uint8Array, offset: number, value: number): void {
   putU32(target, offset + 4, value >>> 0);
 }
 
-function putHeader(
+/**
+ * Writes a 6-byte frame header without checking it: the hot-path form of
+ * {@link writeFrameHeader}, for callers that produce only valid headers.
+ * @internal
+ */
+export function putHeader(
   target: Uint8Array,
   offset: number,
   payloadLength: number,
@@ -151,6 +156,11 @@ function isControlType(type: number): boolean {
     (type >= FrameType.HELLO && type <= FrameType.ERROR) ||
     (type >= EXTENSION_MUST_UNDERSTAND_FIRST && type <= 0xff)
   );
+}
+
+/** Credit cost of a DATA frame (SPEC.md §7): its wire size, plus the per-message overhead on END. */
+export function dataFrameCost(payloadLength: number, end: boolean): number {
+  return FRAME_HEADER_SIZE + payloadLength + (end ? MESSAGE_CREDIT_OVERHEAD : 0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -408,8 +418,7 @@ export class FrameDecoder {
           stop <= length &&
           payloadLength !== 0 &&
           payloadLength <= this.maxDataPayload &&
-          FRAME_HEADER_SIZE + payloadLength + ((flags & FLAG_END) !== 0 ? MESSAGE_CREDIT_OVERHEAD : 0) <=
-            this.dataCredit
+          dataFrameCost(payloadLength, (flags & FLAG_END) !== 0) <= this.dataCredit
         ) {
           // The common case, checked inline: a valid DATA frame inside this chunk.
           sink.onData(chunk, pos, stop, payloadLength, true, true, (flags & FLAG_END) !== 0);
@@ -530,10 +539,7 @@ export class FrameDecoder {
         if (payloadLength === 0 && (flags & FLAG_END) === 0) {
           throw new ProtocolError('PROTOCOL_ERROR', 'empty DATA frame without END');
         }
-        if (
-          FRAME_HEADER_SIZE + payloadLength + ((flags & FLAG_END) !== 0 ? MESSAGE_CREDIT_OVERHEAD : 0) >
-          this.dataCredit
-        ) {
+        if (dataFrameCost(payloadLength, (flags & FLAG_END) !== 0) > this.dataCredit) {
           throw new FlowControlError(
             `DATA frame of ${payloadLength} bytes exceeds the remaining credit of ${this.dataCredit} bytes`,
           );
@@ -623,8 +629,8 @@ function hex(byte: number): string {
   return byte.toString(16).padStart(2, '0');
 }
 
-/** A sink that collects frames, assembling each DATA frame's pieces into a copy. */
-class CollectingSink implements FrameSink {
+/** A sink that collects frames, assembling each DATA frame's pieces into a copy (tests, tooling). */
+export class FrameCollector implements FrameSink {
   readonly frames: Frame[] = [];
   private data: Uint8Array | undefined;
   private fill = 0;
@@ -656,7 +662,7 @@ class CollectingSink implements FrameSink {
  * @throws ProtocolError as {@link FrameDecoder.push}.
  */
 export function decodeAll(bytes: Uint8Array, options: FrameDecoderOptions): Frame[] {
-  const sink = new CollectingSink();
+  const sink = new FrameCollector();
   new FrameDecoder(options).push(bytes, sink);
   return sink.frames;
 }

@@ -12,7 +12,9 @@
  */
 import {
   FrameDecoder,
+  dataFrameCost,
   encodeControlFrame,
+  putHeader,
   writeCreditFrame,
   writeFrameHeader,
   writeHeartbeatFrame,
@@ -111,10 +113,7 @@ const COPY_RECEIVED_MAX = 64;
 const RING_MIN_CAPACITY = 16;
 const RING_SHRINK_CAPACITY = 1024;
 
-/** Credit cost of a DATA frame (SPEC.md §7): its wire size, plus the per-message overhead on END. */
-export function dataFrameCost(payloadLength: number, end: boolean): number {
-  return FRAME_HEADER_SIZE + payloadLength + (end ? MESSAGE_CREDIT_OVERHEAD : 0);
-}
+export { dataFrameCost };
 
 /** Resolved options with defaults applied. */
 interface Settings {
@@ -169,6 +168,10 @@ class Ring<T> {
   at(index: number): T | undefined {
     return index < this.size ? this.items[(this.head + index) & this.mask] : undefined;
   }
+  /** Replace the item `index` places from the head (`index < length`). */
+  set(index: number, item: T): void {
+    this.items[(this.head + index) & this.mask] = item;
+  }
   shift(): T | undefined {
     if (this.size === 0) return undefined;
     const item = this.items[this.head];
@@ -209,63 +212,33 @@ class Ring<T> {
 
 /** Messages received complete, waiting for the application: payloads and their credit costs. */
 class Inbox {
-  private payloads: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(RING_MIN_CAPACITY).fill(
-    undefined,
-  );
-  private costs: number[] = new Array<number>(RING_MIN_CAPACITY).fill(0);
-  private head = 0;
-  private size = 0;
-  private mask = RING_MIN_CAPACITY - 1;
+  private readonly payloads = new Ring<Uint8Array>();
+  private readonly costs = new Ring<number>();
   /** Cost of the message `shift()` returned last. */
   shiftedCost = 0;
   get length(): number {
-    return this.size;
+    return this.payloads.length;
   }
   push(payload: Uint8Array, cost: number): void {
-    if (this.size > this.mask) this.grow();
-    const at = (this.head + this.size) & this.mask;
-    this.payloads[at] = payload;
-    this.costs[at] = cost;
-    this.size++;
+    this.payloads.push(payload);
+    this.costs.push(cost);
   }
   /** Replace the payloads from position `from` on that are views of `buffer` by copies. */
   copyViewsOf(buffer: ArrayBufferLike, from: number): void {
-    for (let i = Math.max(0, from); i < this.size; i++) {
-      const at = (this.head + i) & this.mask;
-      const payload = this.payloads[at]!;
-      if (payload.buffer === buffer) this.payloads[at] = payload.slice();
+    for (let i = Math.max(0, from); i < this.payloads.length; i++) {
+      const payload = this.payloads.at(i)!;
+      if (payload.buffer === buffer) this.payloads.set(i, payload.slice());
     }
   }
   /** The oldest message (its cost in `shiftedCost`), or `undefined`. */
   shift(): Uint8Array | undefined {
-    if (this.size === 0) return undefined;
-    const head = this.head;
-    const payload = this.payloads[head];
-    this.shiftedCost = this.costs[head]!;
-    this.payloads[head] = undefined;
-    this.head = (head + 1) & this.mask;
-    if (--this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
+    const payload = this.payloads.shift();
+    if (payload !== undefined) this.shiftedCost = this.costs.shift()!;
     return payload;
   }
   clear(): void {
-    this.payloads = new Array<Uint8Array | undefined>(RING_MIN_CAPACITY).fill(undefined);
-    this.costs = new Array<number>(RING_MIN_CAPACITY).fill(0);
-    this.head = 0;
-    this.size = 0;
-    this.mask = RING_MIN_CAPACITY - 1;
-  }
-  private grow(): void {
-    const capacity = (this.mask + 1) * 2;
-    const payloads = new Array<Uint8Array | undefined>(capacity).fill(undefined);
-    const costs = new Array<number>(capacity).fill(0);
-    for (let i = 0; i < this.size; i++) {
-      payloads[i] = this.payloads[(this.head + i) & this.mask];
-      costs[i] = this.costs[(this.head + i) & this.mask]!;
-    }
-    this.payloads = payloads;
-    this.costs = costs;
-    this.head = 0;
-    this.mask = capacity - 1;
+    this.payloads.clear();
+    this.costs.clear();
   }
 }
 
@@ -436,10 +409,9 @@ export class Engine implements FrameSink {
   /** Start of the current rate interval of window tuning, and `C` then. */
   private rateSince = 0;
   private rateReleased = 0;
-  /** Of the chunk being decoded: its DATA bytes, and the messages and pieces kept as views of it. */
+  /** Of the chunk being decoded: its DATA bytes, and how many messages and pieces are views of it. */
   private chunkDataBytes = 0;
   private chunkViews = 0;
-  private chunkPieceViews = 0;
   /** The one-frame message being assembled (its frame spans chunks), and the bytes in it so far. */
   private assembly: Uint8Array | undefined;
   private assemblyFill = 0;
@@ -543,12 +515,11 @@ export class Engine implements FrameSink {
     this.bytesReceived += bytes.length;
     this.chunkDataBytes = 0;
     this.chunkViews = 0;
-    this.chunkPieceViews = 0;
     // The application cannot read while we decode: messages from this chunk are pushed after these.
     const inboxBefore = this.inbox.length;
     try {
       this.decoder.push(bytes, this);
-      if (this.chunkViews + this.chunkPieceViews > 0 && this.chunkDataBytes * 4 < bytes.length * 3) {
+      if (this.chunkViews > 0 && this.chunkDataBytes * 4 < bytes.length * 3) {
         this.unpinChunk(bytes.buffer, inboxBefore);
       }
     } catch (error) {
@@ -819,8 +790,7 @@ export class Engine implements FrameSink {
     this.consumedCount++;
     this.releasedCredit += this.inbox.shiftedCost;
     if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
-    else if (this.releasedCredit + this.window - this.grantedLimit >= this.window / 4)
-      this.maybeGrantCredit(now);
+    else if (this.grantable() - this.grantedLimit >= this.window / 4) this.maybeGrantCredit(now);
     if (this.reservedExtra > 0 && this.reservedExtra > this.window - this.settings.initialWindow)
       this.returnReservation();
     if (this.currentState !== 'open') this.checkTermination();
@@ -1026,7 +996,7 @@ export class Engine implements FrameSink {
     while (this.sendIndex < outbox.length && budget > 0) {
       const payload = outbox.at(this.sendIndex)!;
       const length = payload.length;
-      const cost = FRAME_HEADER_SIZE + length + MESSAGE_CREDIT_OVERHEAD;
+      const cost = dataFrameCost(length, true);
       if (this.sendOffset === 0 && length <= smallMax && cost <= this.peerLimit - this.sentCredit) {
         // The common case: a small message, whole, copied into the batch behind its header.
         const frameSize = FRAME_HEADER_SIZE + length;
@@ -1037,12 +1007,7 @@ export class Engine implements FrameSink {
           target = this.room(frameSize);
           at = this.txPos;
         }
-        target[at] = length >>> 24;
-        target[at + 1] = (length >>> 16) & 0xff;
-        target[at + 2] = (length >>> 8) & 0xff;
-        target[at + 3] = length & 0xff;
-        target[at + 4] = FrameType.DATA;
-        target[at + 5] = FLAG_END;
+        putHeader(target, at, length, FrameType.DATA, FLAG_END);
         if (length > 0) target.set(payload, at + FRAME_HEADER_SIZE);
         this.txPos = at + frameSize;
         this.sentCredit += cost;
@@ -1302,7 +1267,7 @@ export class Engine implements FrameSink {
         throw new ProtocolError('PROTOCOL_ERROR', `DATA not allowed in state ${this.currentState}`);
       }
       // The decoder checked the header against the credit; the whole frame is accounted now.
-      const cost = FRAME_HEADER_SIZE + frameLength + (end ? MESSAGE_CREDIT_OVERHEAD : 0);
+      const cost = dataFrameCost(frameLength, end);
       const received = this.receivedCredit + cost;
       if (received > this.grantedLimit) {
         throw new FlowControlError(
@@ -1362,11 +1327,7 @@ export class Engine implements FrameSink {
       const message = this.assembly;
       this.assembly = undefined;
       this.frameInProgress = false;
-      this.noteLargeMessage(this.partialCost);
-      this.inbox.push(message, this.partialCost);
-      this.partialBytes = 0;
-      this.partialCost = 0;
-      this.messageReceived();
+      this.partialMessageReceived(message);
       return;
     }
     this.appendPartial(source, start, stop);
@@ -1379,11 +1340,7 @@ export class Engine implements FrameSink {
       this.ensurePartialRoom(this.now);
       return;
     }
-    this.noteLargeMessage(this.partialCost);
-    this.inbox.push(this.takePartial(), this.partialCost);
-    this.partialBytes = 0;
-    this.partialCost = 0;
-    this.messageReceived();
+    this.partialMessageReceived(this.takePartial());
   }
 
   /**
@@ -1399,9 +1356,17 @@ export class Engine implements FrameSink {
     }
   }
 
-  /** A message that spanned chunks or frames completed: remember large costs for window tuning (decaying). */
-  private noteLargeMessage(cost: number): void {
+  /**
+   * A message that spanned chunks or frames completed: queue it, and remember its cost for
+   * window tuning (large messages, decaying).
+   */
+  private partialMessageReceived(message: Uint8Array): void {
+    const cost = this.partialCost;
     this.largeMessageCost = Math.max(cost, this.largeMessageCost * 0.875);
+    this.inbox.push(message, cost);
+    this.partialBytes = 0;
+    this.partialCost = 0;
+    this.messageReceived();
   }
 
   private messageReceived(): void {
@@ -1424,7 +1389,7 @@ export class Engine implements FrameSink {
     this.chunkDataBytes += length;
     if (length >= PARTIAL_BLOCK_SIZE / 4) {
       this.partial.push(source.subarray(start, stop));
-      this.chunkPieceViews++;
+      this.chunkViews++;
       this.partialBlock = undefined;
       return;
     }

@@ -357,7 +357,7 @@ export function arbitraryGarbage(options: ArbitraryGarbageOptions = {}): fc.Arbi
 }
 
 /** Concatenates byte arrays into a new one. */
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   let length = 0;
   for (const part of parts) length += part.length;
   const out = new Uint8Array(length);

@@ -25,21 +25,12 @@ import {
   arbitraryU64,
   FRAME_KINDS,
 } from '../../src/testing/arbitraries.js';
+import { concatBytes as concat } from '../../src/testing/arbitraries.js';
 
 const numRuns = Number(process.env.HEARTWIRE_PROPERTY_RUNS ?? 200);
 const MAX_DATA = 1024;
 const options: FrameDecoderOptions = { expectPreamble: false, maxDataPayload: MAX_DATA };
 const KINDS = FRAME_KINDS;
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
 
 /**
  * Collects frames, assembling each DATA frame from its pieces and checking the piece contract:

@@ -24,6 +24,7 @@ import { Engine } from '../../src/protocol/engine.js';
 import type { EngineOptions } from '../../src/protocol/types.js';
 import { SimulatedNetwork, defaultApplication, type SimApplication } from '../../src/testing/simnet.js';
 import { propertyRuns } from './model-helpers.js';
+import { concatBytes as concat } from '../../src/testing/arbitraries.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -42,16 +43,6 @@ const LARGE_PIECE = PARTIAL_BLOCK / 4; // pieces from this size on are kept as v
 
 // ------------------------------------------------------------------------------------------------
 // Hand-built frames and a server engine to feed them to
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 /** A payload of `size` bytes whose contents depend on `tag` (so messages differ). */
 function payloadOf(size: number, tag: number): Uint8Array {

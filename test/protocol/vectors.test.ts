@@ -4,10 +4,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { decodeAll, encodeFrame, FrameDecoder, type FrameSink } from '../../src/protocol/codec.js';
+import {
+  decodeAll,
+  encodeFrame,
+  FrameCollector,
+  FrameDecoder,
+  type FrameSink,
+} from '../../src/protocol/codec.js';
 import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
 import { ProtocolError } from '../../src/protocol/errors.js';
 import type { Frame } from '../../src/protocol/frames.js';
+import { concatBytes as concat } from '../../src/testing/arbitraries.js';
 
 const SPEC_PATH = new URL('../../SPEC.md', import.meta.url);
 const SECTION_HEADING = '## 12. Test vectors';
@@ -139,16 +146,6 @@ function toFrame(json: JsonFrame): Frame {
   }
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 const ignoringSink: FrameSink = { onData: () => {}, onControl: () => {} };
 
 const vectors = parseVectors(readFileSync(SPEC_PATH, 'utf8'));
@@ -178,20 +175,10 @@ describe('SPEC.md §12 test vectors', () => {
       });
 
       it(`${name}: decodes the same when fed byte by byte`, () => {
-        const decoded: Frame[] = [];
         const decoder = new FrameDecoder(options);
-        let data: number[] = [];
-        const sink: FrameSink = {
-          onData: (source, start, stop, _length, _first, last, end) => {
-            data.push(...source.subarray(start, stop));
-            if (!last) return;
-            decoded.push({ type: FrameType.DATA, end, payload: Uint8Array.from(data) });
-            data = [];
-          },
-          onControl: (frame) => decoded.push(frame),
-        };
+        const sink = new FrameCollector();
         for (let i = 0; i < bytes.length; i++) decoder.push(bytes.subarray(i, i + 1), sink);
-        expect(decoded).to.deep.equal(frames);
+        expect(sink.frames).to.deep.equal(frames);
         expect(decoder.bufferedBytes).to.equal(0);
       });
 

@@ -18,18 +18,9 @@ import {
   type SimEngine,
   type SimulatedNetworkOptions,
 } from '../../src/testing/simnet.js';
+import { concatBytes as concat } from '../../src/testing/arbitraries.js';
 
 const CLOSE_MARKER = 0xffffffff;
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
 
 function frame(payload: Uint8Array, length = payload.length): Uint8Array {
   const out = new Uint8Array(4 + payload.length);
