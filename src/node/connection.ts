@@ -522,7 +522,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       return;
     }
     // Moving a wheel timer is cheap (and a no-op within its bucket); a timer left to fire early
-    // would cost a wake-up for nothing, as when a paired heartbeat moved the next one later.
+    // would cost a wake-up for nothing.
     if (timer.armed && timer.deadline === deadline) return;
     sharedWheel().schedule(timer, deadline, this.engine.timerSlack);
   }
