@@ -310,6 +310,13 @@ export interface FrameSink {
     last: boolean,
     end: boolean,
   ): void;
+  /**
+   * A whole message in one DATA frame inside one chunk: `source[start, stop)`, not empty, with
+   * the END flag, at most {@link FrameDecoder.wholeMessageMax} bytes, within the credit. Only
+   * called (and needed) when `wholeMessageMax` is set; the decoder has already taken `cost` (see
+   * {@link dataFrameCost}) off its `dataCredit`. The same frame would otherwise come to `onData`.
+   */
+  onMessage?(source: Uint8Array, start: number, stop: number, cost: number): void;
   /** Every non-DATA frame, including `'extension'` frames for types 0x40–0xFF. */
   onControl(frame: ControlFrame): void;
 }
@@ -346,6 +353,12 @@ export class FrameDecoder {
    * keeps it equal to `L − R`.
    */
   dataCredit = Number.POSITIVE_INFINITY;
+  /**
+   * DATA frames with END inside one chunk, of 1 to this many payload bytes, go to
+   * {@link FrameSink.onMessage} (the per-message fast path); 0, the default, sends every DATA
+   * frame to `onData`.
+   */
+  wholeMessageMax = 0;
 
   /** Preamble bytes verified so far (starts complete when no preamble is expected). */
   private preambleIndex: number;
@@ -413,19 +426,22 @@ export class FrameDecoder {
         const flags = chunk[pos + 5];
         pos += FRAME_HEADER_SIZE;
         const stop = pos + payloadLength;
-        if (
-          type === FrameType.DATA &&
-          stop <= length &&
-          payloadLength !== 0 &&
-          payloadLength <= this.maxDataPayload &&
-          dataFrameCost(payloadLength, (flags & FLAG_END) !== 0) <= this.dataCredit
-        ) {
+        if (type === FrameType.DATA && stop <= length && payloadLength !== 0) {
           // The common case, checked inline: a valid DATA frame inside this chunk.
-          sink.onData(chunk, pos, stop, payloadLength, true, true, (flags & FLAG_END) !== 0);
-          pos = stop;
-        } else {
-          pos = this.startFrame(payloadLength, type, flags, chunk, pos, sink);
+          const end = (flags & FLAG_END) !== 0;
+          const cost = dataFrameCost(payloadLength, end);
+          if (payloadLength <= this.maxDataPayload && cost <= this.dataCredit) {
+            if (end && payloadLength <= this.wholeMessageMax) {
+              this.dataCredit -= cost;
+              sink.onMessage!(chunk, pos, stop, cost);
+            } else {
+              sink.onData(chunk, pos, stop, payloadLength, true, true, end);
+            }
+            pos = stop;
+            continue;
+          }
         }
+        pos = this.startFrame(payloadLength, type, flags, chunk, pos, sink);
       } else {
         pos = this.fillHeader(chunk, pos, sink);
       }
@@ -650,6 +666,9 @@ export class FrameCollector implements FrameSink {
     this.data!.set(source.subarray(start, stop), this.fill);
     this.fill += stop - start;
     if (last) this.frames.push({ type: FrameType.DATA, end, payload: this.data! });
+  }
+  onMessage(source: Uint8Array, start: number, stop: number): void {
+    this.frames.push({ type: FrameType.DATA, end: true, payload: source.slice(start, stop) });
   }
   onControl(frame: ControlFrame): void {
     this.frames.push(frame);

@@ -107,8 +107,13 @@ const MAX_TIMER_SLACK_MS = 64;
 const U32 = 0x1_0000_0000;
 /** Incomplete messages are assembled in blocks of this size (fragments below a quarter of it are packed). */
 const PARTIAL_BLOCK_SIZE = 16 * 1024;
-/** Received messages up to this size are copied out of the read chunk (cheap: V8 keeps them on its heap); larger ones are views of it. */
-const COPY_RECEIVED_MAX = 64;
+/**
+ * Received messages up to this size are copied out of the read chunk; larger ones are views of it
+ * (measured: a view saves 15 % of the receive path at 64 B). A chunk of frames this small is less
+ * than 3/4 DATA (`n / (n + 6) < 3/4` for `n < 18`), so views of it would be copied by the unpin
+ * rule anyway.
+ */
+const COPY_RECEIVED_MAX = 3 * FRAME_HEADER_SIZE - 1;
 /** Smallest ring capacity, and the capacity from which an emptied ring returns to it. */
 const RING_MIN_CAPACITY = 16;
 const RING_SHRINK_CAPACITY = 1024;
@@ -480,6 +485,7 @@ export class Engine implements FrameSink {
     this.grantedLimit = this.settings.initialWindow;
     this.localIdleTimeout = this.settings.idleTimeoutMs;
     this.decoder = new FrameDecoder({ expectPreamble: true, maxDataPayload: this.settings.maxFramePayload });
+    this.decoder.wholeMessageMax = this.settings.maxMessageBytes;
     this.decoder.dataCredit = this.grantedLimit;
   }
 
@@ -519,10 +525,12 @@ export class Engine implements FrameSink {
     const inboxBefore = this.inbox.length;
     try {
       this.decoder.push(bytes, this);
+      this.settleMessages();
       if (this.chunkViews > 0 && this.chunkDataBytes * 4 < bytes.length * 3) {
         this.unpinChunk(bytes.buffer, inboxBefore);
       }
     } catch (error) {
+      this.settleMessages();
       if (this.isClosed()) return;
       if (error instanceof HeartwireError) {
         const sendError = error.code !== 'PROTOCOL_MISMATCH';
@@ -1251,6 +1259,46 @@ export class Engine implements FrameSink {
   /** Current time of the call being processed (frames carry no time of their own). */
   private now = 0;
 
+  /** Messages queued by `onMessage` whose accounting `settleMessages` has not done yet. */
+  private unsettledCount = 0;
+  private unsettledCost = 0;
+
+  /**
+   * @internal A whole message in one frame from the decoder (see {@link FrameSink.onMessage}),
+   * the per-message fast path: queue it; its credit, count and `readable` event are settled once
+   * per chunk, or before the next frame of another kind (`settleMessages`).
+   */
+  onMessage(source: Uint8Array, start: number, stop: number, cost: number): void {
+    if (!this.dataAllowed || this.partialCost !== 0) {
+      // Not open for DATA, or the frame ends a multi-frame message: the general path decides.
+      this.decoder.dataCredit += cost;
+      this.onData(source, start, stop, stop - start, true, true, true);
+      return;
+    }
+    const length = stop - start;
+    if (length <= COPY_RECEIVED_MAX) {
+      this.inbox.push(source.slice(start, stop), cost);
+    } else {
+      this.inbox.push(source.subarray(start, stop), cost);
+      this.chunkViews++;
+    }
+    this.chunkDataBytes += length;
+    this.unsettledCount++;
+    this.unsettledCost += cost;
+  }
+
+  /** Account the messages `onMessage` queued: credit received, count, `readable`. */
+  private settleMessages(): void {
+    const count = this.unsettledCount;
+    if (count === 0) return;
+    this.unsettledCount = 0;
+    this.receivedCredit += this.unsettledCost; // the decoder has taken it off its dataCredit already
+    this.unsettledCost = 0;
+    this.lastDataAt = this.now;
+    this.receivedCount += count - 1;
+    this.messageReceived();
+  }
+
   /** @internal DATA frame bytes from the decoder (see {@link FrameSink.onData}). */
   onData(
     source: Uint8Array,
@@ -1261,6 +1309,7 @@ export class Engine implements FrameSink {
     last: boolean,
     end: boolean,
   ): void {
+    this.settleMessages();
     if (first) {
       if (!this.dataAllowed) {
         if (this.currentState === 'closed') return; // an ERROR earlier in the same chunk closed us
@@ -1285,9 +1334,8 @@ export class Engine implements FrameSink {
           );
         }
         if (last) {
-          // The common case: a whole message in one frame inside one chunk. A small message is
-          // copied (V8 allocates it on its heap, as cheaply as a view); a larger one is a view of
-          // the chunk, which the transport never reuses.
+          // The common case: a whole message in one frame inside one chunk: a view of the chunk,
+          // which the transport never reuses (a tiny one is copied, see COPY_RECEIVED_MAX).
           this.chunkDataBytes += frameLength;
           if (frameLength <= COPY_RECEIVED_MAX) {
             this.inbox.push(source.slice(start, stop), cost);
@@ -1428,6 +1476,7 @@ export class Engine implements FrameSink {
 
   /** @internal Control frame from the decoder. */
   onControl(frame: ControlFrame): void {
+    this.settleMessages();
     const state = this.currentState;
     if (state === 'closed') return;
     const client = this.settings.role === 'client';

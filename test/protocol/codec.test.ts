@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import {
   CREDIT_FRAME_SIZE,
+  dataFrameCost,
   decodeAll,
   encodeControlFrame,
   encodeFrame,
@@ -80,6 +81,26 @@ class Recorder implements FrameSink {
   onControl(frame: ControlFrame): void {
     expect(this.data, 'no control frame inside a DATA frame').to.equal(undefined);
     this.frames.push(frame);
+  }
+}
+
+/** A {@link Recorder} that also takes the whole-message fast path, and checks its contract. */
+class MessageRecorder extends Recorder {
+  /** Credit the decoder took for the messages passed to `onMessage`. */
+  messageCost = 0;
+  messages = 0;
+  constructor(private readonly wholeMessageMax: number) {
+    super();
+  }
+  onMessage(source: Uint8Array, start: number, stop: number, cost: number): void {
+    expect(stop - start, 'not empty').to.be.greaterThan(0);
+    expect(stop - start).to.be.at.most(this.wholeMessageMax);
+    expect(start).to.be.at.least(6);
+    expect(stop).to.be.at.most(source.length);
+    expect(cost).to.equal(dataFrameCost(stop - start, true));
+    this.messageCost += cost;
+    this.messages++;
+    this.onData(source, start, stop, stop - start, true, true, true);
   }
 }
 
@@ -189,6 +210,48 @@ describe('codec', () => {
         ),
         { numRuns },
       );
+    });
+
+    it('with wholeMessageMax, passes whole one-frame messages inside a chunk to onMessage and takes their credit', () => {
+      fc.assert(
+        fc.property(
+          streamArbitrary.chain((stream) => fc.tuple(fc.constant(stream), arbitraryChunkSplit(stream.bytes))),
+          fc.integer({ min: 1, max: MAX_DATA }),
+          ([{ withPreamble, frames }, chunks], wholeMessageMax) => {
+            const decoder = new FrameDecoder({ expectPreamble: withPreamble, maxDataPayload: MAX_DATA });
+            decoder.wholeMessageMax = wholeMessageMax;
+            decoder.dataCredit = 1e9;
+            const recorder = new MessageRecorder(wholeMessageMax);
+            for (const chunk of chunks) decoder.push(chunk, recorder);
+            expect(recorder.frames).to.deep.equal(frames);
+            // Only the fast path takes credit in the decoder (the sink accounts for the rest).
+            expect(decoder.dataCredit).to.equal(1e9 - recorder.messageCost);
+            // Taken whole: every DATA frame with END of 1..wholeMessageMax bytes when not split.
+            if (chunks.length === 1) {
+              const eligible = frames.filter(
+                (f) =>
+                  f.type === FrameType.DATA &&
+                  f.end &&
+                  f.payload.length > 0 &&
+                  f.payload.length <= wholeMessageMax,
+              ).length;
+              expect(recorder.messages).to.equal(eligible);
+            }
+          },
+        ),
+        { numRuns },
+      );
+    });
+
+    it('sends a whole message beyond the credit to the error path, not to onMessage', () => {
+      const bytes = encodeFrame({ type: FrameType.DATA, end: true, payload: new Uint8Array(100) });
+      const decoder = new FrameDecoder(options);
+      decoder.wholeMessageMax = MAX_DATA;
+      decoder.dataCredit = dataFrameCost(100, true) - 1;
+      const recorder = new MessageRecorder(MAX_DATA);
+      const error = thrown(() => decoder.push(bytes, recorder));
+      expect((error as HeartwireError).code).to.equal('FLOW_CONTROL_ERROR');
+      expect(recorder.messages).to.equal(0);
     });
 
     it('passes a DATA frame inside one chunk as a range of that chunk, in one call', () => {

@@ -2,7 +2,7 @@
  * The receive path and the delay-aware window (SPEC.md §7 "What the bound means in memory" and
  * "Window tuning", §5.3 heartbeat ticks, §8 heartbeats at open):
  *
- * 1. Messages above 64 bytes inside one chunk given to `receive()` are views of that chunk;
+ * 1. Messages of 18 bytes or more inside one chunk given to `receive()` are views of that chunk;
  *    smaller ones are copies; a one-frame message spanning chunks is assembled in a buffer of its
  *    exact size.
  * 2. "Unpin": views of a chunk holding less than 3/4 DATA bytes (mostly control frames) are
@@ -29,7 +29,7 @@ import { concatBytes as concat } from '../../src/testing/arbitraries.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 /** Engine constants these tests pin down (private in engine.ts). */
-const COPY_RECEIVED_MAX = 64;
+const COPY_RECEIVED_MAX = 17; // frames of n < 18 payload bytes are less than 3/4 DATA
 const PARTIAL_BLOCK = 16 * KiB; // small pieces of an incomplete message are packed in blocks of this size
 const LARGE_PIECE = PARTIAL_BLOCK / 4; // pieces from this size on are kept as views
 
@@ -120,8 +120,8 @@ function expectOwnBuffer(m: Uint8Array, what: string): void {
 
 describe('receive path', () => {
   describe('views and copies (SPEC §7 (b))', () => {
-    it('hands out messages > 64 bytes inside one chunk as views of it, and copies smaller ones', () => {
-      const sizes = [0, 1, 63, 64, 65, 100, 1000, LARGE_PIECE, 30_000, 65_536];
+    it('hands out messages of 18 bytes or more inside one chunk as views of it, and copies smaller ones', () => {
+      const sizes = [0, 1, 17, 18, 63, 64, 65, 100, 1000, LARGE_PIECE, 30_000, 65_536];
       const payloads = sizes.map((n, i) => payloadOf(n, i));
       const hb = heartbeatMaker();
       const chunk = concat([hb(), ...payloads.map((p) => dataFrame(p))]);
@@ -176,7 +176,7 @@ describe('receive path', () => {
   });
 
   describe('unpin: views of mostly-control chunks are copied (SPEC §7 (b))', () => {
-    it('copies a message > 64 bytes out of a chunk of heartbeats, CREDIT and extension frames', () => {
+    it('copies a message of 18 bytes or more out of a chunk of heartbeats, CREDIT and extension frames', () => {
       const hb = heartbeatMaker();
       const payload = payloadOf(100, 1);
       const credit = encodeControlFrame({
@@ -433,7 +433,7 @@ describe('receive path', () => {
           const dataBytes = chunks.map(() => 0);
           const viewCount = chunks.map(() => 0); // messages and large pieces kept as views of the chunk
           const completions: number[][] = chunks.map(() => []); // messages completed while decoding the chunk
-          const countedViews = chunks.map(() => 0); // one-frame messages > 64 B inside the chunk
+          const countedViews = chunks.map(() => 0); // one-frame messages > COPY_RECEIVED_MAX inside the chunk
           const candidate: ({ chunk: number; offset: number; oneFrame: boolean } | undefined)[] = [];
           const blockPacked: boolean[] = []; // multi-frame, small pieces only, in one block, ≥ 4096 bytes
           messages.forEach((m, index) => {
@@ -487,7 +487,7 @@ describe('receive path', () => {
             const expected = candidate[index];
             if (j < 0) {
               expectOwnBuffer(m, what);
-              // A one-frame message > 64 B inside a mostly-DATA chunk stays a view.
+              // A one-frame message > COPY_RECEIVED_MAX inside a mostly-DATA chunk stays a view.
               if (expected?.oneFrame) expect(unpinned[expected.chunk], `${what} was copied`).to.equal(true);
               if (expected && unpinned[expected.chunk]) unpinnedCopies++;
               return;
