@@ -217,33 +217,60 @@ class Ring<T> {
 
 /** Messages received complete, waiting for the application: payloads and their credit costs. */
 class Inbox {
-  private readonly payloads = new Ring<Uint8Array>();
-  private readonly costs = new Ring<number>();
+  /** A ring of (payload, cost) pairs: `slots[2i]` a payload, `slots[2i + 1]` its cost. */
+  private slots: (Uint8Array | number | undefined)[] = new Array(2 * RING_MIN_CAPACITY).fill(undefined);
+  private head = 0;
+  private size = 0;
+  /** Capacity in pairs − 1 (a power of two − 1). */
+  private mask = RING_MIN_CAPACITY - 1;
   /** Cost of the message `shift()` returned last. */
   shiftedCost = 0;
   get length(): number {
-    return this.payloads.length;
+    return this.size;
   }
   push(payload: Uint8Array, cost: number): void {
-    this.payloads.push(payload);
-    this.costs.push(cost);
+    if (this.size > this.mask) this.grow();
+    const at = 2 * ((this.head + this.size) & this.mask);
+    this.slots[at] = payload;
+    this.slots[at + 1] = cost;
+    this.size++;
   }
   /** Replace the payloads from position `from` on that are views of `buffer` by copies. */
   copyViewsOf(buffer: ArrayBufferLike, from: number): void {
-    for (let i = Math.max(0, from); i < this.payloads.length; i++) {
-      const payload = this.payloads.at(i)!;
-      if (payload.buffer === buffer) this.payloads.set(i, payload.slice());
+    for (let i = Math.max(0, from); i < this.size; i++) {
+      const at = 2 * ((this.head + i) & this.mask);
+      const payload = this.slots[at] as Uint8Array;
+      if (payload.buffer === buffer) this.slots[at] = payload.slice();
     }
   }
   /** The oldest message (its cost in `shiftedCost`), or `undefined`. */
   shift(): Uint8Array | undefined {
-    const payload = this.payloads.shift();
-    if (payload !== undefined) this.shiftedCost = this.costs.shift()!;
+    if (this.size === 0) return undefined;
+    const at = 2 * this.head;
+    const payload = this.slots[at] as Uint8Array;
+    this.shiftedCost = this.slots[at + 1] as number;
+    this.slots[at] = undefined;
+    this.head = (this.head + 1) & this.mask;
+    if (--this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
     return payload;
   }
   clear(): void {
-    this.payloads.clear();
-    this.costs.clear();
+    this.slots = new Array(2 * RING_MIN_CAPACITY).fill(undefined);
+    this.head = 0;
+    this.size = 0;
+    this.mask = RING_MIN_CAPACITY - 1;
+  }
+  private grow(): void {
+    const capacity = (this.mask + 1) * 2;
+    const slots = new Array<Uint8Array | number | undefined>(2 * capacity).fill(undefined);
+    for (let i = 0; i < this.size; i++) {
+      const at = 2 * ((this.head + i) & this.mask);
+      slots[2 * i] = this.slots[at];
+      slots[2 * i + 1] = this.slots[at + 1];
+    }
+    this.slots = slots;
+    this.head = 0;
+    this.mask = capacity - 1;
   }
 }
 

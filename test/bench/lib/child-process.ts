@@ -113,7 +113,9 @@ export class Child {
 
 /** Start a child process running `child.ts` with `config`. */
 export function spawnChild(label: string, config: ChildConfig, options: SpawnOptions = {}): Child {
-  const execArgv = ['--import', 'tsx', '--expose-gc', ...(options.execArgv ?? [])];
+  // BENCH_CHILD_FLAGS: extra node flags for the children while investigating (e.g. `--trace-gc`).
+  const extra = process.env.BENCH_CHILD_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
+  const execArgv = ['--import', 'tsx', '--expose-gc', ...extra, ...(options.execArgv ?? [])];
   if (options.cpuProfile !== undefined) {
     mkdirSync(options.cpuProfile.dir, { recursive: true });
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfile.dir}`);
