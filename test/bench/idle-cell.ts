@@ -25,7 +25,7 @@ const id = 'heartwire';
 const system = systems[id];
 if (system === undefined) throw new Error(`unknown system ${id}`);
 const r = await measureIdle(system, count, {
-  settleMs: 1000,
+  settleMs: Number(flag('--settle') ?? 1000),
   windowMs: Number(flag('--window') ?? 6000),
   profileDir: flag('--prof'),
 });
