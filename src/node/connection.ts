@@ -249,7 +249,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    */
   read(): Uint8Array | undefined {
     const message = this.engine.read(this.lastNow);
-    if (message !== undefined && !this.flushScheduled && this.engine.wantsToTransmit) this.scheduleFlush();
+    if (message !== undefined && this.engine.mayTransmitAfterRead && this.engine.wantsToTransmit)
+      this.scheduleFlush();
     return message;
   }
 

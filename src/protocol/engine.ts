@@ -951,6 +951,15 @@ export class Engine implements FrameSink {
     return event;
   }
 
+  /**
+   * Cheap check after `read()`: true if it may have given the engine something to transmit (a
+   * credit grant, or progress of the termination); then ask {@link wantsToTransmit}. Reading
+   * never makes DATA sendable.
+   */
+  get mayTransmitAfterRead(): boolean {
+    return this.creditDirty || this.currentState !== 'open';
+  }
+
   /** True if `pollTransmit` would return bytes (control frames, or DATA within credit). */
   get wantsToTransmit(): boolean {
     if (this.controlQueue.length > 0) return true;
