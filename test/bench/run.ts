@@ -165,7 +165,8 @@ function plan(quick: boolean): Plan {
     detection: { settleMs: 1000, extraWaitMs: 1500 },
     idleCounts: [1000, 10_000],
     idleBaselines: [WS_IDLE],
-    idle: { settleMs: 1000, windowMs: 6000 },
+    // Two heartbeat periods of the default 20 s idle timeout (20 000 / 3 ms each).
+    idle: { settleMs: 1000, windowMs: 13_333 },
     windows: [16 * KiB, 64 * KiB, 256 * KiB, MiB, 4 * MiB, 16 * MiB],
     windowSizes: [KiB, 64 * KiB],
     budget: {
@@ -173,7 +174,7 @@ function plan(quick: boolean): Plan {
       connections: 60,
       liveness: 65,
       detection: 45,
-      idle: 55,
+      idle: 80,
       window: 45,
       profile: 60,
     },

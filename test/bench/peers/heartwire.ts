@@ -140,10 +140,12 @@ class HeartwireClient implements PeerClient {
   constructor(private readonly options: Omit<ConnectOptions, 'port' | 'host'>) {}
 
   async connect(port: number, count: number, parallel: number): Promise<void> {
-    this.connections = await openAll(count, parallel, () =>
+    // Adds to the connections opened before (the idle part opens a few first).
+    const opened = await openAll(count, parallel, () =>
       connect({ ...this.options, host: '127.0.0.1', port }),
     );
-    for (const connection of this.connections) watch(connection, this.failures);
+    for (const connection of opened) watch(connection, this.failures);
+    this.connections.push(...opened);
   }
 
   pump(size: number, fresh: boolean): void {

@@ -93,7 +93,8 @@ class WsClient implements PeerClient {
   private readonly errors: string[] = [];
 
   async connect(port: number, count: number, parallel: number): Promise<void> {
-    this.sockets = await openAll(
+    // Adds to the sockets opened before (the idle part opens a few first).
+    const opened = await openAll(
       count,
       parallel,
       () =>
@@ -109,12 +110,13 @@ class WsClient implements PeerClient {
           ws.once('error', reject);
         }),
     );
-    for (const ws of this.sockets) {
+    for (const ws of opened) {
       ws.on('error', (error) => this.errors.push(error.message));
       ws.on('close', (code) => {
         if (code !== 1000 && code !== 1005) this.errors.push(`closed ${code}`);
       });
     }
+    this.sockets.push(...opened);
   }
 
   pump(size: number, fresh: boolean): void {
