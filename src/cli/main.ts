@@ -1,5 +1,5 @@
 /**
- * The `heartwire` command: `serve`, `ping`, `demo` (and, later, `bench`).
+ * The `heartwire` command: `serve`, `ping`, `demo`, `bench`.
  *
  * Run from the sources with `npx tsx src/cli/main.ts <command>`, or as `heartwire <command>`
  * once built (`bin/heartwire.js` runs `dist/src/cli/main.js`).
@@ -9,6 +9,7 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bench, benchHelp } from './bench.js';
 import { demo, demoHelp } from './demo.js';
 import { ping, pingHelp } from './ping.js';
 import { serve, serveHelp } from './serve.js';
@@ -25,7 +26,8 @@ commands:
   ping host:port     RTT, credit and heartbeats of a connection, line by line; Ctrl-C for a summary
   demo               about a minute, no setup: a stalled consumer, a dead network path, and a
                      broker restart under load, each checked (exit 0 when all hold)
-  bench              (not available yet)
+  bench              the benchmark against raw TCP, ws, node:http2 and yamux (from a clone,
+                     after npm ci; about 5 minutes, --quick about 1)
   help [command]     show help
 
 options: -h, --help (also after a command), -v, --version
@@ -38,6 +40,7 @@ const commands: Record<string, { run: Command; help: string }> = {
   serve: { run: serve, help: serveHelp },
   ping: { run: ping, help: pingHelp },
   demo: { run: demo, help: demoHelp },
+  bench: { run: bench, help: benchHelp },
 };
 
 /** The version in package.json, found upwards from this file (sources or `dist/`). */
@@ -80,12 +83,6 @@ export async function main(
       else if (commands[topic] !== undefined) output.out(commands[topic].help);
       else throw new UsageError(`no help for '${topic}'`);
       return 0;
-    }
-    if (name === 'bench') {
-      output.err(
-        'heartwire bench: not available yet (it is being written); try heartwire demo or heartwire ping',
-      );
-      return 1;
     }
     const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
     if (command === undefined) throw new UsageError(`unknown command '${name}'`);

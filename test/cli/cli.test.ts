@@ -66,22 +66,24 @@ describe('heartwire command', function () {
     const top = await run(['--help']);
     expect(top.code).to.equal(0);
     for (const command of ['serve', 'ping', 'demo', 'bench']) expect(top.stdout).to.contain(command);
-    const results = await Promise.all(['serve', 'ping', 'demo'].map((command) => run([command, '--help'])));
-    for (const [i, command] of ['serve', 'ping', 'demo'].entries()) {
+    const commands = ['serve', 'ping', 'demo', 'bench'];
+    const results = await Promise.all(commands.map((command) => run([command, '--help'])));
+    for (const [i, command] of commands.entries()) {
       expect(results[i]!.code, command).to.equal(0);
       expect(results[i]!.stdout).to.match(new RegExp(`^usage: heartwire ${command}`));
     }
   });
 
   it('exits 2 with one line on stderr on bad usage, 1 on failure', async () => {
-    const [none, unknown, missing, badOption, badValue, bench, refused] = await Promise.all([
+    const [none, unknown, missing, badOption, badValue, bench, refused, benchUsage] = await Promise.all([
       run([]),
       run(['frobnicate']),
       run(['ping']),
       run(['ping', '127.0.0.1:7878', '--bogus']),
       run(['serve', '--mode', 'loud']),
-      run(['bench']),
+      run(['bench', '--only', 'nosuch']),
       run(['ping', '127.0.0.1:1', '--timeout', '2000']),
+      run(['bench', '--wait-quiet', 'soon']),
     ]);
     expect(none.code).to.equal(2);
     for (const [result, text] of [
@@ -89,13 +91,18 @@ describe('heartwire command', function () {
       [missing, 'missing host:port'],
       [badOption, "Unknown option '--bogus'"],
       [badValue, '--mode must be echo or sink'],
+      [benchUsage, '--wait-quiet must be an integer'],
     ] as const) {
       expect(result.code, text).to.equal(2);
       expect(result.stderr.trimEnd().split('\n'), text).to.have.length(1);
       expect(result.stderr).to.contain(text);
     }
+    // The bench runner starts (from this clone) and rejects the unknown part itself.
     expect(bench.code).to.equal(1);
-    expect(bench.stderr).to.contain('not available yet');
+    expect(bench.stderr).to.contain('unknown part nosuch');
+    expect(bench.stderr.trimEnd().split('\n').at(-1)).to.equal(
+      'heartwire bench: the bench runner exited with status 1',
+    );
     expect(refused.code).to.equal(1);
     expect(refused.stderr).to.match(/^heartwire ping: could not connect to 127\.0\.0\.1:1/);
   });
