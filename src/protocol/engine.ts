@@ -1860,7 +1860,7 @@ export class Engine implements FrameSink {
     // A slow application needs no check of its own: it consumes at a low rate, so it is not
     // granted a larger window (reads in bursts, which hold most of the window at grant time, must
     // not stop the growth).
-    const floor = Math.max(this.settings.initialWindow, 2 * this.largeMessageCost);
+    const floor = Math.max(this.settings.initialWindow, Math.ceil(2 * this.largeMessageCost));
     const wanted = Math.max(floor, 2 * rate * ((this.minRtt ?? DEFAULT_RTT_MS) + QUEUE_TARGET_MS));
     const queueing =
       this.rtt !== undefined && this.minRtt !== undefined && this.rtt > this.minRtt + RTT_QUEUEING_MS;
@@ -1868,8 +1868,8 @@ export class Engine implements FrameSink {
       this.growWindow();
     } else if (this.window > 2 * wanted && this.minRtt !== undefined && this.window / 2 >= floor) {
       // More window than the rate needs would only queue. Grants shrink as consumption catches
-      // up; `L − C` never exceeds a window granted before.
-      this.window /= 2;
+      // up; `L − C` never exceeds a window granted before. Whole bytes: a maximum may be odd.
+      this.window = Math.floor(this.window / 2);
     }
   }
 
@@ -1909,7 +1909,11 @@ export class Engine implements FrameSink {
     }
     const missing = target - this.settings.initialWindow - this.reservedExtra;
     if (missing > 0) this.reservedExtra += budget.reserve(missing);
-    this.window = Math.max(this.window, Math.min(target, this.settings.initialWindow + this.reservedExtra));
+    // Whole bytes, whatever a budget grants.
+    this.window = Math.max(
+      this.window,
+      Math.floor(Math.min(target, this.settings.initialWindow + this.reservedExtra)),
+    );
   }
 
   /** Return budget reservations beyond what the window and the outstanding grant need. */

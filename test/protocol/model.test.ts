@@ -602,6 +602,55 @@ describe('model: two engines over the simulated network', function () {
     );
   });
 
+  // Regression: a receive window grown to an odd maximum (maxWindowBytes 8193) was halved by the
+  // window tuning to 4096.5 bytes, and the CREDIT encoder refused the fractional limit
+  // (UsageError INTERNAL_ERROR). Found by I6 at 1000 runs (`npm run test:long`); the exact
+  // counterexample.
+  it('regression: a receive window shrinking from an odd maximum stays a whole number of bytes', () => {
+    const config = {
+      client: {
+        idleTimeoutMs: 301,
+        initialWindowBytes: 1024,
+        maxWindowBytes: 8193,
+        maxFramePayloadBytes: 1024,
+        maxSendQueueBytes: 1024,
+        creditStallReportMs: 100,
+        seed: 0,
+      },
+      server: {
+        idleTimeoutMs: 300,
+        initialWindowBytes: 1024,
+        maxWindowBytes: 1048576,
+        maxFramePayloadBytes: 1024,
+        maxSendQueueBytes: 1024,
+        creditStallReportMs: 100,
+        seed: 0,
+        clientIdleTimeoutRangeMs: [100, 86400000] as [number, number],
+      },
+      clientToServer: { latencyMs: 1, bandwidthBytesPerMs: 102.6, sendBufferBytes: 1024, maxChunkBytes: 64 },
+      serverToClient: { latencyMs: 19, bandwidthBytesPerMs: 102.6, sendBufferBytes: 1024, maxChunkBytes: 64 },
+      netSeed: 0,
+      consumers: { client: { kind: 'read' }, server: { kind: 'read' } },
+      closeOnGoAwayAfterMs: undefined,
+    } as ModelConfig;
+    const schedule: ModelStep[] = [
+      { kind: 'advance', ms: 456 },
+      { kind: 'advance', ms: 1685 },
+      { kind: 'send', side: 'client', bytes: 6539 },
+      { kind: 'burst', side: 'server', count: 32, bytes: 32 },
+      { kind: 'burst', side: 'server', count: 19, bytes: 0 },
+      { kind: 'send', side: 'server', bytes: 0 },
+      { kind: 'send', side: 'client', bytes: 1712 },
+    ];
+    runModel(config, { live: liveBounds(config), allowedErrors: new Set() }, (model) => {
+      model.start();
+      for (const step of schedule) model.apply(step);
+      for (const side of SIDES) model.net.resumeConsumer(side);
+      model.tick();
+      assertProgress(model, 'after the schedule');
+    });
+  });
+
   // Regression: heartbeats held back and then delivered together were taken for a flood
   // (ENHANCE_YOUR_CALM counted arrivals per T/3 window), blaming a correct peer: (a) a WELCOME
   // delayed beyond ~8/3·T_c within the handshake timeout (T_c 300, T_s 5000, server→client
