@@ -1311,6 +1311,16 @@ export class Engine implements FrameSink {
       this.onData(source, start, stop, stop - start, true, true, true);
       return;
     }
+    this.queueWhole(source, start, stop, cost);
+    this.unsettledCount++;
+    this.unsettledCost += cost;
+  }
+
+  /**
+   * Queue a whole message inside the chunk being decoded: a view of the chunk, which the
+   * transport never reuses (a tiny one is copied, see COPY_RECEIVED_MAX).
+   */
+  private queueWhole(source: Uint8Array, start: number, stop: number, cost: number): void {
     const length = stop - start;
     if (length <= COPY_RECEIVED_MAX) {
       this.inbox.push(source.slice(start, stop), cost);
@@ -1319,8 +1329,6 @@ export class Engine implements FrameSink {
       this.chunkViews++;
     }
     this.chunkDataBytes += length;
-    this.unsettledCount++;
-    this.unsettledCost += cost;
   }
 
   /** Account the messages `onMessage` queued: credit received, count, `readable`. */
@@ -1370,15 +1378,8 @@ export class Engine implements FrameSink {
           );
         }
         if (last) {
-          // The common case: a whole message in one frame inside one chunk: a view of the chunk,
-          // which the transport never reuses (a tiny one is copied, see COPY_RECEIVED_MAX).
-          this.chunkDataBytes += frameLength;
-          if (frameLength <= COPY_RECEIVED_MAX) {
-            this.inbox.push(source.slice(start, stop), cost);
-          } else {
-            this.inbox.push(source.subarray(start, stop), cost);
-            this.chunkViews++;
-          }
+          // A whole message in one frame inside one chunk whose header came in the chunk before.
+          this.queueWhole(source, start, stop, cost);
           this.messageReceived();
           return;
         }
