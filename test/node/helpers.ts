@@ -407,6 +407,43 @@ function leaked(baseline: Map<string, number>): string[] {
   return out;
 }
 
+/**
+ * Send `count` messages of 18 B to 2 KiB client → server, keep every message the server reads
+ * without copying it, and check them all at the end. Most of them are views of the transport's
+ * read buffers (SPEC.md §7 (b)), so this fails if the transport ever reused a read buffer.
+ */
+export async function expectKeptMessagesIntact(
+  harness: Harness,
+  serverOptions: ServerOptions,
+  clientOptions: ConnectOptions,
+  count = 3000,
+): Promise<void> {
+  const kept: Uint8Array[] = [];
+  const { port } = await harness.server(serverOptions, (connection) => {
+    const drain = (): void => {
+      for (let m = connection.read(); m !== undefined; m = connection.read()) kept.push(m);
+    };
+    connection.on('readable', drain);
+    drain();
+  });
+  const client = await harness.connect({ port, ...clientOptions });
+  const sizeOf = (i: number): number => 18 + ((i * 7919) % 2000);
+  for (let i = 0; i < count; i++) {
+    if (!client.write(pseudoRandomBytes(sizeOf(i), 5000 + i))) {
+      await within(new Promise((resolve) => client.once('drain', resolve)), 10_000, 'drain');
+    }
+  }
+  await waitFor(() => kept.length === count, 20_000, 'every message');
+  const views = kept.filter((m) => m.byteLength < m.buffer.byteLength).length;
+  expect(views, 'messages that are views of a larger read buffer').to.be.greaterThan(count / 2);
+  expect(new Set(kept.map((m) => m.buffer)).size, 'read buffers').to.be.greaterThan(10);
+  for (let i = 0; i < count; i++) {
+    expect(Buffer.from(kept[i]!).equals(pseudoRandomBytes(sizeOf(i), 5000 + i)), `message ${i}`).to.equal(
+      true,
+    );
+  }
+}
+
 /** Server options every test starts from: the client's small idle timeouts are not clamped. */
 export const baseServerOptions: ServerOptions = {
   idleTimeout: 1000,

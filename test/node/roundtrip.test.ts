@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import type { Connection } from '../../src/node/connection.js';
 import {
   codeOf,
+  expectKeptMessagesIntact,
   KiB,
   MiB,
   observe,
@@ -21,6 +22,10 @@ const SIZES = [0, 1, 64 * KiB, 3 * MiB];
 describe('node transport: round trip', function () {
   this.timeout(30_000);
   const h = useHarness();
+
+  it('received messages kept without copying stay intact (views of read buffers that are never reused)', async () => {
+    await expectKeptMessagesIntact(h(), {}, {});
+  });
 
   it('carries 0 B, 1 B, 64 KiB and 3 MiB messages both ways intact, handle() runs 4 at once, stats() has RTT', async () => {
     const clientMessages = SIZES.map((size, i) => pseudoRandomBytes(size, 1000 + i));

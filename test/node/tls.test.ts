@@ -11,6 +11,7 @@ import type { Server } from '../../src/node/server.js';
 import type { ConnectError } from '../../src/protocol/errors.js';
 import {
   codeOf,
+  expectKeptMessagesIntact,
   KiB,
   LOCALHOST,
   MiB,
@@ -121,6 +122,14 @@ describe('node transport: TLS', function () {
     expect((await reading).ok).to.equal(true);
     report(
       `TLS: connected (TCP + TLS + handshake) in ${connectMs.toFixed(0)} ms; RTT ${client.stats().rttMs} ms; clean close`,
+    );
+  });
+
+  it('received messages kept without copying stay intact over TLS (read buffers never reused)', async () => {
+    await expectKeptMessagesIntact(
+      h(),
+      { tls: { key, cert } },
+      { tls: { ca: cert, checkServerIdentity: verifyAsLocalhost } },
     );
   });
 
