@@ -430,7 +430,7 @@ export async function expectKeptMessagesIntact(
   const sizeOf = (i: number): number => 18 + ((i * 7919) % 2000);
   for (let i = 0; i < count; i++) {
     if (!client.write(pseudoRandomBytes(sizeOf(i), 5000 + i))) {
-      await within(new Promise((resolve) => client.once('drain', resolve)), 10_000, 'drain');
+      await within(new Promise<void>((resolve) => client.once('drain', () => resolve())), 10_000, 'drain');
     }
   }
   await waitFor(() => kept.length === count, 20_000, 'every message');
