@@ -333,6 +333,10 @@ export function renderReport(results: BenchResults): string {
   );
   const others = allCells.map((r) => r.otherCpu).sort((a, b) => a - b);
   const median = others.length > 0 ? others[Math.floor(others.length / 2)] : undefined;
+  const idleWindow = (results.settings.idle as { settleMs: number; windowMs: number } | undefined) ?? {
+    settleMs: 0,
+    windowMs: 0,
+  };
   const lines: string[] = [
     `# heartwire bench (${results.mode})`,
     '',
@@ -501,7 +505,7 @@ export function renderReport(results: BenchResults): string {
     '- heartwire: `write()` + `drain` on the sender, `read()` + `readable` on the receiver (the "for await" and "handle()" rows, where present, use those); default options except where a part says otherwise.',
     `- Parts 2–3: heartwire runs with idleTimeout ${String((results.settings.liveness as { idleTimeoutMs?: number } | undefined)?.idleTimeoutMs ?? '')} ms (heartbeats every ~⅓ of it) and default windows; its RTT samples are its own heartbeat RTTs from both sides, in 0.1 ms ticks. The others are pinged by the client every 50 ms; "false failure" for them means a ping waited longer than heartwire's idle timeout. Payloads are fresh allocations; memory peaks include garbage, "retained" is after a forced GC.`,
     "- Part 4: idle timeout 1000 ms on both sides; the plain socket uses `applyKeepAlive(socket, 1000)` (heartwire's own safety net). The proxy ACKs and discards bytes during the black hole, so kernel keepalive sees a healthy peer.",
-    '- Part 5: one client process holds all connections; per-connection memory = (server after-GC memory with N open − with the first 100 open) ÷ (N − 100), the marginal cost (the first connections pay for compiling the connection path); CPU over a window of two heartbeat periods (13.3 s), after 1 s of settling. The ws row is a baseline at the same event rate: its server pings every connection on its own jittered timer every 6.7 s (heartwire: each side heartbeats every ~6.7 s).',
+    `- Part 5: one client process holds all connections; per-connection memory = (server after-GC memory with N open − with the first 100 open) ÷ (N − 100), the marginal cost (the first connections pay for compiling the connection path); CPU over a window of ${idleWindow.windowMs / 1000} s${idleWindow.windowMs === 13_333 ? ' (two heartbeat periods, so every connection counts once per period whatever its phase)' : ''}, after ${idleWindow.settleMs / 1000} s of settling. The ws row is a baseline at the same event rate: its server pings every connection on its own jittered timer every 6.7 s (heartwire: each side heartbeats every ~6.7 s).`,
     '- Part 6: the window is fixed (`initialReceiveWindow` = `receiveWindow`, no auto-tuning); heartwire runs with idleTimeout 500 ms there to get RTT samples.',
     '',
   );
