@@ -421,6 +421,26 @@ export class FrameDecoder {
       if (this.payload !== null) {
         pos = this.fillPayload(chunk, pos, sink);
       } else if (this.headerFill === 0 && length - pos >= FRAME_HEADER_SIZE) {
+        // The common case first: a run of whole one-frame messages, each inside this chunk.
+        const wholeMax = Math.min(this.wholeMessageMax, this.maxDataPayload);
+        while (pos + FRAME_HEADER_SIZE <= length) {
+          const size = readU32(chunk, pos);
+          const start = pos + FRAME_HEADER_SIZE;
+          const cost = dataFrameCost(size, true);
+          if (
+            chunk[pos + 4] !== FrameType.DATA ||
+            (chunk[pos + 5] & FLAG_END) === 0 ||
+            size === 0 ||
+            size > wholeMax ||
+            start + size > length ||
+            cost > this.dataCredit
+          )
+            break;
+          this.dataCredit -= cost;
+          sink.onMessage!(chunk, start, start + size, cost);
+          pos = start + size;
+        }
+        if (length - pos < FRAME_HEADER_SIZE) continue;
         const payloadLength = readU32(chunk, pos);
         const type = chunk[pos + 4];
         const flags = chunk[pos + 5];
@@ -431,12 +451,7 @@ export class FrameDecoder {
           const end = (flags & FLAG_END) !== 0;
           const cost = dataFrameCost(payloadLength, end);
           if (payloadLength <= this.maxDataPayload && cost <= this.dataCredit) {
-            if (end && payloadLength <= this.wholeMessageMax) {
-              this.dataCredit -= cost;
-              sink.onMessage!(chunk, pos, stop, cost);
-            } else {
-              sink.onData(chunk, pos, stop, payloadLength, true, true, end);
-            }
+            sink.onData(chunk, pos, stop, payloadLength, true, true, end);
             pos = stop;
             continue;
           }

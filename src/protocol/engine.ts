@@ -1038,29 +1038,46 @@ export class Engine implements FrameSink {
     const outbox = this.outbox;
     const smallMax = Math.min(COPY_THRESHOLD, this.peerMaxFramePayload);
     while (this.sendIndex < outbox.length && budget > 0) {
-      const payload = outbox.at(this.sendIndex)!;
-      const length = payload.length;
-      const cost = dataFrameCost(length, true);
-      if (this.sendOffset === 0 && length <= smallMax && cost <= this.peerLimit - this.sentCredit) {
-        // The common case: a small message, whole, copied into the batch behind its header.
-        const frameSize = FRAME_HEADER_SIZE + length;
+      if (this.sendOffset === 0) {
+        // The common case: a run of small messages, each whole, copied into the batch behind its
+        // header (the loop keeps its state in locals; fields are written back before room()).
+        const first = this.sendIndex;
+        const count = outbox.length;
+        const limit = this.peerLimit;
+        let index = first;
+        let sent = this.sentCredit;
+        let bytes = 0;
         // (typed explicitly: TypeScript would narrow the field to its assignment above)
         let target = this.txBatch as Uint8Array | undefined;
         let at = this.txPos;
-        if (target === undefined || at + frameSize > target.length) {
-          target = this.room(frameSize);
-          at = this.txPos;
+        while (index < count && budget > 0) {
+          const payload = outbox.at(index)!;
+          const length = payload.length;
+          const cost = dataFrameCost(length, true);
+          if (length > smallMax || sent + cost > limit) break;
+          const frameSize = FRAME_HEADER_SIZE + length;
+          if (target === undefined || at + frameSize > target.length) {
+            this.txPos = at;
+            target = this.room(frameSize);
+            at = this.txPos;
+          }
+          putHeader(target, at, length, FrameType.DATA, FLAG_END);
+          if (length > 0) target.set(payload, at + FRAME_HEADER_SIZE);
+          at += frameSize;
+          sent += cost;
+          bytes += length;
+          budget -= frameSize;
+          index++;
         }
-        putHeader(target, at, length, FrameType.DATA, FLAG_END);
-        if (length > 0) target.set(payload, at + FRAME_HEADER_SIZE);
-        this.txPos = at + frameSize;
-        this.sentCredit += cost;
-        this.queuedBytes -= length;
-        budget -= frameSize;
-        this.sendIndex++;
-        this.writtenCount++;
-        continue;
+        this.txPos = at;
+        this.sentCredit = sent;
+        this.queuedBytes -= bytes;
+        this.writtenCount += index - first;
+        this.sendIndex = index;
+        if (index === count || budget <= 0) break;
       }
+      const payload = outbox.at(this.sendIndex)!;
+      const length = payload.length;
       const remaining = length - this.sendOffset;
       const credit = this.creditAvailable();
       const size = this.nextFrameSize(remaining, credit);
