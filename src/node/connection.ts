@@ -96,6 +96,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private flushScheduled = false;
   private transportEnded = false;
   private closeInfo: CloseInfo | undefined;
+  private closeEmitted = false;
   private resolveClosed!: (info: CloseInfo) => void;
   private rejectClosed!: (error: Error) => void;
   private resolveOpened!: (n: Negotiated) => void;
@@ -328,11 +329,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * End the connection gracefully. Client: protocol half-close (CLOSE after everything queued),
    * then the server finishes and the connection closes cleanly. Server: GOAWAY with a grace
    * period (default `defaultGrace`); the client is expected to end, else it is force-closed at the
-   * deadline. Resolves like `closed`.
+   * deadline. Resolves like `closed`. Never throws: once the connection has closed (even from
+   * inside a listener of an event that was queued before the close) it returns the settled
+   * `closed` promise.
    */
   end(
     options: { grace?: number; reason?: number; message?: string; retryAfter?: number } = {},
   ): Promise<CloseInfo> {
+    // Never throws: after the close (even one not dispatched yet) it returns the settled `closed`.
+    if (this.settleIfEngineClosed()) return this.closed;
     const t = now();
     if (this.role === 'client' || this.peerClosed) this.endWhenFlushed = true;
     else
@@ -347,8 +352,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     return this.closed;
   }
 
-  /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. */
+  /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. Never throws; a no-op once closed. */
   abort(error?: HeartwireError): void {
+    if (this.settleIfEngineClosed()) return;
     this.engine.abort(now(), error);
     this.service();
   }
@@ -405,6 +411,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.lastNow = t;
     this.transmit(t);
     for (let event = this.engine.pollEvent(); event !== undefined; event = this.engine.pollEvent()) {
+      // Events queued before the engine closed are dispatched after it closed: settle the close
+      // first, so that a listener calling end()/abort() gets the settled `closed` and nothing is
+      // moved into the dead engine. The `close` event itself stays last.
+      if (this.closeInfo === undefined && this.engine.state === 'closed') this.settleIfEngineClosed();
       switch (event.type) {
         case 'open':
           this.resolveOpened(event.negotiated);
@@ -444,7 +454,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           this.socket.end();
           break;
         case 'closed':
-          this.onClosed(event.info);
+          this.settleClose(event.info);
+          if (!this.closeEmitted) {
+            this.closeEmitted = true;
+            publish('close', { connection: this, info: event.info });
+            this.emit('close', event.info);
+          }
           break;
       }
     }
@@ -490,6 +505,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   }
 
   private moveOverflow(): void {
+    if (this.settleIfEngineClosed()) return; // never into a closed engine
     const t = now();
     while (this.overflow.length > 0) {
       const next = this.overflow[0]!;
@@ -536,7 +552,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     sharedWheel().schedule(timer, deadline, this.engine.timerSlack);
   }
 
-  private onClosed(info: CloseInfo): void {
+  /** True once the engine is closed; settles the close (promises, socket) the first time. */
+  private settleIfEngineClosed(): boolean {
+    if (this.closeInfo !== undefined) return true;
+    const info = this.engine.closed;
+    if (info === undefined) return false;
+    this.settleClose(info);
+    return true;
+  }
+
+  /** Everything a close does but the `close` event (emitted when the engine's event comes). */
+  private settleClose(info: CloseInfo): void {
     if (this.closeInfo !== undefined) return;
     this.closeInfo = info;
     const t = now();
@@ -563,11 +589,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.pendingHead = 0;
     this.overflow.length = 0;
     this.overflowBytes = 0;
-    this.rejectOpened(error);
+    // A handshake that completed resolves `opened` (its `open` event may still be queued).
+    if (this.engine.negotiated === undefined) this.rejectOpened(error);
     if (info.clean) this.resolveClosed(info);
     else this.rejectClosed(error);
     this.wakeReaders();
-    publish('close', { connection: this, info });
-    this.emit('close', info);
   }
 }

@@ -3,11 +3,18 @@
  * owned by the server, end()/abort() inside event handlers after the engine closed, option
  * validation, listen() errors, payload types, typed errors with causes.
  */
+import net from 'node:net';
 import { expect } from 'chai';
+import { ReconnectingClient } from '../../src/node/reconnect.js';
+import type { Disconnection } from '../../src/node/reconnect.js';
+import { encodeControlFrame } from '../../src/protocol/codec.js';
+import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
+import type { Welcome } from '../../src/protocol/frames.js';
 import { HandlerError } from '../../src/protocol/errors.js';
 import type { Connection } from '../../src/node/connection.js';
 import type { Server } from '../../src/node/server.js';
-import { codeOf, observe, rejection, useHarness, waitFor, within } from './helpers.js';
+import { LOCALHOST, codeOf, helloBytes, observe, rejection, useHarness, waitFor, within } from './helpers.js';
+import type { Harness } from './helpers.js';
 
 describe('node API: the server owns its connection handlers (A1)', function () {
   this.timeout(30_000);
@@ -108,5 +115,162 @@ describe('node API: the server owns its connection handlers (A1)', function () {
     } finally {
       process.off('warning', onWarning);
     }
+  });
+});
+
+/** A hostile heartwire server on a raw socket: answers HELLO with WELCOME, then runs `script`. */
+async function rawServer(
+  h: () => Harness,
+  script: (socket: net.Socket) => void,
+  welcome: Partial<Welcome> = {},
+): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => {});
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > 0 && !answered) {
+        answered = true;
+        socket.write(
+          Buffer.concat([
+            PREAMBLE,
+            encodeControlFrame({
+              type: FrameType.WELCOME,
+              welcome: {
+                version: 1,
+                extensions: [],
+                idleTimeoutMs: 10_000,
+                initialCredit: 1024,
+                maxFramePayload: 65_536,
+                maxMessageSize: 1_000_000,
+                clientIdleTimeoutMs: 10_000,
+                applicationProtocol: '',
+                ...welcome,
+              },
+            }),
+          ]),
+        );
+        script(socket);
+      }
+    });
+    let answered = false;
+  });
+  await new Promise<void>((resolve) => server.listen(0, LOCALHOST, resolve));
+  h().defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  h().defer(() => {
+    for (const socket of sockets) socket.destroy();
+  });
+  const sockets: net.Socket[] = [];
+  server.on('connection', (socket) => sockets.push(socket));
+  return (server.address() as net.AddressInfo).port;
+}
+
+const goAwayAndError = (): Buffer =>
+  Buffer.concat([
+    encodeControlFrame({
+      type: FrameType.GOAWAY,
+      goAway: {
+        graceMs: 1000,
+        reason: 1,
+        consumedMessages: 0,
+        retryAfterMs: 0,
+        doNotReconnect: true,
+        message: 'bye',
+      },
+    }),
+    encodeControlFrame({
+      type: FrameType.ERROR,
+      error: { code: 13, message: 'gone', consumedMessages: 0, deliveredMessages: 0 },
+    }),
+  ]);
+
+describe('node API: end()/abort() never throw, even for events dispatched after the close (A2)', function () {
+  this.timeout(30_000);
+  const h = useHarness();
+
+  it("client: GOAWAY and ERROR in one read while write() has queued messages; end() on 'goaway'", async () => {
+    let sendTrigger!: () => void;
+    const trigger = new Promise<void>((resolve) => (sendTrigger = resolve));
+    const port = await rawServer(h, (socket) => void trigger.then(() => socket.write(goAwayAndError())));
+    const conn = await h().connect({ port, maxSendQueue: 1024 });
+    let queued = 0;
+    for (let i = 0; i < 10 && queued === 0; i++) if (!conn.write(new Uint8Array(4000))) queued++;
+    expect(queued, 'writes that returned false (queued)').to.be.greaterThan(0);
+    const calls: { threw: unknown; result: Promise<unknown> | undefined }[] = [];
+    conn.on('goaway', () => {
+      let result: Promise<unknown> | undefined;
+      let threw: unknown;
+      try {
+        result = conn.end();
+        conn.abort();
+      } catch (error) {
+        threw = error;
+      }
+      calls.push({ threw, result });
+    });
+    sendTrigger();
+    const closed = await within(observe(conn.closed), 10_000, 'closed');
+    expect(calls.length, 'goaway events').to.equal(1);
+    expect(calls[0]!.threw, 'end() threw').to.equal(undefined);
+    expect(calls[0]!.result, 'end() returns closed').to.equal(conn.closed);
+    expect(codeOf(rejection(closed, 'closed'))).to.equal('CANCELLED');
+  });
+
+  it("server: the client's CLOSE and ERROR in one write while the server's write() has queued messages; end() on 'peer-closed'", async () => {
+    const { server, port } = await h().server({ maxSendQueue: 1024 });
+    const calls: { threw: unknown; result: Promise<unknown> | undefined }[] = [];
+    let queued = 0;
+    let serverConn: Connection | undefined;
+    server.on('connection', (conn) => {
+      serverConn = conn;
+      for (let i = 0; i < 10 && queued === 0; i++) if (!conn.write(new Uint8Array(4000))) queued++;
+      conn.on('peer-closed', () => {
+        let result: Promise<unknown> | undefined;
+        let threw: unknown;
+        try {
+          result = conn.end();
+        } catch (error) {
+          threw = error;
+        }
+        calls.push({ threw, result });
+      });
+    });
+    const raw = h().raw(port);
+    await raw.connected;
+    raw.write(helloBytes({ initialCredit: 1024 }));
+    await raw.waitForFrame(FrameType.WELCOME, 5000);
+    await waitFor(() => serverConn !== undefined, 5000, 'the server connection');
+    expect(queued, 'server writes that returned false (queued)').to.be.greaterThan(0);
+    raw.write(
+      Buffer.concat([
+        encodeControlFrame({ type: FrameType.CLOSE, close: { sentMessages: 0, consumedMessages: 0 } }),
+        encodeControlFrame({
+          type: FrameType.ERROR,
+          error: { code: 13, message: 'gone', consumedMessages: 0, deliveredMessages: 0 },
+        }),
+      ]),
+    );
+    const closed = await within(observe(serverConn!.closed), 10_000, 'server closed');
+    expect(calls.length, 'peer-closed events').to.equal(1);
+    expect(calls[0]!.threw, 'end() threw').to.equal(undefined);
+    expect(calls[0]!.result).to.equal(serverConn!.closed);
+    expect(codeOf(rejection(closed, 'closed'))).to.equal('CANCELLED');
+  });
+
+  it("ReconnectingClient's own GOAWAY handling: GOAWAY + ERROR in one read with queued writes", async () => {
+    const port = await rawServer(h, (socket) => setTimeout(() => socket.write(goAwayAndError()), 100));
+    const client = new ReconnectingClient({ host: LOCALHOST, port, maxSendQueue: 1024, maxAttempts: 1 });
+    h().defer(() => client.close());
+    client.on('connected', (conn) => {
+      for (let i = 0; i < 10; i++) if (!conn.write(new Uint8Array(4000))) break;
+    });
+    const stopped = new Promise((resolve) => client.once('stopped', resolve));
+    const disconnected = await within(
+      new Promise<Disconnection>((resolve) => client.once('disconnected', resolve)),
+      10_000,
+      'disconnected',
+    );
+    expect(codeOf(disconnected.error)).to.equal('CANCELLED');
+    await within(stopped, 10_000, 'stopped (the server said doNotReconnect)');
   });
 });
