@@ -12,7 +12,7 @@ import { Engine } from '../protocol/engine.js';
 import { HandlerError, WireErrorCode } from '../protocol/errors.js';
 import { Connection } from './connection.js';
 import { applyKeepAlive } from './socket-options.js';
-import { engineOptions } from './options.js';
+import { InvalidOptionTypeError, engineOptions, validateServerOptions } from './options.js';
 import type { ServerOptions } from './options.js';
 
 /** Events of a {@link Server}. */
@@ -60,6 +60,7 @@ export class Server extends EventEmitter<ServerEvents> {
     // captureRejections: a rejected promise returned by a listener comes back to
     // [captureRejectionSymbol] below instead of becoming an unhandled rejection.
     super({ captureRejections: true });
+    validateServerOptions(options);
     this.options = options;
     const onSocket = (socket: Socket): void => this.accept(socket);
     if (options.tls !== undefined) {
@@ -197,7 +198,8 @@ export class Server extends EventEmitter<ServerEvents> {
  * Create a heartwire server; `onConnection` is added as a `connection` listener. It may be
  * async: the server owns the promise it returns (see {@link Server}: a rejection with the
  * connection's own close error is swallowed; any other error aborts that connection and is
- * emitted as `'handler-error'`).
+ * emitted as `'handler-error'`). Options are validated synchronously: invalid ones throw a
+ * `TypeError` (`ERR_INVALID_ARG_TYPE`) or `RangeError` (`ERR_OUT_OF_RANGE`) naming the option.
  */
 export function createServer(
   options?: ServerOptions,
@@ -208,5 +210,7 @@ export function createServer(
   a?: ServerOptions | ((connection: Connection) => unknown),
   b?: (connection: Connection) => unknown,
 ): Server {
+  if (b !== undefined && typeof b !== 'function')
+    throw new InvalidOptionTypeError(`The "onConnection" argument must be a function. Received ${typeof b}`);
   return typeof a === 'function' ? new Server({}, a) : new Server(a, b);
 }

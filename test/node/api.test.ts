@@ -5,14 +5,15 @@
  */
 import net from 'node:net';
 import { expect } from 'chai';
+import { connect } from '../../src/node/connect.js';
 import { ReconnectingClient } from '../../src/node/reconnect.js';
+import { Server, createServer } from '../../src/node/server.js';
 import type { Disconnection } from '../../src/node/reconnect.js';
 import { encodeControlFrame } from '../../src/protocol/codec.js';
 import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
 import type { Welcome } from '../../src/protocol/frames.js';
 import { HandlerError } from '../../src/protocol/errors.js';
 import type { Connection } from '../../src/node/connection.js';
-import type { Server } from '../../src/node/server.js';
 import { LOCALHOST, codeOf, helloBytes, observe, rejection, useHarness, waitFor, within } from './helpers.js';
 import type { Harness } from './helpers.js';
 
@@ -272,5 +273,111 @@ describe('node API: end()/abort() never throw, even for events dispatched after 
     );
     expect(codeOf(disconnected.error)).to.equal('CANCELLED');
     await within(stopped, 10_000, 'stopped (the server said doNotReconnect)');
+  });
+});
+
+describe('node API: options are validated synchronously, naming the option (A3)', () => {
+  const timeBad = ['1000', -1, Number.NaN, 0, Number.POSITIVE_INFINITY];
+  const sizeBad = ['65536', -1, Number.NaN, 0, Number.POSITIVE_INFINITY, 1.5];
+  const zeroOk = ['10', -1, Number.NaN, Number.POSITIVE_INFINITY];
+  const common: Record<string, unknown[]> = {
+    idleTimeout: [...timeBad, 50, 86_400_001],
+    receiveWindow: [...sizeBad, 1000],
+    initialReceiveWindow: [...sizeBad, 1000],
+    maxMessageSize: sizeBad,
+    maxFramePayload: [...sizeBad, 1023],
+    maxSendQueue: sizeBad,
+    handshakeTimeout: timeBad,
+    closeTimeout: timeBad,
+    writeStallTimeout: zeroOk,
+    creditStallTimeout: zeroOk,
+    socketBufferTarget: sizeBad,
+    applicationProtocols: ['x', [1]],
+    memoryBudget: [1, {}],
+    signal: ['abort', {}],
+  };
+  const connectOnly: Record<string, unknown[]> = {
+    port: ['8080', -1, Number.NaN, 0, Number.POSITIVE_INFINITY, 65_536],
+    host: [5, ''],
+    endpoints: [[], [{ host: 'h', port: '1' }], 'h:1'],
+    connectTimeout: timeBad,
+    attemptStagger: zeroOk,
+    tls: ['yes'],
+    localAddress: [1],
+  };
+  const serverOnly: Record<string, unknown[]> = {
+    maxConnections: ['10', -1, Number.NaN, 1.5],
+    defaultGrace: zeroOk,
+    clientIdleTimeoutRange: ['x', [1000], [5000, 1000], [0, 1000]],
+    tls: ['yes'],
+  };
+  const reconnectOnly: Record<string, unknown[]> = {
+    minDelay: zeroOk,
+    maxDelay: zeroOk,
+    stableAfter: zeroOk,
+    maxAttempts: ['3', -1, Number.NaN, 0, 1.5],
+    endOnGoAway: ['yes'],
+    random: [0.5],
+  };
+  const apis: [string, (options: Record<string, unknown>) => unknown, Record<string, unknown[]>][] = [
+    ['connect()', (o) => connect({ port: 1, ...o }), { ...common, ...connectOnly }],
+    ['createServer()', (o) => createServer(o), { ...common, ...serverOnly }],
+    [
+      'new ReconnectingClient()',
+      (o) => new ReconnectingClient({ port: 1, maxAttempts: 1, ...o }),
+      { ...common, ...connectOnly, ...reconnectOnly },
+    ],
+  ];
+  for (const [api, call, table] of apis) {
+    it(`${api}: every bad value throws TypeError ERR_INVALID_ARG_TYPE or RangeError ERR_OUT_OF_RANGE at once`, () => {
+      let cases = 0;
+      for (const [option, values] of Object.entries(table)) {
+        for (const value of values) {
+          let thrown: unknown;
+          let result: unknown;
+          try {
+            result = call({ [option]: value });
+          } catch (error) {
+            thrown = error;
+          }
+          if (result instanceof Promise) result.catch(() => {});
+          if (result instanceof ReconnectingClient) void result.close();
+          if (result instanceof Server) void result.close();
+          const what = `${api} { ${option}: ${typeof value === 'string' ? `'${value}'` : (JSON.stringify(value) ?? String(value))} }`;
+          expect(thrown, `${what} did not throw synchronously`).to.be.instanceOf(Error);
+          const error = thrown as Error & { code?: string };
+          if (error instanceof TypeError) expect(error.code, what).to.equal('ERR_INVALID_ARG_TYPE');
+          else {
+            expect(error, what).to.be.instanceOf(RangeError);
+            expect(error.code, what).to.equal('ERR_OUT_OF_RANGE');
+          }
+          if (typeof value === 'string' && option !== 'host' && option !== 'localAddress')
+            expect(error, `${what}: a string is a type error`).to.be.instanceOf(TypeError);
+          expect(error.message, `${what}: the message names the option`).to.include(option);
+          cases++;
+        }
+      }
+      expect(cases).to.be.greaterThan(50);
+    });
+  }
+
+  it('valid edge values are accepted (0 where it means "off", Infinity where it means "no limit")', async () => {
+    const server = createServer({ maxConnections: 0, defaultGrace: 0, writeStallTimeout: 0 });
+    await server.close();
+    const unlimited = createServer({ maxConnections: Number.POSITIVE_INFINITY });
+    await unlimited.close();
+    const client = new ReconnectingClient({
+      port: 1,
+      maxAttempts: Number.POSITIVE_INFINITY,
+      minDelay: 0,
+      creditStallTimeout: 0,
+      attemptStagger: 0,
+    });
+    await client.close();
+    await connect({ port: 1, writeStallTimeout: 0 }).catch(() => undefined);
+  });
+
+  it('connect() without port or endpoints throws a TypeError', () => {
+    expect(() => connect({} as never)).to.throw(TypeError, /port/);
   });
 });
