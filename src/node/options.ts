@@ -66,7 +66,13 @@ export interface ConnectOptions extends ConnectionOptions {
 export interface ServerOptions extends ConnectionOptions {
   /** Serve TLS with these `node:tls` options (key and cert at least). */
   tls?: TlsOptions;
-  /** Maximum simultaneous connections; beyond it new ones get ERROR `REFUSED`. Default 10 000. */
+  /**
+   * Maximum simultaneous connections, counting those still in the handshake. When full, a new
+   * socket evicts the oldest connection that has not completed the handshake (it gets ERROR
+   * `REFUSED` if it sent the preamble); only when every slot holds a handshaken connection is the
+   * new socket refused (preamble + ERROR `REFUSED`). So silent or slow sockets cannot keep out
+   * clients that complete the handshake. Default 10 000; 0 refuses every connection.
+   */
   maxConnections?: number;
   /** Range the server clamps the client's idle timeout to. Default [1000, 86 400 000]. */
   clientIdleTimeoutRange?: readonly [number, number];

@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { PREAMBLE, FrameType } from '../protocol/constants.js';
 import { encodeControlFrame } from '../protocol/codec.js';
 import { Engine } from '../protocol/engine.js';
-import { HandlerError, WireErrorCode } from '../protocol/errors.js';
+import { HandlerError, HeartwireError, WireErrorCode } from '../protocol/errors.js';
 import { Connection } from './connection.js';
 import { applyKeepAlive } from './socket-options.js';
 import { InvalidOptionTypeError, engineOptions, validateServerOptions } from './options.js';
@@ -19,7 +19,11 @@ import type { ServerOptions } from './options.js';
 export interface ServerEvents {
   /** A client completed the handshake. */
   connection: [Connection];
-  /** A connection was refused because `maxConnections` was reached. */
+  /**
+   * A connection was refused because `maxConnections` was reached: a new socket when every slot
+   * holds a handshaken connection, or else the oldest connection still in the handshake, evicted
+   * to make room for the new socket.
+   */
   refused: [{ remoteAddress: string | undefined }];
   /**
    * A connection handler (a `'connection'` listener, sync or async) threw or rejected with
@@ -55,6 +59,9 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly connections = new Set<Connection>();
   private closing: Promise<void> | undefined;
   private warnedHandlerError = false;
+  private listenPending = false;
+  /** Connections still in the handshake, oldest first (see `accept()`). */
+  private readonly handshaking = new Set<Connection>();
 
   constructor(options: ServerOptions = {}, onConnection?: (connection: Connection) => unknown) {
     // captureRejections: a rejected promise returned by a listener comes back to
@@ -75,19 +82,41 @@ export class Server extends EventEmitter<ServerEvents> {
     } else {
       this.listener = net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
     }
-    this.listener.on('error', (error) => this.emit('error', error));
+    this.listener.on('error', (error) => {
+      if (this.listenPending) return; // listen() rejects with it: its caller owns it
+      if (this.listenerCount('error') > 0) this.emit('error', error);
+      else
+        process.emitWarning(`heartwire server: ${String(error)} (listen to 'error' to handle it)`, {
+          type: 'HeartwireWarning',
+          code: 'HEARTWIRE_SERVER_ERROR',
+        });
+    });
     if (onConnection !== undefined) this.on('connection', onConnection);
   }
 
-  /** Start listening; resolves to the bound address. */
+  /**
+   * Start listening; resolves to the bound address. A failure (e.g. `EADDRINUSE`) rejects the
+   * returned promise and nothing else: no `'error'` event, so `try { await server.listen(port) }`
+   * catches it.
+   */
   listen(port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(error);
+      const onError = (error: Error): void => {
+        this.listenPending = false;
+        reject(error);
+      };
+      this.listenPending = true;
       this.listener.once('error', onError);
-      this.listener.listen(port, host, () => {
+      try {
+        this.listener.listen(port, host, () => {
+          this.listenPending = false;
+          this.listener.off('error', onError);
+          resolve(this.listener.address() as AddressInfo);
+        });
+      } catch (error) {
         this.listener.off('error', onError);
-        resolve(this.listener.address() as AddressInfo);
-      });
+        onError(error as Error);
+      }
     });
   }
 
@@ -99,9 +128,26 @@ export class Server extends EventEmitter<ServerEvents> {
   private accept(socket: Socket): void {
     socket.on('error', () => {}); // the connection's own listener reports errors; never crash
     socket.allowHalfOpen = true; // the client's FIN is not the end of our stream (SPEC.md §9.1)
-    if (this.closing !== undefined || this.connections.size >= (this.options.maxConnections ?? 10_000)) {
+    if (this.closing !== undefined) {
       this.refuse(socket);
       return;
+    }
+    if (this.connections.size >= (this.options.maxConnections ?? 10_000)) {
+      // Full. Sockets that have not completed the handshake must not keep out clients that can:
+      // the oldest of them makes room (it gets ERROR REFUSED if it sent the preamble). Only
+      // when every slot holds a handshaken connection is the newcomer refused.
+      const oldest = this.handshaking.values().next().value;
+      if (oldest === undefined) {
+        this.refuse(socket);
+        return;
+      }
+      this.emit('refused', { remoteAddress: oldest.stats().remoteAddress });
+      oldest.abort(
+        new HeartwireError(
+          'REFUSED',
+          'connection limit reached: a connection still in the handshake made room for a newer one',
+        ),
+      );
     }
     applyKeepAlive(socket, this.options.idleTimeout);
     const engine = new Engine(engineOptions('server', this.options));
@@ -111,7 +157,9 @@ export class Server extends EventEmitter<ServerEvents> {
       maxSendQueue: this.options.maxSendQueue,
     });
     this.connections.add(connection);
+    this.handshaking.add(connection);
     connection.once('open', () => {
+      this.handshaking.delete(connection);
       try {
         this.emit('connection', connection);
       } catch (error) {
@@ -119,6 +167,7 @@ export class Server extends EventEmitter<ServerEvents> {
       }
     });
     connection.once('close', () => {
+      this.handshaking.delete(connection);
       this.connections.delete(connection);
     });
   }
@@ -161,7 +210,12 @@ export class Server extends EventEmitter<ServerEvents> {
       },
     });
     socket.end(Buffer.concat([PREAMBLE, error]));
-    setTimeout(() => socket.destroy(), 1000).unref();
+    // Read (and drop) what the client sends, so that its FIN closes the socket; destroy it after
+    // 1 s in any case. The timer is not unref'd: `server.close()` waits for this socket, and an
+    // unref'd timer as the last handle would let the process exit with the close unsettled.
+    socket.resume();
+    const timer = setTimeout(() => socket.destroy(), 1000);
+    socket.once('close', () => clearTimeout(timer));
   }
 
   /**

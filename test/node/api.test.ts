@@ -3,7 +3,12 @@
  * owned by the server, end()/abort() inside event handlers after the engine closed, option
  * validation, listen() errors, payload types, typed errors with causes.
  */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { connect } from '../../src/node/connect.js';
 import { ReconnectingClient } from '../../src/node/reconnect.js';
@@ -14,8 +19,19 @@ import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
 import type { Welcome } from '../../src/protocol/frames.js';
 import { HandlerError } from '../../src/protocol/errors.js';
 import type { Connection } from '../../src/node/connection.js';
-import { LOCALHOST, codeOf, helloBytes, observe, rejection, useHarness, waitFor, within } from './helpers.js';
-import type { Harness } from './helpers.js';
+import {
+  LOCALHOST,
+  REPO_ROOT,
+  codeOf,
+  report,
+  helloBytes,
+  observe,
+  rejection,
+  useHarness,
+  waitFor,
+  within,
+} from './helpers.js';
+import type { Harness, RawPeer } from './helpers.js';
 
 describe('node API: the server owns its connection handlers (A1)', function () {
   this.timeout(30_000);
@@ -165,6 +181,8 @@ async function rawServer(
   server.on('connection', (socket) => sockets.push(socket));
   return (server.address() as net.AddressInfo).port;
 }
+
+const INDEX = pathToFileURL(path.join(REPO_ROOT, 'src/index.ts')).href;
 
 const goAwayAndError = (): Buffer =>
   Buffer.concat([
@@ -379,5 +397,134 @@ describe('node API: options are validated synchronously, naming the option (A3)'
 
   it('connect() without port or endpoints throws a TypeError', () => {
     expect(() => connect({} as never)).to.throw(TypeError, /port/);
+  });
+});
+
+/** Run a module's source with tsx in a child process (bounded); its exit status and output. */
+function runModule(
+  source: string,
+  ms: number,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'heartwire-api-'));
+  const file = path.join(dir, 'main.mts');
+  writeFileSync(file, source.replaceAll("'heartwire'", `'${INDEX}'`));
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('node API: server.listen() and server.close() (A4, D14)', function () {
+  this.timeout(60_000);
+  const h = useHarness();
+
+  it('await server.listen(busyPort) in try/catch: a rejection only, no crash (A4)', async () => {
+    const { port } = await h().server({});
+    const result = await runModule(
+      `import { createServer } from 'heartwire';
+       const server = createServer(() => {});
+       try {
+         await server.listen(${port}, '127.0.0.1');
+         console.log('listening?');
+       } catch (error) {
+         console.log('caught', (error as NodeJS.ErrnoException).code);
+       }
+       await new Promise((resolve) => setTimeout(resolve, 200));
+       console.log('alive');`,
+      30_000,
+    );
+    expect(result.stdout, result.stderr).to.equal('caught EADDRINUSE\nalive\n');
+    expect(result.code).to.equal(0);
+  });
+
+  it('in process too: listen() on a busy port rejects and emits no error event', async () => {
+    const { port } = await h().server({});
+    const server = createServer();
+    const errors: Error[] = [];
+    server.on('error', (error) => errors.push(error));
+    const outcome = await observe(server.listen(port, LOCALHOST));
+    expect(codeOf(rejection(outcome, 'listen'))).to.equal('EADDRINUSE');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(errors).to.deep.equal([]);
+    await server.close();
+  });
+
+  it('await server.close() after a refused connection (maxConnections: 0) settles; the process exits 0 (D14)', async () => {
+    const result = await runModule(
+      `import { createServer, connect } from 'heartwire';
+       const server = createServer({ maxConnections: 0 }, () => {});
+       const { port } = await server.listen(0, '127.0.0.1');
+       try {
+         await connect({ host: '127.0.0.1', port });
+       } catch (error) {
+         console.log('connect', (error as { code?: string }).code);
+       }
+       const t0 = performance.now();
+       await server.close();
+       console.log('closed in', Math.round(performance.now() - t0), 'ms');`,
+      30_000,
+    );
+    expect(result.code, `exit code (13: the close never settled); stderr:\n${result.stderr}`).to.equal(0);
+    const ms = Number(/closed in (\d+) ms/.exec(result.stdout)?.[1]);
+    expect(ms, result.stdout).to.be.lessThan(3000);
+    report(`server.close() after a refused connection settled in ${ms} ms (exit code ${result.code})`);
+  });
+});
+
+describe('node API: silent sockets do not keep handshaking clients out (C10)', function () {
+  this.timeout(60_000);
+  const h = useHarness();
+
+  it('50 slots held by silent sockets: legitimate connects still succeed; handshaken connections are never evicted', async () => {
+    const slots = 50;
+    const { server, port } = await h().server({ maxConnections: slots, handshakeTimeout: 20_000 });
+    let refused = 0;
+    server.on('refused', () => refused++);
+    const silent: RawPeer[] = [];
+    for (let i = 0; i < slots; i++) silent.push(h().raw(port));
+    await Promise.all(silent.map((r) => r.connected));
+    await waitFor(() => server.connections.size === slots, 10_000, 'every slot taken by a silent socket');
+
+    const legit: Connection[] = [];
+    const times: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t0 = performance.now();
+      legit.push(await within(h().connect({ port }), 10_000, `legitimate connect ${i}`));
+      times.push(performance.now() - t0);
+    }
+    await waitFor(() => silent.filter((r) => r.ended).length >= 10, 10_000, 'evicted sockets ended');
+    expect(server.connections.size).to.be.at.most(slots);
+    expect(refused, 'silent sockets evicted').to.equal(10);
+
+    // Fill every slot with handshaken connections: now a newcomer is refused, nobody evicted.
+    const more = await Promise.all(
+      Array.from({ length: slots - legit.length }, () => within(h().connect({ port }), 20_000, 'fill')),
+    );
+    const handshaken = [...legit, ...more];
+    await waitFor(() => silent.every((r) => r.ended), 10_000, 'every silent socket evicted');
+    const outcome = await observe(h().connect({ port }));
+    expect(codeOf(rejection(outcome, 'the connect beyond maxConnections'))).to.equal('CONNECT_FAILED');
+    expect(String((outcome as { error: Error }).error.message)).to.include('REFUSED');
+    expect(
+      handshaken.every((c) => c.state === 'open'),
+      'handshaken connections still open',
+    ).to.equal(true);
+    report(
+      `maxConnections ${slots}, all held by silent sockets: 10 of 10 legitimate connects accepted (median ${Math.round(
+        times.sort((a, b) => a - b)[5]!,
+      )} ms, max ${Math.round(times.at(-1)!)} ms), 10 silent sockets evicted; with ${slots} handshaken connections the next connect is refused`,
+    );
   });
 });
