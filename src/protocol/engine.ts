@@ -469,6 +469,11 @@ export class Engine implements FrameSink {
   /** +∞ when none is scheduled: a number field, so that updating it never allocates. */
   private nextHeartbeatAt = Number.POSITIVE_INFINITY;
   private livenessGraceUntil = 0;
+  /**
+   * The liveness deadline (`lastReceivedAt + T`) the stall grace was granted for, −1 if none: the
+   * grace is granted once per deadline, so a side whose peer stays silent fails when it ends.
+   */
+  private livenessGraceFor = -1;
   private peerTimestamp: number | undefined;
   private peerTimestampAt = 0;
   private lastEchoUsed: number | undefined;
@@ -622,12 +627,15 @@ export class Engine implements FrameSink {
     if (this.negotiatedValues === undefined) return;
     const livenessDeadline = this.livenessDeadline();
     if (livenessDeadline !== undefined && now >= livenessDeadline) {
-      if (now - livenessDeadline > LATE_TIMER_TOLERANCE_MS && now > this.livenessGraceUntil) {
+      if (livenessDeadline !== this.livenessGraceFor && now - livenessDeadline > LATE_TIMER_TOLERANCE_MS) {
         // Our own timer fired late: this process was stalled, and the peer's bytes may be
-        // waiting unread. Grant one heartbeat period for them to be read, and probe now.
+        // waiting unread. Grant one heartbeat period for them to be read, and probe now. Once
+        // per deadline: if nothing arrives meanwhile, the deadline stays and we fail at the
+        // grace's end, however late that timer fires (SPEC.md §8, stall rule).
+        this.livenessGraceFor = livenessDeadline;
         this.livenessGraceUntil = now + this.heartbeatInterval;
         this.heartbeatDue = true;
-      } else if (now >= this.livenessGraceUntil) {
+      } else if (livenessDeadline !== this.livenessGraceFor || now >= this.livenessGraceUntil) {
         this.fail(
           new TimeoutError('HEARTBEAT_TIMEOUT', `no frame from the peer for ${now - this.lastReceivedAt} ms`),
           'transport',
@@ -696,7 +704,8 @@ export class Engine implements FrameSink {
     // Called after every service pass: no closure, no allocation. +∞ stands for "none".
     const none = Number.POSITIVE_INFINITY;
     const liveness = this.livenessDeadline();
-    let next = liveness === undefined ? none : Math.max(liveness, this.livenessGraceUntil);
+    let next =
+      liveness === undefined ? none : liveness === this.livenessGraceFor ? this.livenessGraceUntil : liveness;
     next = Math.min(
       next,
       this.nextHeartbeatAt,
