@@ -350,6 +350,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     return this.closed;
   }
 
+  /**
+   * @internal `Server.close()`: force-close this server connection `grace` ms from now, whatever
+   * its state (SPEC.md §9.2): sends GOAWAY if the client has not closed yet; otherwise only the
+   * deadline applies to the termination under way. An earlier deadline is never postponed.
+   */
+  shutdown(grace: number, message: string): void {
+    if (this.role !== 'server') return;
+    this.engine.goAway(now(), { graceMs: grace, reason: 1, message });
+    this.service();
+  }
+
   /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. */
   abort(error?: HeartwireError): void {
     this.engine.abort(now(), error);

@@ -114,8 +114,12 @@ export class Server extends EventEmitter<ServerEvents> {
 
   /**
    * Stop accepting, send GOAWAY (with `grace`, default 5 000 ms) to every connection, let clients
-   * finish and close, and force-close those still open when the grace expires. Resolves when the
-   * listener and every connection are closed. Idempotent.
+   * finish and close, and force-close those still open when the grace expires: the grace is a
+   * hard deadline, also for connections whose client already sent CLOSE but has not finished
+   * (unread messages, credit or its final FIN withheld). A connection force-closed gets ERROR
+   * `GOAWAY_GRACE_EXPIRED` (or, after CLOSE_ACK, only the end of the stream) and its socket is
+   * destroyed at most 1 000 ms later (a linger that lets the client read the ERROR). Resolves when the listener and every
+   * connection are closed: within `grace` + 1 000 ms (+ the timer slack, ≤ 64 ms). Idempotent.
    */
   close(options: { grace?: number; message?: string } = {}): Promise<void> {
     if (this.closing !== undefined) return this.closing;
@@ -126,10 +130,7 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     const all = [...this.connections].map((connection) => {
       if (connection.state === 'handshaking') connection.abort();
-      else
-        void connection
-          .end({ grace, reason: 1, message: options.message ?? 'server shutting down' })
-          .catch(() => {});
+      else connection.shutdown(grace, options.message ?? 'server shutting down');
       return connection.closed.then(
         () => undefined,
         () => undefined,

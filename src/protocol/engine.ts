@@ -646,7 +646,12 @@ export class Engine implements FrameSink {
     }
     if (this.graceDeadline !== undefined && now >= this.graceDeadline) {
       this.fail(
-        new TimeoutError('GOAWAY_GRACE_EXPIRED', 'the client did not close within the GOAWAY grace period'),
+        new TimeoutError(
+          'GOAWAY_GRACE_EXPIRED',
+          this.currentState === 'going-away'
+            ? 'the client did not close within the GOAWAY grace period'
+            : 'the termination did not complete within the GOAWAY grace period',
+        ),
         'local',
         true,
       );
@@ -888,7 +893,12 @@ export class Engine implements FrameSink {
     }
   }
 
-  /** Server: announce shutdown with a grace period (SPEC.md §9.2). Only the first call counts. */
+  /**
+   * Server: announce shutdown with a grace period (SPEC.md §9.2). The grace is a hard deadline
+   * on the whole connection: when it expires the connection is force-closed
+   * (`GOAWAY_GRACE_EXPIRED`), whether or not the client's CLOSE arrived. Only the first call sends
+   * GOAWAY; a later call can only bring the deadline forward.
+   */
   goAway(
     now: number,
     options: {
@@ -901,15 +911,20 @@ export class Engine implements FrameSink {
   ): void {
     this.now = now;
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
-    if (this.goAwaySent || this.currentState === 'closed') return;
+    if (this.currentState === 'closed') return;
     const graceMs = Math.max(0, Math.min(Math.floor(options.graceMs), 0xffff_ffff));
     if (this.currentState === 'handshaking') {
       // Sent right after WELCOME; the grace counts from then.
       this.pendingGoAway = { ...options, graceMs };
       return;
     }
+    // The deadline also bounds a termination handshake under way (the client already closed;
+    // no GOAWAY is sent then).
+    const deadline = now + graceMs;
+    if (this.graceDeadline === undefined || deadline < this.graceDeadline) this.graceDeadline = deadline;
+    if (this.goAwaySent) return;
     this.goAwaySent = true;
-    if (this.currentState !== 'open') return; // the client already closed: termination is under way
+    if (this.currentState !== 'open') return;
     this.terminationInitiator ??= 'local';
     this.controlQueue.push(
       encodeControlFrame({
@@ -924,7 +939,6 @@ export class Engine implements FrameSink {
         },
       }),
     );
-    this.graceDeadline = now + graceMs;
     this.setState('going-away');
   }
 
@@ -1790,7 +1804,6 @@ export class Engine implements FrameSink {
     }
     this.onCredit(0, consumed);
     this.terminationInitiator ??= 'remote';
-    this.graceDeadline = undefined;
     this.closeDeadline = this.now + this.settings.closeTimeoutMs;
     this.setState('peer-closed');
     this.emit({ type: 'peer-closed' });
