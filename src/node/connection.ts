@@ -581,4 +581,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     publish('close', { connection: this, info });
     this.emit('close', info);
   }
+
+  // ------------------------------------------------------------------ explicit resource management
+
+  /**
+   * `await using conn = await connect(…)`: leaving the scope ends the connection gracefully
+   * (`end()`, awaited: resolves within `closeTimeout`, or the grace for a server connection).
+   * It never throws: an unclean close is reported by `closed` and the `close` event, as always.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.end().catch(() => {});
+  }
 }

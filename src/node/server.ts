@@ -192,6 +192,14 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     return this.closing;
   }
+
+  /**
+   * `await using server = createServer(…)`: leaving the scope closes the server (`close()` with
+   * the default grace, awaited). Never throws.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
 }
 
 /**
