@@ -109,6 +109,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private drainWanted = false;
   private readers: (() => void)[] = [];
   private handling = false;
+  /** Consumers running: `for await` loops and `handle()` (see `end()`'s `unread`). */
+  private consumers = 0;
+  /** `end()` asked to discard what no consumer will read (`unread: 'discard'`, the default). */
+  private discardUnread = false;
   private peerClosed = false;
   /** `end()` (client) or the end of the stream (server) waits for the overflow to reach the engine. */
   private endWhenFlushed = false;
@@ -228,17 +232,22 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
   /** Messages in order; each message taken returns its credit to the peer. Ends when the peer ends the stream cleanly; throws the close error otherwise. */
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for (;;) {
-      const message = this.read();
-      if (message !== undefined) {
-        yield message;
-        continue;
+    this.consumers++;
+    try {
+      for (;;) {
+        const message = this.read();
+        if (message !== undefined) {
+          yield message;
+          continue;
+        }
+        if (this.streamEnded()) {
+          this.endOfStream();
+          return;
+        }
+        await new Promise<void>((resolve) => this.readers.push(resolve));
       }
-      if (this.streamEnded()) {
-        this.endOfStream();
-        return;
-      }
-      await new Promise<void>((resolve) => this.readers.push(resolve));
+    } finally {
+      this.consumerStopped();
     }
   }
 
@@ -262,6 +271,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   async handle(handler: (message: Uint8Array) => unknown, options: HandleOptions = {}): Promise<void> {
     if (this.handling) throw new UsageError('INTERNAL_ERROR', 'handle() is already running');
     this.handling = true;
+    this.consumers++;
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
     const queue = new PQueue({ concurrency });
     const onError =
@@ -296,7 +306,25 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       this.endOfStream();
     } finally {
       this.handling = false;
+      this.consumerStopped();
     }
+  }
+
+  /** A `for await` loop or `handle()` ended (or broke off): after `end()`, nobody may read the rest. */
+  private consumerStopped(): void {
+    this.consumers--;
+    this.discardIfUnread();
+  }
+
+  /**
+   * After `end()` with `unread: 'discard'`, when no consumer is running (no `for await` loop, no
+   * `handle()`, no `readable` listener), drop what is unread so that the termination completes.
+   */
+  private discardIfUnread(): void {
+    if (!this.discardUnread || this.consumers > 0 || this.listenerCount('readable') > 0) return;
+    if (this.engine.state === 'closed') return;
+    this.engine.discardUnread(now());
+    this.service();
   }
 
   /** The consumer saw the end of the stream: a server finishes; an unclean close throws. */
@@ -329,13 +357,38 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * then the server finishes and the connection closes cleanly. Server: GOAWAY with a grace
    * period (default `defaultGrace`); the client is expected to end, else it is force-closed at the
    * deadline. Resolves like `closed`.
+   *
+   * Unread messages (a client, or a server after `peer-closed`): with `unread: 'discard'` (the
+   * default), `end()` does not wait for messages nobody reads. When no consumer is running — no
+   * `for await` loop (one that ended or was left with `break` does not count), no `handle()`, no
+   * `readable` listener — at the next turn of the event loop after `end()`, or when the last one
+   * stops later, every message not yet read is dropped, now and as it arrives; its credit returns
+   * to the peer so that the peer can finish. The close then completes within a round trip or so
+   * instead of waiting `closeTimeout`, and reports exactly: `CloseInfo.unread` counts the messages
+   * dropped, which the peer reports as not processed (`delivery.notProcessed`; it sees a client's
+   * drop as a `CANCELLED` close, SPEC.md §9.1). A consumer that keeps reading after `end()` (the
+   * half-close pattern: `end()`, then read the replies until the loop ends) loses nothing. With
+   * `unread: 'wait'`, `end()` waits for the application to read everything, bounded by
+   * `closeTimeout` (then it rejects with `CLOSE_TIMEOUT`).
    */
   end(
-    options: { grace?: number; reason?: number; message?: string; retryAfter?: number } = {},
+    options: {
+      grace?: number;
+      reason?: number;
+      message?: string;
+      retryAfter?: number;
+      unread?: 'discard' | 'wait';
+    } = {},
   ): Promise<CloseInfo> {
     const t = now();
-    if (this.role === 'client' || this.peerClosed) this.endWhenFlushed = true;
-    else
+    if (this.role === 'client' || this.peerClosed) {
+      this.endWhenFlushed = true;
+      if (options.unread !== 'wait' && !this.discardUnread) {
+        this.discardUnread = true;
+        // A consumer started right after end() (the half-close pattern) still counts.
+        setImmediate(() => this.discardIfUnread());
+      }
+    } else
       this.engine.goAway(t, {
         graceMs: options.grace ?? this.defaultGrace,
         reason: options.reason,

@@ -457,6 +457,10 @@ export class Engine implements FrameSink {
   private receivedCount = 0;
   /** Messages handed to the application (take/read). */
   private deliveredCount = 0;
+  /** `discardUnread()` was called: messages not taken are dropped as they arrive. */
+  private discarding = false;
+  /** Messages received complete and dropped unread by `discardUnread()`. */
+  private discardedCount = 0;
   /** Contiguous prefix of released messages. */
   private consumedCount = 0;
   private readonly taken = new Ring<TakenMessage>();
@@ -558,6 +562,7 @@ export class Engine implements FrameSink {
     try {
       this.decoder.push(bytes, this);
       this.settleMessages();
+      if (this.discarding && this.inbox.length > 0) this.dropInbox();
       if (this.chunkViews > 0 && this.chunkDataBytes * 4 < bytes.length * 3) {
         this.unpinChunk(bytes.buffer, inboxBefore);
       }
@@ -873,6 +878,37 @@ export class Engine implements FrameSink {
     }
     if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
     else this.maybeGrantCredit(now);
+    if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
+    this.checkTermination();
+  }
+
+  /**
+   * The application will read no more: drop every message not yet taken, now and as they arrive
+   * (SPEC.md §9.1, "Unread messages"). Their credit returns to the peer, so that it can finish, but
+   * they are not counted consumed nor delivered: the peer learns exactly which messages were
+   * discarded (a server from the client's ERROR `CANCELLED` sent after CLOSE_ACK instead of its
+   * final CREDIT, a client from CLOSE_ACK's `delivered_messages`), and `CloseInfo.unread` counts
+   * them. Messages taken and not yet released are still awaited. Idempotent.
+   */
+  discardUnread(now: number): void {
+    this.now = now;
+    if (this.currentState === 'closed' || this.discarding) return;
+    this.discarding = true;
+    this.dropInbox();
+  }
+
+  /** Drop the inbox (see `discardUnread`): credit released, nothing counted consumed. */
+  private dropInbox(): void {
+    let count = 0;
+    for (let payload = this.inbox.shift(); payload !== undefined; payload = this.inbox.shift()) {
+      this.releasedCredit += this.inbox.shiftedCost;
+      count++;
+    }
+    if (count === 0) return;
+    this.inboxWasEmpty = true;
+    this.discardedCount += count;
+    if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(this.now);
+    else this.maybeGrantCredit(this.now);
     if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
     this.checkTermination();
   }
@@ -1218,6 +1254,22 @@ export class Engine implements FrameSink {
 
   /** The frame that ends this side's transmissions in the termination handshake. */
   private finalFrame(): Uint8Array {
+    if (this.settings.role === 'client' && this.discardedCount > 0) {
+      // Messages were dropped unread: instead of the final CREDIT (whose count would read as a
+      // client that died before finishing), ERROR CANCELLED tells the server exactly which of its
+      // messages were delivered; ours are all accounted by CLOSE_ACK (SPEC.md §9.1).
+      const frame = encodeControlFrame({
+        type: FrameType.ERROR,
+        error: {
+          code: WireErrorCode.CANCELLED,
+          message: `the client discarded ${this.discardedCount} unread messages`,
+          consumedMessages: this.consumedCount,
+          deliveredMessages: this.deliveredCount,
+        },
+      });
+      this.finishClean('local');
+      return frame;
+    }
     if (this.settings.role === 'client') {
       const credit = new Uint8Array(CREDIT_FRAME_SIZE);
       writeCreditFrame(credit, 0, this.grantedLimit, this.consumedCount);
@@ -2056,6 +2108,7 @@ export class Engine implements FrameSink {
       clean: true,
       initiator: this.terminationInitiator ?? initiator,
       delivery: this.deliveryReport(),
+      unread: this.discardedCount + this.inbox.length,
     };
     this.enterClosed();
   }
@@ -2075,7 +2128,13 @@ export class Engine implements FrameSink {
         }),
       );
     }
-    this.closeInfo = { clean: false, initiator, error, delivery: this.deliveryReport() };
+    this.closeInfo = {
+      clean: false,
+      initiator,
+      error,
+      delivery: this.deliveryReport(),
+      unread: this.discardedCount + this.inbox.length,
+    };
     this.enterClosed();
   }
 

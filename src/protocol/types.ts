@@ -118,6 +118,12 @@ export interface CloseInfo {
   error?: HeartwireError;
   /** Delivery accounting of this side's messages. */
   delivery: DeliveryReport;
+  /**
+   * Messages received from the peer complete that the application never took: discarded at the
+   * close, never counted consumed (the peer reports them not processed after a clean close, or
+   * unknown). 0 when the application read everything.
+   */
+  unread: number;
 }
 
 /** GOAWAY as received by a client. */
