@@ -514,6 +514,7 @@ export class Engine implements FrameSink {
     this.decoder = new FrameDecoder({ expectPreamble: true, maxDataPayload: this.settings.maxFramePayload });
     this.decoder.wholeMessageMax = this.settings.maxMessageBytes;
     this.decoder.dataCredit = this.grantedLimit;
+    this.decoder.dataAllowed = false;
   }
 
   // ------------------------------------------------------------------ inputs
@@ -1585,16 +1586,17 @@ export class Engine implements FrameSink {
     }
   }
 
+  /** Checks HELLO in the order of SPEC.md §6 ("Validation"), versions first, and answers it. */
   private onHello(hello: Hello): void {
     const s = this.settings;
-    checkRange('idle_timeout_ms', hello.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    checkRange('max_frame_payload', hello.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
-    checkRange('initial_credit', hello.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
-    checkRange('max_message_size', hello.maxMessageSize, 1, MAX_COUNTER);
     const common = hello.versions.filter((v) => s.versions.includes(v));
     if (common.length === 0) {
       throw new ProtocolError('UNSUPPORTED_VERSION', `no common version in [${hello.versions.join(', ')}]`);
     }
+    checkRange('idle_timeout_ms', hello.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    checkRange('initial_credit', hello.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
+    checkRange('max_frame_payload', hello.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
+    checkRange('max_message_size', hello.maxMessageSize, 1, MAX_COUNTER);
     const applicationProtocol =
       hello.applicationProtocols.find((p) => s.applicationProtocols.includes(p)) ?? '';
     if (applicationProtocol === '' && s.requireApplicationProtocol) {
@@ -1621,18 +1623,9 @@ export class Engine implements FrameSink {
     this.open(welcome.version, welcome.extensions, applicationProtocol, s.idleTimeoutMs, clientIdle, hello);
   }
 
+  /** Checks WELCOME in the order of SPEC.md §6 ("Validation"), version first. */
   private onWelcome(welcome: Welcome): void {
     const s = this.settings;
-    checkRange('idle_timeout_ms', welcome.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    checkRange(
-      'client_idle_timeout_ms',
-      welcome.clientIdleTimeoutMs,
-      MIN_IDLE_TIMEOUT_MS,
-      MAX_IDLE_TIMEOUT_MS,
-    );
-    checkRange('max_frame_payload', welcome.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
-    checkRange('initial_credit', welcome.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
-    checkRange('max_message_size', welcome.maxMessageSize, 1, MAX_COUNTER);
     if (!s.versions.includes(welcome.version)) {
       throw new ProtocolError(
         'UNSUPPORTED_VERSION',
@@ -1642,8 +1635,21 @@ export class Engine implements FrameSink {
     if (welcome.extensions.some((e) => !s.extensions.includes(e))) {
       throw new ProtocolError('PROTOCOL_ERROR', 'server accepted an extension that was not offered');
     }
+    checkRange('idle_timeout_ms', welcome.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    checkRange('initial_credit', welcome.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
+    checkRange('max_frame_payload', welcome.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
+    checkRange('max_message_size', welcome.maxMessageSize, 1, MAX_COUNTER);
+    checkRange(
+      'client_idle_timeout_ms',
+      welcome.clientIdleTimeoutMs,
+      MIN_IDLE_TIMEOUT_MS,
+      MAX_IDLE_TIMEOUT_MS,
+    );
     if (welcome.applicationProtocol !== '' && !s.applicationProtocols.includes(welcome.applicationProtocol)) {
       throw new ProtocolError('PROTOCOL_ERROR', 'server chose an application protocol that was not offered');
+    }
+    if (welcome.applicationProtocol === '' && s.requireApplicationProtocol) {
+      throw new ProtocolError('NO_APPLICATION_PROTOCOL', 'the server chose no application protocol');
     }
     this.open(
       welcome.version,
@@ -2100,6 +2106,7 @@ export class Engine implements FrameSink {
       (this.settings.role === 'server'
         ? to === 'open' || to === 'going-away'
         : to !== 'close-acked' && to !== 'fin-sent' && to !== 'closed');
+    this.decoder.dataAllowed = this.dataAllowed;
     this.updateSendOpen();
     if (to === 'close-ack-sent' || to === 'fin-sent' || to === 'closed')
       this.nextHeartbeatAt = Number.POSITIVE_INFINITY;
