@@ -318,7 +318,7 @@ function resolveSettings(options: EngineOptions): Settings {
     MIN_FRAME_PAYLOAD,
   );
   if (maxFramePayload > MAX_FRAME_PAYLOAD) throw new RangeError('heartwire: maxFramePayloadBytes too large');
-  // A message must fit the largest window with its frame headers (SPEC.md §7 rule 6). Frames other
+  // A message must fit the largest window with its frame headers (SPEC.md §7 rule 7). Frames other
   // than the last carry ≥ MIN_FRAGMENT bytes, so a message of M bytes costs at most
   // M × (1 + 6 / MIN_FRAGMENT) + 2 headers + the per-message overhead.
   const fitting = Math.max(
@@ -1449,7 +1449,7 @@ export class Engine implements FrameSink {
   /**
    * The chunk just decoded was mostly not DATA (control frames): copy the messages and pieces
    * that are views of it, so that a peer cannot make a few small messages pin large chunks of
-   * other bytes. Chunks kept by views are then at least 3/4 DATA (SPEC.md §7).
+   * other bytes. Chunks kept by views are then at least 3/4 DATA (docs/IMPLEMENTATION.md, "Memory").
    */
   private unpinChunk(buffer: ArrayBufferLike, inboxBefore: number): void {
     this.inbox.copyViewsOf(buffer, inboxBefore);
@@ -1484,7 +1484,7 @@ export class Engine implements FrameSink {
    * Keep a piece of an incomplete message. Large pieces are kept as views of the chunk (the one
    * copy is made when the message completes); small pieces are packed into blocks, so a peer
    * that splits a message into tiny frames or tiny segments cannot make per-piece overhead
-   * exceed the credit it spent (SPEC.md §7, "What the bound means in memory").
+   * exceed the credit it spent (docs/IMPLEMENTATION.md, "Memory").
    */
   private appendPartial(source: Uint8Array, start: number, stop: number): void {
     const length = stop - start;
@@ -1868,7 +1868,7 @@ export class Engine implements FrameSink {
   }
 
   /**
-   * Receive window auto-tuning (SPEC.md §7, "Window tuning"), at most once per
+   * Receive window auto-tuning (docs/IMPLEMENTATION.md, "Window tuning"), at most once per
    * `RATE_INTERVAL_MS`: from the consumption rate `r` over the interval and the horizon
    * `h = min RTT + QUEUE_TARGET_MS`, the window wanted is `2·r·h` (and room for two recent large
    * messages). While the window limits the sender, `r ≈ W / RTT`, so the window grows whenever
@@ -1957,7 +1957,7 @@ export class Engine implements FrameSink {
    * Payload size of the next DATA frame of a message with `remaining` bytes left, or −1 when it
    * must wait. The frame finishes the message (END) when credit allows; otherwise it carries at
    * least `min(remaining, MIN_FRAGMENT)` bytes, so a message is never cut into tiny frames whose
-   * headers would outgrow the receiver's window (SPEC.md §7 rule 6).
+   * headers would outgrow the receiver's window (SPEC.md §5.1, §7 rule 7).
    */
   private nextFrameSize(remaining: number, credit: number): number {
     if (remaining <= this.peerMaxFramePayload && dataFrameCost(remaining, true) <= credit) return remaining;
