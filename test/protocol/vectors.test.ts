@@ -44,6 +44,7 @@ const REQUIRED_VALID = [
   'undefined-flag-bits',
   'unknown-protobuf-fields',
   'protobuf-fields-reordered',
+  'protobuf-wire-type-mismatch',
   'hello-unpacked',
 ];
 /** Valid vectors that are not the canonical encoding of their frames (`"canonical": false`). */
@@ -51,6 +52,7 @@ const REQUIRED_NON_CANONICAL = [
   'undefined-flag-bits',
   'unknown-protobuf-fields',
   'protobuf-fields-reordered',
+  'protobuf-wire-type-mismatch',
   'hello-unpacked',
 ];
 const REQUIRED_INVALID = [
@@ -66,6 +68,7 @@ const REQUIRED_INVALID = [
   'control-too-large',
   'credit-counter-overflow',
   'malformed-protobuf',
+  'protobuf-field-zero',
   'protobuf-u64-overflow',
   'invalid-utf8',
 ];
