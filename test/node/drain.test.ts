@@ -12,6 +12,7 @@ import { decodeAll, encodeControlFrame } from '../../src/protocol/codec.js';
 import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
 import { Engine } from '../../src/protocol/engine.js';
 import { Connection } from '../../src/node/connection.js';
+import { createServer } from '../../src/node/server.js';
 import { concatBytes as concat } from '../../src/testing/arbitraries.js';
 
 /** The parts of a `net.Socket` a `Connection` uses, recording what it is asked to do. */
@@ -35,7 +36,8 @@ class StandInSocket extends EventEmitter {
     callback?.();
     return true;
   }
-  end(): this {
+  end(chunk?: Uint8Array): this {
+    if (chunk !== undefined) this.write(chunk);
     this.ended = true;
     return this;
   }
@@ -94,5 +96,19 @@ describe('Connection: closing the transport after ERROR (SPEC.md §11)', () => {
       (e: unknown) => e,
     );
     expect(error).to.have.property('code', 'UNSUPPORTED_VERSION');
+  });
+
+  it('a refused connection is answered with ERROR REFUSED, half-closed and drained at most 1 MiB', () => {
+    const server = createServer({ maxConnections: 0 });
+    const socket = new StandInSocket();
+    // What the listener does with each accepted socket.
+    (server as unknown as { accept(socket: Socket): void }).accept(socket as unknown as Socket);
+    const frames = decodeAll(concat(socket.written), { expectPreamble: true, maxDataPayload: 65536 });
+    expect(frames.map((f) => f.type === FrameType.ERROR && f.error.code)).to.deep.equal([15]); // REFUSED
+    expect(socket.ended).to.equal(true);
+    for (let i = 0; i < 8; i++) socket.receive(new Uint8Array(128 * 1024)); // 1 MiB, read and dropped
+    expect(socket.destroyed, 'within the drain bound').to.equal(false);
+    socket.receive(new Uint8Array(1));
+    expect(socket.destroyed, 'past the drain bound').to.equal(true);
   });
 });
