@@ -16,6 +16,17 @@ const now = (): number => performance.now();
 
 let nextConnectionId = 1;
 
+/**
+ * After its last frame (an ERROR, or the end of a clean close) a connection half-closes the socket
+ * and reads and discards what still arrives for at most this long and this many bytes before it
+ * destroys the socket (SPEC.md §11): destroying a socket with unread input resets the connection,
+ * and the reset can make the peer's kernel drop our ERROR before the peer has read it.
+ */
+const DRAIN_MAX_MS = 1000;
+const DRAIN_MAX_BYTES = 1024 * 1024;
+/** After a clean close the peer owes only its FIN: wait longer for it, with the same byte bound. */
+const CLEAN_LINGER_MS = 5000;
+
 /** Statistics of a connection: the engine's counters plus the socket's. */
 export interface ConnectionStats extends EngineStats {
   id: number;
@@ -150,6 +161,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
+      if (this.closeInfo !== undefined) {
+        this.discard(chunk.length);
+        return;
+      }
       // A plain Uint8Array view: the decoder's subarray() calls then avoid Buffer's slower species path.
       this.engine.receive(now(), new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       this.service();
@@ -600,6 +615,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     sharedWheel().schedule(timer, deadline, this.engine.timerSlack);
   }
 
+  /** Bytes read and discarded after the close, while draining (SPEC.md §11). */
+  private drained = 0;
+
+  private discard(bytes: number): void {
+    this.drained += bytes;
+    if (this.drained > DRAIN_MAX_BYTES && !this.socket.destroyed) this.socket.destroy();
+  }
+
   private onClosed(info: CloseInfo): void {
     if (this.closeInfo !== undefined) return;
     this.closeInfo = info;
@@ -609,9 +632,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     if (!this.socket.destroyed) {
       for (const chunk of last) this.socket.write(chunk);
       if (info.clean || info.initiator !== 'transport' || info.error?.code === 'HEARTBEAT_TIMEOUT') {
+        // Half-close after our last frame, then drain (see DRAIN_MAX_MS): give the peer a moment
+        // to read that frame, but never wait on a dead path or read without bound.
         this.socket.end();
-        // Give the peer a moment to read our last frame, but never wait on a dead path.
-        const linger = setTimeout(() => this.socket.destroy(), info.clean ? 5000 : 1000);
+        const linger = setTimeout(() => this.socket.destroy(), info.clean ? CLEAN_LINGER_MS : DRAIN_MAX_MS);
         linger.unref();
         this.socket.once('close', () => clearTimeout(linger));
       } else {

@@ -160,6 +160,13 @@ export class Server extends EventEmitter<ServerEvents> {
       },
     });
     socket.end(Buffer.concat([PREAMBLE, error]));
+    // Half-closed after the ERROR; read and discard what the client sends (at most 1 MiB, 1 s)
+    // so that closing does not reset the connection before the client reads the ERROR (SPEC §11).
+    let drained = 0;
+    socket.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > 1024 * 1024) socket.destroy();
+    });
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
