@@ -347,7 +347,7 @@ export const handshakeCases: ConformanceCase[] = [
       });
       if (outcome.status !== 'pass') return outcome;
       const at = peer.received.find((r) => r.frame.type === FrameType.ERROR)?.at ?? 0;
-      const slack = toleranceMs + handshakeTimeoutMs * 0.05;
+      const slack = 2 * toleranceMs + handshakeTimeoutMs * 0.1;
       if (Math.abs(at - handshakeTimeoutMs) > slack) {
         return fail(expected, `ERROR HANDSHAKE_TIMEOUT after ${Math.round(at)} ms`);
       }
