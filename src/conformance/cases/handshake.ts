@@ -301,6 +301,29 @@ export const handshakeCases: ConformanceCase[] = [
     },
   },
   {
+    id: '5.4/long-string-accepted',
+    section: '§5.4',
+    title: 'a HELLO string field longer than 256 bytes (a sender would truncate it) is accepted',
+    async run(context) {
+      const hello = defaultHello({ idleTimeoutMs: context.options.idleTimeoutMs });
+      const peer = await context.connect();
+      const long = utf8.encode(`conformance/${'x'.repeat(300)}`);
+      const body = Uint8Array.from([
+        ...pbVarint(1, 1),
+        ...pbVarint(3, hello.idleTimeoutMs),
+        ...pbVarint(4, hello.initialCredit),
+        ...pbVarint(5, hello.maxFramePayload),
+        ...pbVarint(6, hello.maxMessageSize),
+        ...pbBytes(7, long),
+      ]);
+      hello.applicationProtocols = [new TextDecoder().decode(long)];
+      peer.hello = hello;
+      peer.grantedLimit = peer.window = hello.initialCredit;
+      peer.send(concat(PREAMBLE, rawFrame(FrameType.HELLO, 0, body)));
+      return welcomeThenAlive(context, peer, 'WELCOME despite a 312-byte application protocol name');
+    },
+  },
+  {
     id: '12/non-canonical-hello',
     section: '§12',
     title: 'a HELLO in a non-canonical protobuf encoding (reversed fields, unpacked versions) is accepted',
