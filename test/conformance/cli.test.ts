@@ -3,6 +3,7 @@
  * process: exit 0, JSON and JUnit reports; exit 1 against a server that is not heartwire.
  */
 import { expect } from 'chai';
+import { report as figure } from '../figures.js';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -92,8 +93,8 @@ describe('heartwire conformance (command)', function () {
     ]);
     const xml = readFileSync(junit, 'utf8');
     expect(xml).to.contain(`tests="${report.results.length}" failures="0" skipped="3"`);
-    console.log(
-      `      [figures] against heartwire serve: ${report.counts.pass} pass, ${report.counts.info} info in ${(report.durationMs / 1000).toFixed(1)} s`,
+    figure(
+      `against heartwire serve: ${report.counts.pass} pass, ${report.counts.info} info in ${(report.durationMs / 1000).toFixed(1)} s`,
     );
   });
 

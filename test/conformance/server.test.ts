@@ -4,6 +4,7 @@
  * with the right SPEC section.
  */
 import { expect } from 'chai';
+import { report } from '../figures.js';
 import { createServer } from '../../src/node/server.js';
 import type { Server } from '../../src/node/server.js';
 import type { Connection } from '../../src/node/connection.js';
@@ -96,8 +97,8 @@ describe('heartwire conformance server', function () {
     const run = await runServerConformance(options(await echoServer()));
     const bySection = new Map<string, number>();
     for (const r of run.results) bySection.set(r.section, (bySection.get(r.section) ?? 0) + 1);
-    console.log(
-      `      [figures] ${run.results.length} cases in ${(run.durationMs / 1000).toFixed(1)} s: ${run.counts.pass} pass, ${run.counts.fail} fail, ${run.counts.info} info; per section ${[...bySection].map(([s, n]) => `${s} ${n}`).join(', ')}`,
+    report(
+      `${run.results.length} cases in ${(run.durationMs / 1000).toFixed(1)} s: ${run.counts.pass} pass, ${run.counts.fail} fail, ${run.counts.info} info; per section ${[...bySection].map(([s, n]) => `${s} ${n}`).join(', ')}`,
     );
     expect(failures(run), explain(run)).to.deep.equal([]);
     // Only the GOAWAY cases cannot run without --goaway-within.
