@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
 import { Engine } from '../protocol/engine.js';
-import { HeartwireError, UsageError } from '../protocol/errors.js';
+import { HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
 import { WheelTimer, sharedWheel } from './timer-wheel.js';
@@ -266,12 +266,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     const queue = new PQueue({ concurrency });
     const onError =
       options.onError ??
-      ((error: unknown) =>
-        this.abort(
-          error instanceof HeartwireError
-            ? error
-            : new UsageError('CANCELLED', `handler failed: ${String(error)}`),
-        ));
+      ((error: unknown) => {
+        if (!this.ownsCloseError(error)) this.abort(new HandlerError('a handle() handler failed', error));
+      });
     let running = 0;
     try {
       for (;;) {
@@ -350,10 +347,32 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     return this.closed;
   }
 
+  /**
+   * @internal `Server.close()`: force-close this server connection `grace` ms from now, whatever
+   * its state (SPEC.md §9.2): sends GOAWAY if the client has not closed yet; otherwise only the
+   * deadline applies to the termination under way. An earlier deadline is never postponed.
+   */
+  shutdown(grace: number, message: string): void {
+    if (this.role !== 'server') return;
+    this.engine.goAway(now(), { graceMs: grace, reason: 1, message });
+    this.service();
+  }
+
   /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. */
   abort(error?: HeartwireError): void {
     this.engine.abort(now(), error);
     this.service();
+  }
+
+  /**
+   * @internal True when `error` is this connection's own close error (the one `closed` rejects
+   * with), or says that this closed connection no longer accepts messages: an application that
+   * stops on such an error has nothing more to report.
+   */
+  ownsCloseError(error: unknown): boolean {
+    if (this.closeInfo === undefined && this.engine.state !== 'closed') return false;
+    if (error === this.closeInfo?.error) return true;
+    return error instanceof HeartwireError && error.code === 'CONNECTION_CLOSED';
   }
 
   // ------------------------------------------------------------------ inspection
@@ -561,5 +580,16 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.wakeReaders();
     publish('close', { connection: this, info });
     this.emit('close', info);
+  }
+
+  // ------------------------------------------------------------------ explicit resource management
+
+  /**
+   * `await using conn = await connect(…)`: leaving the scope ends the connection gracefully
+   * (`end()`, awaited: resolves within `closeTimeout`, or the grace for a server connection).
+   * It never throws: an unclean close is reported by `closed` and the `close` event, as always.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.end().catch(() => {});
   }
 }
