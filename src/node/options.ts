@@ -45,13 +45,18 @@ export interface ConnectionOptions {
   signal?: AbortSignal;
 }
 
+/** Where a server listens: TCP `{ host, port }` or a Unix domain socket `{ path }`. */
+export type Endpoint = { host: string; port: number } | { path: string };
+
 /** Options of `connect()`. */
 export interface ConnectOptions extends ConnectionOptions {
   /** Host to connect to (with `port`), unless `endpoints` is given. */
   host?: string;
   port?: number;
-  /** Several endpoints tried in staggered parallel; the first handshake wins. */
-  endpoints?: readonly { host: string; port: number }[];
+  /** Unix domain socket to connect to (instead of `host`/`port`), unless `endpoints` is given. */
+  path?: string;
+  /** Several endpoints (TCP or Unix) tried in staggered parallel; the first handshake wins. */
+  endpoints?: readonly Endpoint[];
   /** Delay before starting the next endpoint while earlier ones are pending. Default 250. */
   attemptStagger?: number;
   /** Bound on each TCP (and TLS) connect attempt. Default 10 000. */
@@ -208,13 +213,19 @@ const connectChecks: Record<string, Check> = {
   ...connectionChecks,
   host,
   port,
+  path: host,
   endpoints: (name, value) => {
     if (!Array.isArray(value) || value.length === 0)
       throw typeError(name, 'a non-empty array of { host, port }', value);
     value.forEach((endpoint: unknown, i) => {
       object(`${name}[${i}]`, endpoint);
-      host(`${name}[${i}].host`, (endpoint as { host: unknown }).host);
-      port(`${name}[${i}].port`, (endpoint as { port: unknown }).port);
+      const e = endpoint as { host?: unknown; port?: unknown; path?: unknown };
+      if (e.path !== undefined && e.port === undefined) {
+        host(`${name}[${i}].path`, e.path);
+        return;
+      }
+      host(`${name}[${i}].host`, e.host);
+      port(`${name}[${i}].port`, e.port);
     });
   },
   attemptStagger: number(0, MAX_TIMEOUT_MS),
@@ -279,8 +290,8 @@ function validate(
 export function validateConnectOptions(options: unknown): asserts options is ConnectOptions {
   validate(options, connectChecks, 'client');
   const o = options as ConnectOptions | undefined;
-  if (o?.port === undefined && o?.endpoints === undefined)
-    throw typeError('port', 'of type number (or "endpoints" given)', undefined);
+  if (o?.port === undefined && o?.path === undefined && o?.endpoints === undefined)
+    throw typeError('port', 'of type number (or "path" or "endpoints" given)', undefined);
 }
 
 /** Validate `createServer()` options synchronously (see {@link validateConnectOptions}). */

@@ -15,14 +15,18 @@ import { applyKeepAlive } from './socket-options.js';
 import { InvalidOptionTypeError, engineOptions, validateServerOptions } from './options.js';
 import type { ServerOptions } from './options.js';
 
-/** Events of a {@link Server}. */
+/** Events of a {@link Server}, with their arguments. */
 export interface ServerEvents {
-  /** A client completed the handshake. */
+  /**
+   * A client completed the handshake; its {@link Connection} is open. A connection that fails
+   * before this (handshake timeout, a peer that does not speak heartwire) is never reported.
+   */
   connection: [Connection];
   /**
-   * A connection was refused because `maxConnections` was reached: a new socket when every slot
-   * holds a handshaken connection, or else the oldest connection still in the handshake, evicted
-   * to make room for the new socket.
+   * A connection was refused because `maxConnections` was reached (or the server is closing):
+   * the client got ERROR `REFUSED`. When full, a new socket is refused only if every slot holds a
+   * handshaken connection; otherwise the oldest connection still in the handshake is evicted to
+   * make room for it (and reported here). For monitoring; nothing to do.
    */
   refused: [{ remoteAddress: string | undefined }];
   /**
@@ -33,9 +37,9 @@ export interface ServerEvents {
    * the process never crashes.
    */
   'handler-error': [HandlerError, Connection | undefined];
-  /** The listening socket failed. */
+  /** The listening socket failed (e.g. `EADDRINUSE` after `listen()` resolved). Errors of single connections never come here: they close that connection. */
   error: [Error];
-  /** The server stopped listening and every connection closed. */
+  /** After `close()`: the server stopped listening and every connection closed. */
   close: [];
 }
 
@@ -95,11 +99,21 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   /**
-   * Start listening; resolves to the bound address. A failure (e.g. `EADDRINUSE`) rejects the
-   * returned promise and nothing else: no `'error'` event, so `try { await server.listen(port) }`
-   * catches it.
+   * Start listening on TCP `port` (default 0: any free port) and `host` (default 127.0.0.1);
+   * resolves to the bound address. A failure (e.g. `EADDRINUSE`) rejects the returned promise
+   * and nothing else: no `'error'` event, so `try { await server.listen(port) }` catches it.
    */
-  listen(port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
+  listen(port?: number, host?: string): Promise<AddressInfo>;
+  /**
+   * Start listening on a Unix domain socket (`path`; the file must not exist, and is removed by
+   * `close()`), with the same guarantees as TCP (keepalive and `TCP_NODELAY` are TCP-only and
+   * skipped). Resolves to `{ path }`.
+   */
+  listen(options: { path: string }): Promise<{ path: string }>;
+  listen(
+    portOrOptions: number | { path: string } = 0,
+    host = '127.0.0.1',
+  ): Promise<AddressInfo | { path: string }> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => {
         this.listenPending = false;
@@ -107,12 +121,15 @@ export class Server extends EventEmitter<ServerEvents> {
       };
       this.listenPending = true;
       this.listener.once('error', onError);
+      const listening = (): void => {
+        this.listenPending = false;
+        this.listener.off('error', onError);
+        const address = this.listener.address();
+        resolve(typeof address === 'string' ? { path: address } : (address as AddressInfo));
+      };
       try {
-        this.listener.listen(port, host, () => {
-          this.listenPending = false;
-          this.listener.off('error', onError);
-          resolve(this.listener.address() as AddressInfo);
-        });
+        if (typeof portOrOptions === 'object') this.listener.listen(portOrOptions.path, listening);
+        else this.listener.listen(portOrOptions, host, listening);
       } catch (error) {
         this.listener.off('error', onError);
         onError(error as Error);
@@ -120,9 +137,10 @@ export class Server extends EventEmitter<ServerEvents> {
     });
   }
 
-  /** The bound address, once listening. */
+  /** The bound TCP address, once listening (undefined on a Unix socket: see `listen()`). */
   address(): AddressInfo | undefined {
-    return (this.listener.address() as AddressInfo | null) ?? undefined;
+    const address = this.listener.address();
+    return address === null || typeof address === 'string' ? undefined : address;
   }
 
   private accept(socket: Socket): void {
@@ -210,18 +228,28 @@ export class Server extends EventEmitter<ServerEvents> {
       },
     });
     socket.end(Buffer.concat([PREAMBLE, error]));
-    // Read (and drop) what the client sends, so that its FIN closes the socket; destroy it after
-    // 1 s in any case. The timer is not unref'd: `server.close()` waits for this socket, and an
-    // unref'd timer as the last handle would let the process exit with the close unsettled.
-    socket.resume();
+    // Half-closed after the ERROR; read and discard what the client sends (at most 1 MiB, 1 s)
+    // so that closing does not reset the connection before the client reads the ERROR (SPEC §11).
+    let drained = 0;
+    socket.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > 1024 * 1024) socket.destroy();
+    });
+    // Destroyed after 1 s in any case. The timer is not unref'd: `server.close()` waits for this
+    // socket, and an unref'd timer as the last handle would let the process exit with the close
+    // unsettled (exit code 13).
     const timer = setTimeout(() => socket.destroy(), 1000);
     socket.once('close', () => clearTimeout(timer));
   }
 
   /**
    * Stop accepting, send GOAWAY (with `grace`, default 5 000 ms) to every connection, let clients
-   * finish and close, and force-close those still open when the grace expires. Resolves when the
-   * listener and every connection are closed. Idempotent.
+   * finish and close, and force-close those still open when the grace expires: the grace is a
+   * hard deadline, also for connections whose client already sent CLOSE but has not finished
+   * (unread messages, credit or its final FIN withheld). A connection force-closed gets ERROR
+   * `GOAWAY_GRACE_EXPIRED` (or, after CLOSE_ACK, only the end of the stream) and its socket is
+   * destroyed at most 1 000 ms later (a linger that lets the client read the ERROR). Resolves when the listener and every
+   * connection are closed: within `grace` + 1 000 ms (+ the timer slack, ≤ 64 ms). Idempotent.
    */
   close(options: { grace?: number; message?: string } = {}): Promise<void> {
     if (this.closing !== undefined) return this.closing;
@@ -232,10 +260,7 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     const all = [...this.connections].map((connection) => {
       if (connection.state === 'handshaking') connection.abort();
-      else
-        void connection
-          .end({ grace, reason: 1, message: options.message ?? 'server shutting down' })
-          .catch(() => {});
+      else connection.shutdown(grace, options.message ?? 'server shutting down');
       return connection.closed.then(
         () => undefined,
         () => undefined,
@@ -245,6 +270,14 @@ export class Server extends EventEmitter<ServerEvents> {
       this.emit('close');
     });
     return this.closing;
+  }
+
+  /**
+   * `await using server = createServer(…)`: leaving the scope closes the server (`close()` with
+   * the default grace, awaited). Never throws.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 }
 
