@@ -10,6 +10,8 @@ import { Engine } from '../protocol/engine.js';
 import { HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
+import { payloadBytes } from './payload.js';
+import type { Payload } from './payload.js';
 import { WheelTimer, sharedWheel } from './timer-wheel.js';
 
 const now = (): number => performance.now();
@@ -237,8 +239,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * for `drain` before writing more. A message is never dropped: false means "queued, slow down".
    * Throws `UsageError` (`CONNECTION_CLOSED`, `MESSAGE_TOO_LARGE`, `SEND_QUEUE_FULL` when the
    * caller ignored false and the overflow reached `maxSendQueue` again).
+   *
+   * `payload`: a `Uint8Array`/`Buffer`, any other `ArrayBufferView` or an `ArrayBuffer` (sent as
+   * its bytes, not copied: do not modify it until `send()` resolves), or a string (sent as UTF-8).
+   * Anything else throws a `TypeError` (`ERR_INVALID_ARG_TYPE`) synchronously.
    */
-  write(payload: Uint8Array): boolean {
+  write(message: Payload): boolean {
+    const payload = payloadBytes(message);
     if (this.overflow.length === 0 && this.engine.trySend(this.lastNow, payload)) {
       this.accepted++;
       this.scheduleFlush();
@@ -262,8 +269,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * Queue a message and resolve once it has been framed within the peer's credit and handed to
    * the socket (back-pressure: a stalled peer makes this wait). Rejects if the connection closes
    * first; then `closed`'s delivery report says whether it may have been processed.
+   *
+   * `payload` as for `write()`. A payload of another type is a programming error: `send()` throws
+   * the `TypeError` (`ERR_INVALID_ARG_TYPE`) synchronously rather than returning a rejection.
    */
-  send(payload: Uint8Array): Promise<void> {
+  send(message: Payload): Promise<void> {
+    const payload = payloadBytes(message);
     let promise: Promise<void>;
     try {
       this.write(payload);

@@ -528,3 +528,55 @@ describe('node API: silent sockets do not keep handshaking clients out (C10)', f
     );
   });
 });
+
+describe('node API: payloads are bytes, a string is UTF-8, anything else a TypeError (A5)', function () {
+  this.timeout(30_000);
+  const h = useHarness();
+
+  it('every ArrayBufferView, ArrayBuffer and string arrives as its bytes; other values throw synchronously', async () => {
+    const received: Uint8Array[] = [];
+    const { server, port } = await h().server({});
+    server.on('connection', (conn) => {
+      void (async () => {
+        for await (const message of conn) received.push(message.slice());
+      })().catch(() => {});
+    });
+    const client = await h().connect({ port });
+    const backing = new ArrayBuffer(16);
+    new Uint8Array(backing).set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    const cases: [string, unknown, number[]][] = [
+      ['a string (UTF-8)', 'héllo', [...new TextEncoder().encode('héllo')]],
+      ['a Uint16Array', Uint16Array.of(1, 0x0203), [1, 0, 3, 2]],
+      ['a DataView on part of a buffer', new DataView(backing, 4, 3), [4, 5, 6]],
+      ['an ArrayBuffer', backing.slice(0, 2), [0, 1]],
+      ['a Float32Array subarray', new Float32Array(backing).subarray(1, 2), [4, 5, 6, 7]],
+      ['a Buffer', Buffer.from([9, 8, 7]), [9, 8, 7]],
+      ['an empty string', '', []],
+    ];
+    for (const [, payload] of cases) await client.send(payload as never);
+    client.write('by write()' as never);
+    const bad: unknown[] = [42, {}, [1, 2, 3], null, undefined, true, Symbol('x'), () => 1];
+    let thrown = 0;
+    for (const value of bad) {
+      for (const call of [() => client.write(value as never), () => client.send(value as never)]) {
+        try {
+          const result = call();
+          if (result instanceof Promise) result.catch(() => {});
+          expect.fail(`${String(value)} was accepted`);
+        } catch (error) {
+          expect(error, String(value)).to.be.instanceOf(TypeError);
+          expect((error as { code?: string }).code).to.equal('ERR_INVALID_ARG_TYPE');
+          thrown++;
+        }
+      }
+    }
+    expect(thrown).to.equal(bad.length * 2);
+    expect(Number.isFinite(client.stats().sendCredit), 'sendCredit').to.equal(true);
+    await waitFor(() => received.length === cases.length + 1, 10_000, 'every message');
+    cases.forEach(([what, , bytes], i) => expect([...received[i]!], what).to.deep.equal(bytes));
+    expect(new TextDecoder().decode(received[cases.length])).to.equal('by write()');
+    const info = await within(client.end(), 10_000, 'a clean end');
+    expect(info.clean).to.equal(true);
+    expect(info.delivery.queued).to.equal(cases.length + 1);
+  });
+});
