@@ -183,6 +183,11 @@ try {
     }
     throw new Error('it loaded');
   });
+  check('the heartwire command runs from the package (npx heartwire --help)', () => {
+    const out = npm(['exec', '--no', '--', 'heartwire', '--help'], consumer);
+    if (!/usage: heartwire/.test(out)) throw new Error(`unexpected output: ${out.slice(0, 200)}`);
+    return undefined;
+  });
   check('every source map in the package resolves to a shipped source', () => {
     const root = path.join(modules, 'heartwire');
     let maps = 0;
