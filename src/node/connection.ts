@@ -16,6 +16,17 @@ const now = (): number => performance.now();
 
 let nextConnectionId = 1;
 
+/**
+ * After its last frame (an ERROR, or the end of a clean close) a connection half-closes the socket
+ * and reads and discards what still arrives for at most this long and this many bytes before it
+ * destroys the socket (SPEC.md §11): destroying a socket with unread input resets the connection,
+ * and the reset can make the peer's kernel drop our ERROR before the peer has read it.
+ */
+const DRAIN_MAX_MS = 1000;
+const DRAIN_MAX_BYTES = 1024 * 1024;
+/** After a clean close the peer owes only its FIN: wait longer for it, with the same byte bound. */
+const CLEAN_LINGER_MS = 5000;
+
 /** Statistics of a connection: the engine's counters plus the socket's. */
 export interface ConnectionStats extends EngineStats {
   id: number;
@@ -142,6 +153,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private drainWanted = false;
   private readers: (() => void)[] = [];
   private handling = false;
+  /** Consumers running: `for await` loops and `handle()` (see `end()`'s `unread`). */
+  private consumers = 0;
+  /** `end()` asked to discard what no consumer will read (`unread: 'discard'`, the default). */
+  private discardUnread = false;
   private peerClosed = false;
   /** `end()` (client) or the end of the stream (server) waits for the overflow to reach the engine. */
   private endWhenFlushed = false;
@@ -179,6 +194,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
+      if (this.closeInfo !== undefined) {
+        this.discard(chunk.length);
+        return;
+      }
       // A plain Uint8Array view: the decoder's subarray() calls then avoid Buffer's slower species path.
       this.engine.receive(now(), new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       this.service();
@@ -261,17 +280,22 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
   /** Messages in order; each message taken returns its credit to the peer. Ends when the peer ends the stream cleanly; throws the close error otherwise. */
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for (;;) {
-      const message = this.read();
-      if (message !== undefined) {
-        yield message;
-        continue;
+    this.consumers++;
+    try {
+      for (;;) {
+        const message = this.read();
+        if (message !== undefined) {
+          yield message;
+          continue;
+        }
+        if (this.streamEnded()) {
+          this.endOfStream();
+          return;
+        }
+        await new Promise<void>((resolve) => this.readers.push(resolve));
       }
-      if (this.streamEnded()) {
-        this.endOfStream();
-        return;
-      }
-      await new Promise<void>((resolve) => this.readers.push(resolve));
+    } finally {
+      this.consumerStopped();
     }
   }
 
@@ -295,6 +319,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   async handle(handler: (message: Uint8Array) => unknown, options: HandleOptions = {}): Promise<void> {
     if (this.handling) throw new UsageError('INTERNAL_ERROR', 'handle() is already running');
     this.handling = true;
+    this.consumers++;
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
     const queue = new PQueue({ concurrency });
     const onError =
@@ -329,7 +354,25 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       this.endOfStream();
     } finally {
       this.handling = false;
+      this.consumerStopped();
     }
+  }
+
+  /** A `for await` loop or `handle()` ended (or broke off): after `end()`, nobody may read the rest. */
+  private consumerStopped(): void {
+    this.consumers--;
+    this.discardIfUnread();
+  }
+
+  /**
+   * After `end()` with `unread: 'discard'`, when no consumer is running (no `for await` loop, no
+   * `handle()`, no `readable` listener), drop what is unread so that the termination completes.
+   */
+  private discardIfUnread(): void {
+    if (!this.discardUnread || this.consumers > 0 || this.listenerCount('readable') > 0) return;
+    if (this.engine.state === 'closed') return;
+    this.engine.discardUnread(now());
+    this.service();
   }
 
   /** The consumer saw the end of the stream: a server finishes; an unclean close throws. */
@@ -362,13 +405,38 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * then the server finishes and the connection closes cleanly. Server: GOAWAY with a grace
    * period (default `defaultGrace`); the client is expected to end, else it is force-closed at the
    * deadline. Resolves like `closed`.
+   *
+   * Unread messages (a client, or a server after `peer-closed`): with `unread: 'discard'` (the
+   * default), `end()` does not wait for messages nobody reads. When no consumer is running — no
+   * `for await` loop (one that ended or was left with `break` does not count), no `handle()`, no
+   * `readable` listener — at the next turn of the event loop after `end()`, or when the last one
+   * stops later, every message not yet read is dropped, now and as it arrives; its credit returns
+   * to the peer so that the peer can finish. The close then completes within a round trip or so
+   * instead of waiting `closeTimeout`, and reports exactly: `CloseInfo.unread` counts the messages
+   * dropped, which the peer reports as not processed (`delivery.notProcessed`; it sees a client's
+   * drop as a `CANCELLED` close, SPEC.md §9.1). A consumer that keeps reading after `end()` (the
+   * half-close pattern: `end()`, then read the replies until the loop ends) loses nothing. With
+   * `unread: 'wait'`, `end()` waits for the application to read everything, bounded by
+   * `closeTimeout` (then it rejects with `CLOSE_TIMEOUT`).
    */
   end(
-    options: { grace?: number; reason?: number; message?: string; retryAfter?: number } = {},
+    options: {
+      grace?: number;
+      reason?: number;
+      message?: string;
+      retryAfter?: number;
+      unread?: 'discard' | 'wait';
+    } = {},
   ): Promise<CloseInfo> {
     const t = now();
-    if (this.role === 'client' || this.peerClosed) this.endWhenFlushed = true;
-    else
+    if (this.role === 'client' || this.peerClosed) {
+      this.endWhenFlushed = true;
+      if (options.unread !== 'wait' && !this.discardUnread) {
+        this.discardUnread = true;
+        // A consumer started right after end() (the half-close pattern) still counts.
+        setImmediate(() => this.discardIfUnread());
+      }
+    } else
       this.engine.goAway(t, {
         graceMs: options.grace ?? this.defaultGrace,
         reason: options.reason,
@@ -580,6 +648,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     sharedWheel().schedule(timer, deadline, this.engine.timerSlack);
   }
 
+  /** Bytes read and discarded after the close, while draining (SPEC.md §11). */
+  private drained = 0;
+
+  private discard(bytes: number): void {
+    this.drained += bytes;
+    if (this.drained > DRAIN_MAX_BYTES && !this.socket.destroyed) this.socket.destroy();
+  }
+
   private onClosed(info: CloseInfo): void {
     if (this.closeInfo !== undefined) return;
     this.closeInfo = info;
@@ -589,9 +665,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     if (!this.socket.destroyed) {
       for (const chunk of last) this.socket.write(chunk);
       if (info.clean || info.initiator !== 'transport' || info.error?.code === 'HEARTBEAT_TIMEOUT') {
+        // Half-close after our last frame, then drain (see DRAIN_MAX_MS): give the peer a moment
+        // to read that frame, but never wait on a dead path or read without bound.
         this.socket.end();
-        // Give the peer a moment to read our last frame, but never wait on a dead path.
-        const linger = setTimeout(() => this.socket.destroy(), info.clean ? 5000 : 1000);
+        const linger = setTimeout(() => this.socket.destroy(), info.clean ? CLEAN_LINGER_MS : DRAIN_MAX_MS);
         linger.unref();
         this.socket.once('close', () => clearTimeout(linger));
       } else {

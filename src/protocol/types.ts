@@ -67,7 +67,10 @@ export interface EngineOptions {
   extensions?: readonly string[];
   /** Application protocols, most preferred first (client) or supported (server). Default none. */
   applicationProtocols?: readonly string[];
-  /** Server only: fail the handshake if no application protocol matches. Default false. */
+  /**
+   * Fail the handshake with `NO_APPLICATION_PROTOCOL` if no application protocol is agreed
+   * (server: none of the client's is supported; client: WELCOME names none). Default false.
+   */
   requireApplicationProtocol?: boolean;
   /** Source of randomness in [0, 1) for jitter. Default: a PRNG seeded with `seed`. */
   random?: () => number;
@@ -141,6 +144,12 @@ export interface CloseInfo {
   error?: HeartwireError;
   /** What became of this side's messages: consumed, unknown, or certainly not processed. */
   delivery: DeliveryReport;
+  /**
+   * Messages received from the peer complete that the application never took: discarded at the
+   * close, never counted consumed (the peer reports them not processed after a clean close, or
+   * unknown). 0 when the application read everything.
+   */
+  unread: number;
 }
 
 /** GOAWAY as received by a client (the `goaway` event): the server is going away. */
