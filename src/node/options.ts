@@ -4,6 +4,7 @@
  */
 import type { ConnectionOptions as TlsConnectionOptions, TlsOptions } from 'node:tls';
 import type { EngineOptions, MemoryBudget } from '../protocol/types.js';
+import type { LifecycleOptions } from './lifecycle.js';
 
 /** Options of a connection, client or server side. Times in ms, sizes in bytes. */
 export interface ConnectionOptions {
@@ -60,7 +61,7 @@ export interface ConnectOptions extends ConnectionOptions {
 }
 
 /** Options of `createServer()`. */
-export interface ServerOptions extends ConnectionOptions {
+export interface ServerOptions extends ConnectionOptions, LifecycleOptions {
   /** Serve TLS with these `node:tls` options (key and cert at least). */
   tls?: TlsOptions;
   /** Maximum simultaneous connections; beyond it new ones get ERROR `REFUSED`. Default 10 000. */

@@ -11,6 +11,7 @@ import { encodeControlFrame } from '../protocol/codec.js';
 import { Engine } from '../protocol/engine.js';
 import { HandlerError, WireErrorCode } from '../protocol/errors.js';
 import { Connection } from './connection.js';
+import { ConnectionLifecycle } from './lifecycle.js';
 import { applyKeepAlive } from './socket-options.js';
 import { engineOptions } from './options.js';
 import type { ServerOptions } from './options.js';
@@ -55,12 +56,15 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly connections = new Set<Connection>();
   private closing: Promise<void> | undefined;
   private warnedHandlerError = false;
+  /** Maximum connection age and load shedding (`maxConnectionAge`, `targetConnections`). */
+  private readonly lifecycle: ConnectionLifecycle;
 
   constructor(options: ServerOptions = {}, onConnection?: (connection: Connection) => unknown) {
     // captureRejections: a rejected promise returned by a listener comes back to
     // [captureRejectionSymbol] below instead of becoming an unhandled rejection.
     super({ captureRejections: true });
     this.options = options;
+    this.lifecycle = new ConnectionLifecycle(options); // validates its options synchronously
     const onSocket = (socket: Socket): void => this.accept(socket);
     if (options.tls !== undefined) {
       // Half-open only once TLS is up (see accept()), so a failed client's FIN closes its socket;
@@ -128,6 +132,7 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     this.connections.add(connection);
     connection.once('open', () => {
+      this.lifecycle.opened(connection); // arms the age timer, or sheds it (GOAWAY OVERLOADED)
       try {
         this.emit('connection', connection);
       } catch (error) {
@@ -136,6 +141,7 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     connection.once('close', () => {
       this.connections.delete(connection);
+      this.lifecycle.closed(connection);
     });
   }
 
@@ -191,6 +197,7 @@ export class Server extends EventEmitter<ServerEvents> {
    */
   close(options: { grace?: number; message?: string } = {}): Promise<void> {
     if (this.closing !== undefined) return this.closing;
+    this.lifecycle.stop();
     const grace = options.grace ?? this.options.defaultGrace ?? 5000;
     const listenerClosed = new Promise<void>((resolve) => {
       if (!this.listener.listening) resolve();
