@@ -16,11 +16,17 @@ import { applyKeepAlive } from './socket-options.js';
 import { engineOptions } from './options.js';
 import type { ServerOptions } from './options.js';
 
-/** Events of a {@link Server}. */
+/** Events of a {@link Server}, with their arguments. */
 export interface ServerEvents {
-  /** A client completed the handshake. */
+  /**
+   * A client completed the handshake; its {@link Connection} is open. A connection that fails
+   * before this (handshake timeout, a peer that does not speak heartwire) is never reported.
+   */
   connection: [Connection];
-  /** A connection was refused because `maxConnections` was reached. */
+  /**
+   * A connection was refused because `maxConnections` was reached (or the server is closing):
+   * the client got ERROR `REFUSED`. For monitoring; nothing to do.
+   */
   refused: [{ remoteAddress: string | undefined }];
   /**
    * A connection handler (a `'connection'` listener, sync or async) threw or rejected with
@@ -30,9 +36,9 @@ export interface ServerEvents {
    * the process never crashes.
    */
   'handler-error': [HandlerError, Connection | undefined];
-  /** The listening socket failed. */
+  /** The listening socket failed (e.g. `EADDRINUSE` after `listen()` resolved). Errors of single connections never come here: they close that connection. */
   error: [Error];
-  /** The server stopped listening and every connection closed. */
+  /** After `close()`: the server stopped listening and every connection closed. */
   close: [];
 }
 
@@ -183,6 +189,13 @@ export class Server extends EventEmitter<ServerEvents> {
       },
     });
     socket.end(Buffer.concat([PREAMBLE, error]));
+    // Half-closed after the ERROR; read and discard what the client sends (at most 1 MiB, 1 s)
+    // so that closing does not reset the connection before the client reads the ERROR (SPEC §11).
+    let drained = 0;
+    socket.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > 1024 * 1024) socket.destroy();
+    });
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
