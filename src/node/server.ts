@@ -11,6 +11,7 @@ import { encodeControlFrame } from '../protocol/codec.js';
 import { Engine } from '../protocol/engine.js';
 import { HandlerError, HeartwireError, WireErrorCode } from '../protocol/errors.js';
 import { Connection } from './connection.js';
+import { ConnectionLifecycle } from './lifecycle.js';
 import { applyKeepAlive } from './socket-options.js';
 import { InvalidOptionTypeError, engineOptions, validateServerOptions } from './options.js';
 import type { ServerOptions } from './options.js';
@@ -66,6 +67,8 @@ export class Server extends EventEmitter<ServerEvents> {
   private listenPending = false;
   /** Connections still in the handshake, oldest first (see `accept()`). */
   private readonly handshaking = new Set<Connection>();
+  /** Maximum connection age and load shedding (`maxConnectionAge`, `targetConnections`). */
+  private readonly lifecycle: ConnectionLifecycle;
 
   constructor(options: ServerOptions = {}, onConnection?: (connection: Connection) => unknown) {
     // captureRejections: a rejected promise returned by a listener comes back to
@@ -73,6 +76,7 @@ export class Server extends EventEmitter<ServerEvents> {
     super({ captureRejections: true });
     validateServerOptions(options);
     this.options = options;
+    this.lifecycle = new ConnectionLifecycle(options); // validates its options synchronously
     const onSocket = (socket: Socket): void => this.accept(socket);
     if (options.tls !== undefined) {
       // Half-open only once TLS is up (see accept()), so a failed client's FIN closes its socket;
@@ -178,6 +182,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.handshaking.add(connection);
     connection.once('open', () => {
       this.handshaking.delete(connection);
+      this.lifecycle.opened(connection); // arms the age timer, or sheds it (GOAWAY OVERLOADED)
       try {
         this.emit('connection', connection);
       } catch (error) {
@@ -187,6 +192,7 @@ export class Server extends EventEmitter<ServerEvents> {
     connection.once('close', () => {
       this.handshaking.delete(connection);
       this.connections.delete(connection);
+      this.lifecycle.closed(connection);
     });
   }
 
@@ -253,6 +259,7 @@ export class Server extends EventEmitter<ServerEvents> {
    */
   close(options: { grace?: number; message?: string } = {}): Promise<void> {
     if (this.closing !== undefined) return this.closing;
+    this.lifecycle.stop();
     const grace = options.grace ?? this.options.defaultGrace ?? 5000;
     const listenerClosed = new Promise<void>((resolve) => {
       if (!this.listener.listening) resolve();
