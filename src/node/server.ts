@@ -13,6 +13,8 @@ import { HandlerError, WireErrorCode } from '../protocol/errors.js';
 import { Connection } from './connection.js';
 import { applyKeepAlive } from './socket-options.js';
 import { engineOptions } from './options.js';
+import { DEFAULT_SERVER_MEMORY_BUDGET, SharedMemoryBudget } from '../protocol/budget.js';
+import type { MemoryBudget } from '../protocol/types.js';
 import type { ServerOptions } from './options.js';
 
 /** Events of a {@link Server}. */
@@ -53,6 +55,14 @@ export class Server extends EventEmitter<ServerEvents> {
   private readonly listener: net.Server;
   /** Every connection not yet closed, including those still in the handshake. */
   readonly connections = new Set<Connection>();
+
+  /**
+   * The budget the connections' receive windows grow into: `memoryBudget` if given, else one of
+   * `DEFAULT_SERVER_MEMORY_BUDGET` (256 MiB) for this server.
+   */
+  get memoryBudget(): MemoryBudget {
+    return this.options.memoryBudget!;
+  }
   private closing: Promise<void> | undefined;
   private warnedHandlerError = false;
 
@@ -60,7 +70,12 @@ export class Server extends EventEmitter<ServerEvents> {
     // captureRejections: a rejected promise returned by a listener comes back to
     // [captureRejectionSymbol] below instead of becoming an unhandled rejection.
     super({ captureRejections: true });
-    this.options = options;
+    // Servers share one memory budget between their connections by default (SPEC.md §7, "Shared
+    // memory"): window growth beyond each connection's initial window comes from it.
+    this.options =
+      options.memoryBudget === undefined
+        ? { ...options, memoryBudget: new SharedMemoryBudget(DEFAULT_SERVER_MEMORY_BUDGET) }
+        : options;
     const onSocket = (socket: Socket): void => this.accept(socket);
     if (options.tls !== undefined) {
       // Half-open only once TLS is up (see accept()), so a failed client's FIN closes its socket;
