@@ -15,7 +15,7 @@ export type { ServerEvents } from './node/server.js';
 export { connect } from './node/connect.js';
 export { Connection } from './node/connection.js';
 export type { ConnectionEvents, ConnectionStats, HandleOptions } from './node/connection.js';
-export type { ConnectionOptions, ConnectOptions, ServerOptions } from './node/options.js';
+export type { ConnectionOptions, ConnectOptions, Endpoint, ServerOptions } from './node/options.js';
 export { channels as diagnosticsChannels } from './node/diagnostics.js';
 export { ReconnectingClient } from './node/reconnect.js';
 export type { ReconnectOptions, Disconnection, ReconnectingClientEvents } from './node/reconnect.js';

@@ -16,6 +16,17 @@ const now = (): number => performance.now();
 
 let nextConnectionId = 1;
 
+/**
+ * After its last frame (an ERROR, or the end of a clean close) a connection half-closes the socket
+ * and reads and discards what still arrives for at most this long and this many bytes before it
+ * destroys the socket (SPEC.md §11): destroying a socket with unread input resets the connection,
+ * and the reset can make the peer's kernel drop our ERROR before the peer has read it.
+ */
+const DRAIN_MAX_MS = 1000;
+const DRAIN_MAX_BYTES = 1024 * 1024;
+/** After a clean close the peer owes only its FIN: wait longer for it, with the same byte bound. */
+const CLEAN_LINGER_MS = 5000;
+
 /** Statistics of a connection: the engine's counters plus the socket's. */
 export interface ConnectionStats extends EngineStats {
   id: number;
@@ -40,24 +51,57 @@ interface PendingSend {
   reject: (error: Error) => void;
 }
 
-/** Events of a {@link Connection}. */
+/**
+ * Events of a {@link Connection}, with their arguments. Listeners run synchronously inside the
+ * connection's processing; an exception thrown by a listener is the application's (as with any
+ * `EventEmitter`). See the README's "Events and the close report" for what to do on each.
+ */
 export interface ConnectionEvents {
-  /** The handshake completed. */
+  /**
+   * The handshake completed, with the values agreed. A client's `connect()` resolves only after
+   * it, so a client reads `conn.negotiated` instead; a `Server` emits `connection` at this point.
+   */
   open: [Negotiated];
-  /** Client: the server announced shutdown; finish and call `end()` before `goAway.deadline`. */
+  /**
+   * Client only, at most once: the server is going away (GOAWAY). It keeps serving this
+   * connection until `goAway.deadline` (`performance.now()` time: receipt + grace); finish what
+   * is in flight, call `end()` before then, and open new work elsewhere (respecting
+   * `retryAfterMs` and `doNotReconnect`). Not an error: after `end()` the close is clean. A
+   * GOAWAY that crosses the client's own `end()` is still reported.
+   */
   goaway: [GoAwayInfo];
-  /** Server: the client half-closed; no messages follow those already received. */
+  /**
+   * Server only, at most once: the client ended its stream (CLOSE). No message follows those
+   * already received. The connection finishes (sends its last messages, then CLOSE_ACK) when its
+   * consumer reaches the end of the stream: the `for await` loop ends, or `handle()` settles;
+   * a server consuming with `read()` calls `end()` itself.
+   */
   'peer-closed': [];
-  /** Messages are ready for `read()` (emitted when the queue goes from empty to non-empty). */
+  /**
+   * Messages are ready for `read()`. Edge-triggered: emitted when the queue goes from empty to
+   * non-empty, so a listener reads until `read()` returns `undefined`.
+   */
   readable: [];
-  /** A new RTT sample, in ms. */
+  /**
+   * A new round-trip-time sample in ms, from a heartbeat echo (each side heartbeats about every
+   * third of the peer's idle timeout). `stats()` has the latest and the smoothed RTT.
+   */
   rtt: [number];
-  /** Data has waited for the peer's credit this long (the peer is alive but not consuming). */
+  /**
+   * Queued data has waited this many ms for the peer's credit (reported once per stall, after
+   * 5 000 ms): the peer is alive (heartbeats arrive) but its application is not consuming.
+   * Informational: the connection fails with `CREDIT_STALL` only if `creditStallTimeout` is set.
+   */
   'credit-stall': [number];
+  /** Credit arrived after a reported `credit-stall`; the argument is how long, in ms, data waited in all. */
   'credit-resumed': [number];
-  /** `write()` may be called again after it returned false. */
+  /** `write()` may be called again after it returned false (the overflow reached the engine). */
   drain: [];
-  /** Always emitted exactly once, last. */
+  /**
+   * The connection is closed, clean or not: always emitted exactly once, last. The
+   * {@link CloseInfo} says whether the close was clean, who ended it, the error if any, and
+   * what became of every message this side sent (`delivery`: consumed, unknown, not processed).
+   */
   close: [CloseInfo];
 }
 
@@ -150,6 +194,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
+      if (this.closeInfo !== undefined) {
+        this.discard(chunk.length);
+        return;
+      }
       // A plain Uint8Array view: the decoder's subarray() calls then avoid Buffer's slower species path.
       this.engine.receive(now(), new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       this.service();
@@ -600,6 +648,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     sharedWheel().schedule(timer, deadline, this.engine.timerSlack);
   }
 
+  /** Bytes read and discarded after the close, while draining (SPEC.md §11). */
+  private drained = 0;
+
+  private discard(bytes: number): void {
+    this.drained += bytes;
+    if (this.drained > DRAIN_MAX_BYTES && !this.socket.destroyed) this.socket.destroy();
+  }
+
   private onClosed(info: CloseInfo): void {
     if (this.closeInfo !== undefined) return;
     this.closeInfo = info;
@@ -609,9 +665,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     if (!this.socket.destroyed) {
       for (const chunk of last) this.socket.write(chunk);
       if (info.clean || info.initiator !== 'transport' || info.error?.code === 'HEARTBEAT_TIMEOUT') {
+        // Half-close after our last frame, then drain (see DRAIN_MAX_MS): give the peer a moment
+        // to read that frame, but never wait on a dead path or read without bound.
         this.socket.end();
-        // Give the peer a moment to read our last frame, but never wait on a dead path.
-        const linger = setTimeout(() => this.socket.destroy(), info.clean ? 5000 : 1000);
+        const linger = setTimeout(() => this.socket.destroy(), info.clean ? CLEAN_LINGER_MS : DRAIN_MAX_MS);
         linger.unref();
         this.socket.once('close', () => clearTimeout(linger));
       } else {

@@ -17,11 +17,17 @@ import { DEFAULT_SERVER_MEMORY_BUDGET, SharedMemoryBudget } from '../protocol/bu
 import type { MemoryBudget } from '../protocol/types.js';
 import type { ServerOptions } from './options.js';
 
-/** Events of a {@link Server}. */
+/** Events of a {@link Server}, with their arguments. */
 export interface ServerEvents {
-  /** A client completed the handshake. */
+  /**
+   * A client completed the handshake; its {@link Connection} is open. A connection that fails
+   * before this (handshake timeout, a peer that does not speak heartwire) is never reported.
+   */
   connection: [Connection];
-  /** A connection was refused because `maxConnections` was reached. */
+  /**
+   * A connection was refused because `maxConnections` was reached (or the server is closing):
+   * the client got ERROR `REFUSED`. For monitoring; nothing to do.
+   */
   refused: [{ remoteAddress: string | undefined }];
   /**
    * A connection handler (a `'connection'` listener, sync or async) threw or rejected with
@@ -31,9 +37,9 @@ export interface ServerEvents {
    * the process never crashes.
    */
   'handler-error': [HandlerError, Connection | undefined];
-  /** The listening socket failed. */
+  /** The listening socket failed (e.g. `EADDRINUSE` after `listen()` resolved). Errors of single connections never come here: they close that connection. */
   error: [Error];
-  /** The server stopped listening and every connection closed. */
+  /** After `close()`: the server stopped listening and every connection closed. */
   close: [];
 }
 
@@ -93,21 +99,38 @@ export class Server extends EventEmitter<ServerEvents> {
     if (onConnection !== undefined) this.on('connection', onConnection);
   }
 
-  /** Start listening; resolves to the bound address. */
-  listen(port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
+  /**
+   * Start listening on TCP `port` (default 0: any free port) and `host` (default 127.0.0.1);
+   * resolves to the bound address.
+   */
+  listen(port?: number, host?: string): Promise<AddressInfo>;
+  /**
+   * Start listening on a Unix domain socket (`path`; the file must not exist, and is removed by
+   * `close()`), with the same guarantees as TCP (keepalive and `TCP_NODELAY` are TCP-only and
+   * skipped). Resolves to `{ path }`.
+   */
+  listen(options: { path: string }): Promise<{ path: string }>;
+  listen(
+    portOrOptions: number | { path: string } = 0,
+    host = '127.0.0.1',
+  ): Promise<AddressInfo | { path: string }> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => reject(error);
       this.listener.once('error', onError);
-      this.listener.listen(port, host, () => {
+      const listening = (): void => {
         this.listener.off('error', onError);
-        resolve(this.listener.address() as AddressInfo);
-      });
+        const address = this.listener.address();
+        resolve(typeof address === 'string' ? { path: address } : (address as AddressInfo));
+      };
+      if (typeof portOrOptions === 'object') this.listener.listen(portOrOptions.path, listening);
+      else this.listener.listen(portOrOptions, host, listening);
     });
   }
 
-  /** The bound address, once listening. */
+  /** The bound TCP address, once listening (undefined on a Unix socket: see `listen()`). */
   address(): AddressInfo | undefined {
-    return (this.listener.address() as AddressInfo | null) ?? undefined;
+    const address = this.listener.address();
+    return address === null || typeof address === 'string' ? undefined : address;
   }
 
   private accept(socket: Socket): void {
@@ -175,6 +198,13 @@ export class Server extends EventEmitter<ServerEvents> {
       },
     });
     socket.end(Buffer.concat([PREAMBLE, error]));
+    // Half-closed after the ERROR; read and discard what the client sends (at most 1 MiB, 1 s)
+    // so that closing does not reset the connection before the client reads the ERROR (SPEC §11).
+    let drained = 0;
+    socket.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > 1024 * 1024) socket.destroy();
+    });
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 

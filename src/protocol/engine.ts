@@ -330,7 +330,7 @@ function resolveSettings(options: EngineOptions): Settings {
     MIN_FRAME_PAYLOAD,
   );
   if (maxFramePayload > MAX_FRAME_PAYLOAD) throw new RangeError('heartwire: maxFramePayloadBytes too large');
-  // A message must fit the largest window with its frame headers (SPEC.md §7 rule 6). Frames other
+  // A message must fit the largest window with its frame headers (SPEC.md §7 rule 7). Frames other
   // than the last carry ≥ MIN_FRAGMENT bytes, so a message of M bytes costs at most
   // M × (1 + 6 / MIN_FRAGMENT) + 2 headers + the per-message overhead.
   const fitting = Math.max(
@@ -540,6 +540,7 @@ export class Engine implements FrameSink {
     this.decoder = new FrameDecoder({ expectPreamble: true, maxDataPayload: this.settings.maxFramePayload });
     this.decoder.wholeMessageMax = this.settings.maxMessageBytes;
     this.decoder.dataCredit = this.grantedLimit;
+    this.decoder.dataAllowed = false;
   }
 
   // ------------------------------------------------------------------ inputs
@@ -1546,7 +1547,7 @@ export class Engine implements FrameSink {
   /**
    * The chunk just decoded was mostly not DATA (control frames): copy the messages and pieces
    * that are views of it, so that a peer cannot make a few small messages pin large chunks of
-   * other bytes. Chunks kept by views are then at least 3/4 DATA (SPEC.md §7).
+   * other bytes. Chunks kept by views are then at least 3/4 DATA (docs/IMPLEMENTATION.md, "Memory").
    */
   private unpinChunk(buffer: ArrayBufferLike, inboxBefore: number): void {
     this.inbox.copyViewsOf(buffer, inboxBefore);
@@ -1582,7 +1583,7 @@ export class Engine implements FrameSink {
    * Keep a piece of an incomplete message. Large pieces are kept as views of the chunk (the one
    * copy is made when the message completes); small pieces are packed into blocks, so a peer
    * that splits a message into tiny frames or tiny segments cannot make per-piece overhead
-   * exceed the credit it spent (SPEC.md §7, "What the bound means in memory").
+   * exceed the credit it spent (docs/IMPLEMENTATION.md, "Memory").
    */
   private appendPartial(source: Uint8Array, start: number, stop: number): void {
     const length = stop - start;
@@ -1684,16 +1685,17 @@ export class Engine implements FrameSink {
     }
   }
 
+  /** Checks HELLO in the order of SPEC.md §6 ("Validation"), versions first, and answers it. */
   private onHello(hello: Hello): void {
     const s = this.settings;
-    checkRange('idle_timeout_ms', hello.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    checkRange('max_frame_payload', hello.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
-    checkRange('initial_credit', hello.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
-    checkRange('max_message_size', hello.maxMessageSize, 1, MAX_COUNTER);
     const common = hello.versions.filter((v) => s.versions.includes(v));
     if (common.length === 0) {
       throw new ProtocolError('UNSUPPORTED_VERSION', `no common version in [${hello.versions.join(', ')}]`);
     }
+    checkRange('idle_timeout_ms', hello.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    checkRange('initial_credit', hello.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
+    checkRange('max_frame_payload', hello.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
+    checkRange('max_message_size', hello.maxMessageSize, 1, MAX_COUNTER);
     const applicationProtocol =
       hello.applicationProtocols.find((p) => s.applicationProtocols.includes(p)) ?? '';
     if (applicationProtocol === '' && s.requireApplicationProtocol) {
@@ -1720,18 +1722,9 @@ export class Engine implements FrameSink {
     this.open(welcome.version, welcome.extensions, applicationProtocol, s.idleTimeoutMs, clientIdle, hello);
   }
 
+  /** Checks WELCOME in the order of SPEC.md §6 ("Validation"), version first. */
   private onWelcome(welcome: Welcome): void {
     const s = this.settings;
-    checkRange('idle_timeout_ms', welcome.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    checkRange(
-      'client_idle_timeout_ms',
-      welcome.clientIdleTimeoutMs,
-      MIN_IDLE_TIMEOUT_MS,
-      MAX_IDLE_TIMEOUT_MS,
-    );
-    checkRange('max_frame_payload', welcome.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
-    checkRange('initial_credit', welcome.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
-    checkRange('max_message_size', welcome.maxMessageSize, 1, MAX_COUNTER);
     if (!s.versions.includes(welcome.version)) {
       throw new ProtocolError(
         'UNSUPPORTED_VERSION',
@@ -1741,8 +1734,21 @@ export class Engine implements FrameSink {
     if (welcome.extensions.some((e) => !s.extensions.includes(e))) {
       throw new ProtocolError('PROTOCOL_ERROR', 'server accepted an extension that was not offered');
     }
+    checkRange('idle_timeout_ms', welcome.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    checkRange('initial_credit', welcome.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
+    checkRange('max_frame_payload', welcome.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
+    checkRange('max_message_size', welcome.maxMessageSize, 1, MAX_COUNTER);
+    checkRange(
+      'client_idle_timeout_ms',
+      welcome.clientIdleTimeoutMs,
+      MIN_IDLE_TIMEOUT_MS,
+      MAX_IDLE_TIMEOUT_MS,
+    );
     if (welcome.applicationProtocol !== '' && !s.applicationProtocols.includes(welcome.applicationProtocol)) {
       throw new ProtocolError('PROTOCOL_ERROR', 'server chose an application protocol that was not offered');
+    }
+    if (welcome.applicationProtocol === '' && s.requireApplicationProtocol) {
+      throw new ProtocolError('NO_APPLICATION_PROTOCOL', 'the server chose no application protocol');
     }
     this.open(
       welcome.version,
@@ -1960,7 +1966,7 @@ export class Engine implements FrameSink {
   }
 
   /**
-   * Receive window auto-tuning (SPEC.md §7, "Window tuning"), at most once per
+   * Receive window auto-tuning (docs/IMPLEMENTATION.md, "Window tuning"), at most once per
    * `RATE_INTERVAL_MS`: from the consumption rate `r` over the interval and the horizon
    * `h = min RTT + QUEUE_TARGET_MS`, the window wanted is `2·r·h` (and room for two recent large
    * messages). While the window limits the sender, `r ≈ W / RTT`, so the window grows whenever
@@ -2091,7 +2097,7 @@ export class Engine implements FrameSink {
    * Payload size of the next DATA frame of a message with `remaining` bytes left, or −1 when it
    * must wait. The frame finishes the message (END) when credit allows; otherwise it carries at
    * least `min(remaining, MIN_FRAGMENT)` bytes, so a message is never cut into tiny frames whose
-   * headers would outgrow the receiver's window (SPEC.md §7 rule 6).
+   * headers would outgrow the receiver's window (SPEC.md §5.1, §7 rule 7).
    */
   private nextFrameSize(remaining: number, credit: number): number {
     if (remaining <= this.peerMaxFramePayload && dataFrameCost(remaining, true) <= credit) return remaining;
@@ -2248,6 +2254,7 @@ export class Engine implements FrameSink {
       (this.settings.role === 'server'
         ? to === 'open' || to === 'going-away'
         : to !== 'close-acked' && to !== 'fin-sent' && to !== 'closed');
+    this.decoder.dataAllowed = this.dataAllowed;
     this.updateSendOpen();
     if (to === 'close-ack-sent' || to === 'fin-sent' || to === 'closed')
       this.nextHeartbeatAt = Number.POSITIVE_INFINITY;
