@@ -13,6 +13,7 @@
 export { createServer, Server } from './node/server.js';
 export type { ServerEvents } from './node/server.js';
 export { connect } from './node/connect.js';
+export type { Payload } from './node/payload.js';
 export { Connection } from './node/connection.js';
 export type { ConnectionEvents, ConnectionStats, HandleOptions } from './node/connection.js';
 export type { ConnectionOptions, ConnectOptions, Endpoint, ServerOptions } from './node/options.js';
