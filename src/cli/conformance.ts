@@ -5,7 +5,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import { clientCases } from '../conformance/cases/client.js';
-import { randomCase } from '../conformance/random.js';
 import { serverCases } from '../conformance/cases/index.js';
 import {
   defaultClientOptions,
@@ -125,6 +124,12 @@ export async function conformance(args: string[], output: Output): Promise<numbe
   if (values.random !== undefined) {
     const runs = integer(values.random, 'random', 100, 1, 1_000_000);
     const seed = integer(values.seed, 'seed', (Math.random() * 0x7fffffff) | 0, 0, 0x7fffffff);
+    // fast-check is an optional peer dependency: loaded only for --random.
+    const { randomCase } = await import('../conformance/random.js').catch((error: unknown) => {
+      throw new Error('--random needs the optional dependency fast-check: npm install fast-check', {
+        cause: error,
+      });
+    });
     cases = [randomCase(runs, seed)];
     options.only = [];
   } else if (values.seed !== undefined) throw new UsageError('--seed goes with --random');
