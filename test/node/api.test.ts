@@ -580,3 +580,52 @@ describe('node API: payloads are bytes, a string is UTF-8, anything else a TypeE
     expect(info.delivery.queued).to.equal(cases.length + 1);
   });
 });
+
+describe('node API: ReconnectingClient.connected() (D13)', function () {
+  this.timeout(30_000);
+  const h = useHarness();
+
+  it('rejects when the client stops (maxAttempts reached), pending callers too', async () => {
+    const client = new ReconnectingClient({ host: LOCALHOST, port: 1, maxAttempts: 2, minDelay: 10 });
+    h().defer(() => client.close());
+    const pending = observe(client.connected());
+    const stopped = new Promise((resolve) => client.once('stopped', resolve));
+    await within(stopped, 10_000, 'stopped');
+    const outcome = await within(pending, 5000, 'the pending connected() to settle');
+    const error = rejection(outcome, 'connected() while stopping');
+    expect(codeOf(error)).to.equal('CONNECTION_CLOSED');
+    expect(codeOf((error as Error).cause)).to.equal('CONNECT_FAILED');
+    expect(codeOf(rejection(await observe(client.connected()), 'connected() after'))).to.equal(
+      'CONNECTION_CLOSED',
+    );
+  });
+
+  it('rejects after close()', async () => {
+    const { port } = await h().server({}, (c) => void c.handle(() => {}).catch(() => {}));
+    const client = new ReconnectingClient({ host: LOCALHOST, port, idleTimeout: 1000 });
+    await within(client.connected(), 10_000, 'connected');
+    await client.close();
+    expect(codeOf(rejection(await observe(client.connected()), 'connected() after close()'))).to.equal(
+      'CONNECTION_CLOSED',
+    );
+  });
+
+  it('never hands out a connection that is draining after GOAWAY', async () => {
+    const { server, port } = await h().server({});
+    const client = new ReconnectingClient({
+      host: LOCALHOST,
+      port,
+      idleTimeout: 1000,
+      endOnGoAway: false,
+      minDelay: 10,
+    });
+    h().defer(() => client.close());
+    const first = await within(client.connected(), 10_000, 'connected');
+    const goaway = new Promise((resolve) => first.once('goaway', resolve));
+    for (const conn of server.connections) void conn.end({ grace: 300 }).catch(() => {});
+    await within(goaway, 5000, 'goaway');
+    const next = await within(client.connected(), 10_000, 'the next connection');
+    expect(next, 'connected() after GOAWAY').to.not.equal(first);
+    expect(next.state).to.equal('open');
+  });
+});
