@@ -17,6 +17,7 @@ export type { Payload } from './node/payload.js';
 export { Connection } from './node/connection.js';
 export type { ConnectionEvents, ConnectionStats, HandleOptions } from './node/connection.js';
 export type { ConnectionOptions, ConnectOptions, Endpoint, ServerOptions } from './node/options.js';
+export type { LifecycleOptions } from './node/lifecycle.js';
 export { channels as diagnosticsChannels } from './node/diagnostics.js';
 export { ReconnectingClient } from './node/reconnect.js';
 export type { ReconnectOptions, Disconnection, ReconnectingClientEvents } from './node/reconnect.js';

@@ -12,6 +12,7 @@ import {
 } from '../protocol/constants.js';
 import { Engine } from '../protocol/engine.js';
 import type { EngineOptions, MemoryBudget } from '../protocol/types.js';
+import type { LifecycleOptions } from './lifecycle.js';
 
 /** Options of a connection, client or server side. Times in ms, sizes in bytes. */
 export interface ConnectionOptions {
@@ -68,7 +69,7 @@ export interface ConnectOptions extends ConnectionOptions {
 }
 
 /** Options of `createServer()`. */
-export interface ServerOptions extends ConnectionOptions {
+export interface ServerOptions extends ConnectionOptions, LifecycleOptions {
   /** Serve TLS with these `node:tls` options (key and cert at least). */
   tls?: TlsOptions;
   /**

@@ -11,8 +11,11 @@ import { encodeControlFrame } from '../protocol/codec.js';
 import { Engine } from '../protocol/engine.js';
 import { HandlerError, HeartwireError, WireErrorCode } from '../protocol/errors.js';
 import { Connection } from './connection.js';
+import { ConnectionLifecycle } from './lifecycle.js';
 import { applyKeepAlive } from './socket-options.js';
 import { InvalidOptionTypeError, engineOptions, validateServerOptions } from './options.js';
+import { DEFAULT_SERVER_MEMORY_BUDGET, SharedMemoryBudget } from '../protocol/budget.js';
+import type { MemoryBudget } from '../protocol/types.js';
 import type { ServerOptions } from './options.js';
 
 /** Events of a {@link Server}, with their arguments. */
@@ -61,18 +64,34 @@ export class Server extends EventEmitter<ServerEvents> {
   private readonly listener: net.Server;
   /** Every connection not yet closed, including those still in the handshake. */
   readonly connections = new Set<Connection>();
+
+  /**
+   * The budget the connections' receive windows grow into: `memoryBudget` if given, else one of
+   * `DEFAULT_SERVER_MEMORY_BUDGET` (256 MiB) for this server.
+   */
+  get memoryBudget(): MemoryBudget {
+    return this.options.memoryBudget!;
+  }
   private closing: Promise<void> | undefined;
   private warnedHandlerError = false;
   private listenPending = false;
   /** Connections still in the handshake, oldest first (see `accept()`). */
   private readonly handshaking = new Set<Connection>();
+  /** Maximum connection age and load shedding (`maxConnectionAge`, `targetConnections`). */
+  private readonly lifecycle: ConnectionLifecycle;
 
   constructor(options: ServerOptions = {}, onConnection?: (connection: Connection) => unknown) {
     // captureRejections: a rejected promise returned by a listener comes back to
     // [captureRejectionSymbol] below instead of becoming an unhandled rejection.
     super({ captureRejections: true });
     validateServerOptions(options);
-    this.options = options;
+    // Servers share one memory budget between their connections by default (SPEC.md §7, "Shared
+    // memory"): window growth beyond each connection's initial window comes from it.
+    this.options =
+      options.memoryBudget === undefined
+        ? { ...options, memoryBudget: new SharedMemoryBudget(DEFAULT_SERVER_MEMORY_BUDGET) }
+        : options;
+    this.lifecycle = new ConnectionLifecycle(options); // validates its options synchronously
     const onSocket = (socket: Socket): void => this.accept(socket);
     if (options.tls !== undefined) {
       // Half-open only once TLS is up (see accept()), so a failed client's FIN closes its socket;
@@ -178,6 +197,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.handshaking.add(connection);
     connection.once('open', () => {
       this.handshaking.delete(connection);
+      this.lifecycle.opened(connection); // arms the age timer, or sheds it (GOAWAY OVERLOADED)
       try {
         this.emit('connection', connection);
       } catch (error) {
@@ -187,6 +207,7 @@ export class Server extends EventEmitter<ServerEvents> {
     connection.once('close', () => {
       this.handshaking.delete(connection);
       this.connections.delete(connection);
+      this.lifecycle.closed(connection);
     });
   }
 
@@ -253,6 +274,7 @@ export class Server extends EventEmitter<ServerEvents> {
    */
   close(options: { grace?: number; message?: string } = {}): Promise<void> {
     if (this.closing !== undefined) return this.closing;
+    this.lifecycle.stop();
     const grace = options.grace ?? this.options.defaultGrace ?? 5000;
     const listenerClosed = new Promise<void>((resolve) => {
       if (!this.listener.listening) resolve();
