@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
 import { Engine } from '../protocol/engine.js';
-import { HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
+import { AbortError, HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
 import { payloadBytes } from './payload.js';
@@ -221,7 +221,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     socket.on('drain', () => this.service());
     const signal = options.signal;
     if (signal !== undefined) {
-      const onAbort = (): void => this.abort(new UsageError('CANCELLED', 'aborted by signal'));
+      const onAbort = (): void => this.abort(new AbortError('aborted by signal', signal.reason));
       if (signal.aborted) queueMicrotask(onAbort);
       else {
         signal.addEventListener('abort', onAbort, { once: true });
@@ -329,7 +329,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * growing memory. Resolves when the stream ends.
    */
   async handle(handler: (message: Uint8Array) => unknown, options: HandleOptions = {}): Promise<void> {
-    if (this.handling) throw new UsageError('INTERNAL_ERROR', 'handle() is already running');
+    if (this.handling)
+      throw new UsageError('HANDLE_ALREADY_RUNNING', 'handle() is already running on this connection');
     this.handling = true;
     this.consumers++;
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));

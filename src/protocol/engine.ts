@@ -660,7 +660,10 @@ export class Engine implements FrameSink {
         this.heartbeatDue = true;
       } else if (livenessDeadline !== this.livenessGraceFor || now >= this.livenessGraceUntil) {
         this.fail(
-          new TimeoutError('HEARTBEAT_TIMEOUT', `no frame from the peer for ${now - this.lastReceivedAt} ms`),
+          new TimeoutError(
+            'HEARTBEAT_TIMEOUT',
+            `no frame from the peer for ${Math.round(now - this.lastReceivedAt)} ms`,
+          ),
           'transport',
           true,
         );
@@ -691,7 +694,10 @@ export class Engine implements FrameSink {
     const stall = this.writeStallDeadline();
     if (stall !== undefined && now >= stall) {
       this.fail(
-        new TimeoutError('WRITE_STALL', `the transport accepted no bytes for ${now - this.backlogSince} ms`),
+        new TimeoutError(
+          'WRITE_STALL',
+          `the transport accepted no bytes for ${Math.round(now - this.backlogSince)} ms`,
+        ),
         'transport',
         true,
       );
@@ -704,7 +710,7 @@ export class Engine implements FrameSink {
         now >= this.blockedSince + this.settings.creditStallTimeoutMs
       ) {
         this.fail(
-          new TimeoutError('CREDIT_STALL', `blocked on the peer's credit for ${blocked} ms`),
+          new TimeoutError('CREDIT_STALL', `blocked on the peer's credit for ${Math.round(blocked)} ms`),
           'local',
           true,
         );
@@ -805,7 +811,10 @@ export class Engine implements FrameSink {
       return false;
     }
     if (this.queuedCount >= MAX_COUNTER) {
-      throw new UsageError('CONNECTION_CLOSED', 'message counter limit reached');
+      throw new UsageError(
+        'LIMIT_REACHED',
+        'the message counter reached 2^53 - 1 (SPEC.md §2): no more messages on this connection',
+      );
     }
     this.outbox.push(payload);
     this.queuedCount++;
@@ -822,7 +831,7 @@ export class Engine implements FrameSink {
    */
   assertSendable(payload: Uint8Array): void {
     const state = this.currentState;
-    if (this.closeRequested) throw new UsageError('CONNECTION_CLOSED', 'cannot send after close()');
+    if (this.closeRequested) throw new UsageError('CONNECTION_CLOSED', 'cannot send after end()');
     if (state === 'handshaking') {
       throw new UsageError('NOT_OPEN', 'the handshake has not completed: wait for the open event');
     }
@@ -830,7 +839,10 @@ export class Engine implements FrameSink {
       throw new UsageError('CONNECTION_CLOSED', `cannot send in state ${state}`);
     }
     if (this.settings.role === 'server' && this.finishRequested && state === 'peer-closed') {
-      throw new UsageError('CONNECTION_CLOSED', 'cannot send after finish()');
+      throw new UsageError(
+        'CONNECTION_CLOSED',
+        'cannot send: the client closed and this connection finished (its consumer reached the end of the stream)',
+      );
     }
     const limit = this.peerMaxMessageBytes;
     if (payload.length > limit) {
