@@ -102,11 +102,7 @@ async function setUp(mode: Mode): Promise<Setup> {
       for await (const m of connection) count(m);
     })().catch(() => {});
   } else {
-    const handler =
-      mode === 'handle-sync'
-        ? count
-        : // eslint-disable-next-line @typescript-eslint/require-await -- an async handler, as users write them
-          async (m: Uint8Array): Promise<void> => count(m);
+    const handler = mode === 'handle-sync' ? count : async (m: Uint8Array): Promise<void> => count(m);
     void connection.handle(handler, { concurrency: mode === 'handle16-async' ? 16 : 1 }).catch(() => {});
   }
   return { mode, client, socket, connection, delivered: () => delivered, best: Infinity };
