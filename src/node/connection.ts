@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
 import { Engine } from '../protocol/engine.js';
-import { HeartwireError, UsageError } from '../protocol/errors.js';
+import { HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
 import { WheelTimer, sharedWheel } from './timer-wheel.js';
@@ -288,7 +288,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * Consume messages with a handler, at most `concurrency` at once. Handlers start in message
    * order. A message's credit returns to the peer when its handler settles (returns, or its
    * promise settles), so a slow handler slows the peer down instead of growing memory. A handler
-   * that throws or rejects is reported to `onError` (default: abort the connection). Resolves when
+   * that throws or rejects is reported to `onError` (default: abort the connection with a
+   * `HandlerError`, unless the error is the close error of this connection). Resolves when
    * the stream has ended and every handler has settled; rejects with the close error if the
    * connection closed uncleanly.
    *
@@ -303,12 +304,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
     const queue = concurrency > 1 ? new PQueue({ concurrency }) : undefined;
     const userOnError = options.onError;
-    const fail = (error: unknown): void =>
-      this.abort(
-        error instanceof HeartwireError
-          ? error
-          : new UsageError('CANCELLED', `handler failed: ${String(error)}`),
-      );
+    const fail = (error: unknown): void => {
+      if (!this.ownsCloseError(error)) this.abort(new HandlerError('a handle() handler failed', error));
+    };
     const onError =
       userOnError === undefined
         ? fail
@@ -458,10 +456,32 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     return this.closed;
   }
 
+  /**
+   * @internal `Server.close()`: force-close this server connection `grace` ms from now, whatever
+   * its state (SPEC.md §9.2): sends GOAWAY if the client has not closed yet; otherwise only the
+   * deadline applies to the termination under way. An earlier deadline is never postponed.
+   */
+  shutdown(grace: number, message: string): void {
+    if (this.role !== 'server') return;
+    this.engine.goAway(now(), { graceMs: grace, reason: 1, message });
+    this.service();
+  }
+
   /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. */
   abort(error?: HeartwireError): void {
     this.engine.abort(now(), error);
     this.service();
+  }
+
+  /**
+   * @internal True when `error` is this connection's own close error (the one `closed` rejects
+   * with), or says that this closed connection no longer accepts messages: an application that
+   * stops on such an error has nothing more to report.
+   */
+  ownsCloseError(error: unknown): boolean {
+    if (this.closeInfo === undefined && this.engine.state !== 'closed') return false;
+    if (error === this.closeInfo?.error) return true;
+    return error instanceof HeartwireError && error.code === 'CONNECTION_CLOSED';
   }
 
   // ------------------------------------------------------------------ inspection
@@ -669,6 +689,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.wakeReaders();
     publish('close', { connection: this, info });
     this.emit('close', info);
+  }
+
+  // ------------------------------------------------------------------ explicit resource management
+
+  /**
+   * `await using conn = await connect(…)`: leaving the scope ends the connection gracefully
+   * (`end()`, awaited: resolves within `closeTimeout`, or the grace for a server connection).
+   * It never throws: an unclean close is reported by `closed` and the `close` event, as always.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.end().catch(() => {});
   }
 }
 

@@ -469,6 +469,11 @@ export class Engine implements FrameSink {
   /** +∞ when none is scheduled: a number field, so that updating it never allocates. */
   private nextHeartbeatAt = Number.POSITIVE_INFINITY;
   private livenessGraceUntil = 0;
+  /**
+   * The liveness deadline (`lastReceivedAt + T`) the stall grace was granted for, −1 if none: the
+   * grace is granted once per deadline, so a side whose peer stays silent fails when it ends.
+   */
+  private livenessGraceFor = -1;
   private peerTimestamp: number | undefined;
   private peerTimestampAt = 0;
   private lastEchoUsed: number | undefined;
@@ -622,12 +627,15 @@ export class Engine implements FrameSink {
     if (this.negotiatedValues === undefined) return;
     const livenessDeadline = this.livenessDeadline();
     if (livenessDeadline !== undefined && now >= livenessDeadline) {
-      if (now - livenessDeadline > LATE_TIMER_TOLERANCE_MS && now > this.livenessGraceUntil) {
+      if (livenessDeadline !== this.livenessGraceFor && now - livenessDeadline > LATE_TIMER_TOLERANCE_MS) {
         // Our own timer fired late: this process was stalled, and the peer's bytes may be
-        // waiting unread. Grant one heartbeat period for them to be read, and probe now.
+        // waiting unread. Grant one heartbeat period for them to be read, and probe now. Once
+        // per deadline: if nothing arrives meanwhile, the deadline stays and we fail at the
+        // grace's end, however late that timer fires (SPEC.md §8, stall rule).
+        this.livenessGraceFor = livenessDeadline;
         this.livenessGraceUntil = now + this.heartbeatInterval;
         this.heartbeatDue = true;
-      } else if (now >= this.livenessGraceUntil) {
+      } else if (livenessDeadline !== this.livenessGraceFor || now >= this.livenessGraceUntil) {
         this.fail(
           new TimeoutError('HEARTBEAT_TIMEOUT', `no frame from the peer for ${now - this.lastReceivedAt} ms`),
           'transport',
@@ -638,7 +646,12 @@ export class Engine implements FrameSink {
     }
     if (this.graceDeadline !== undefined && now >= this.graceDeadline) {
       this.fail(
-        new TimeoutError('GOAWAY_GRACE_EXPIRED', 'the client did not close within the GOAWAY grace period'),
+        new TimeoutError(
+          'GOAWAY_GRACE_EXPIRED',
+          this.currentState === 'going-away'
+            ? 'the client did not close within the GOAWAY grace period'
+            : 'the termination did not complete within the GOAWAY grace period',
+        ),
         'local',
         true,
       );
@@ -696,7 +709,8 @@ export class Engine implements FrameSink {
     // Called after every service pass: no closure, no allocation. +∞ stands for "none".
     const none = Number.POSITIVE_INFINITY;
     const liveness = this.livenessDeadline();
-    let next = liveness === undefined ? none : Math.max(liveness, this.livenessGraceUntil);
+    let next =
+      liveness === undefined ? none : liveness === this.livenessGraceFor ? this.livenessGraceUntil : liveness;
     next = Math.min(
       next,
       this.nextHeartbeatAt,
@@ -879,7 +893,12 @@ export class Engine implements FrameSink {
     }
   }
 
-  /** Server: announce shutdown with a grace period (SPEC.md §9.2). Only the first call counts. */
+  /**
+   * Server: announce shutdown with a grace period (SPEC.md §9.2). The grace is a hard deadline
+   * on the whole connection: when it expires the connection is force-closed
+   * (`GOAWAY_GRACE_EXPIRED`), whether or not the client's CLOSE arrived. Only the first call sends
+   * GOAWAY; a later call can only bring the deadline forward.
+   */
   goAway(
     now: number,
     options: {
@@ -892,15 +911,20 @@ export class Engine implements FrameSink {
   ): void {
     this.now = now;
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
-    if (this.goAwaySent || this.currentState === 'closed') return;
+    if (this.currentState === 'closed') return;
     const graceMs = Math.max(0, Math.min(Math.floor(options.graceMs), 0xffff_ffff));
     if (this.currentState === 'handshaking') {
       // Sent right after WELCOME; the grace counts from then.
       this.pendingGoAway = { ...options, graceMs };
       return;
     }
+    // The deadline also bounds a termination handshake under way (the client already closed;
+    // no GOAWAY is sent then).
+    const deadline = now + graceMs;
+    if (this.graceDeadline === undefined || deadline < this.graceDeadline) this.graceDeadline = deadline;
+    if (this.goAwaySent) return;
     this.goAwaySent = true;
-    if (this.currentState !== 'open') return; // the client already closed: termination is under way
+    if (this.currentState !== 'open') return;
     this.terminationInitiator ??= 'local';
     this.controlQueue.push(
       encodeControlFrame({
@@ -915,7 +939,6 @@ export class Engine implements FrameSink {
         },
       }),
     );
-    this.graceDeadline = now + graceMs;
     this.setState('going-away');
   }
 
@@ -1781,7 +1804,6 @@ export class Engine implements FrameSink {
     }
     this.onCredit(0, consumed);
     this.terminationInitiator ??= 'remote';
-    this.graceDeadline = undefined;
     this.closeDeadline = this.now + this.settings.closeTimeoutMs;
     this.setState('peer-closed');
     this.emit({ type: 'peer-closed' });

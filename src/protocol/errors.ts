@@ -158,6 +158,19 @@ export class UsageError extends HeartwireError {
   }
 }
 
+/**
+ * Application code failed: a server's connection handler (a `'connection'` listener) or a
+ * `handle()` handler threw or rejected with something other than the connection's own close
+ * error. `cause` is what it threw. The connection is aborted with this error; the peer receives
+ * `INTERNAL_ERROR` with this error's generic message, never the exception's text.
+ */
+export class HandlerError extends HeartwireError {
+  constructor(message: string, cause: unknown) {
+    super('INTERNAL_ERROR', message, { cause });
+    this.name = 'HandlerError';
+  }
+}
+
 /** Every attempt to connect failed; `attempts` lists each address tried and why it failed. */
 export class ConnectError extends HeartwireError {
   /** Each address tried, in the order the attempts started. */

@@ -137,10 +137,8 @@ export function expectContiguous(received: readonly number[], atLeast: number, w
 /** Resident set size in bytes. */
 export const rss = (): number => process.memoryUsage().rss;
 
-/** One summary line the lead collects from the test output. */
-export function report(line: string): void {
-  console.log(`      [figures] ${line}`);
-}
+/** One summary line the lead collects: written to test-results/figures.txt (see test/figures.ts). */
+export { report } from '../figures.js';
 
 // ------------------------------------------------------------------ sending under load
 

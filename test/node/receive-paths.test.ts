@@ -188,7 +188,8 @@ describe('node transport: receive paths (handle(), for await)', function () {
       error?: unknown;
     };
     expect(outcome.ok).to.equal(false);
-    expect(codeOf(outcome.error)).to.equal('CANCELLED');
+    expect(codeOf(outcome.error)).to.equal('INTERNAL_ERROR');
+    expect(((outcome.error as Error).cause as Error).message).to.equal('boom');
     expect(server!.state).to.equal('closed');
     await client.closed.catch(() => {});
   });
