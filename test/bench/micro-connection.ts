@@ -3,9 +3,10 @@
  * for each documented way to consume (`read()` + `'readable'`, `for await`, `handle()` with a
  * synchronous or an async handler, concurrency 1 or 16). A sans-IO client engine encodes the
  * messages; their bytes reach the server's `Connection` as 64 KiB `'data'` events on a stand-in
- * socket, one event-loop turn each (as a real socket delivers them). Prints ns per message of
- * the server side in CPU time, best of rounds taken in turn (connection, engine and the consumer), so that the cost each receive path
- * adds over `read()` is measured without the noise of a shared machine's scheduler.
+ * socket, each in its own callback with its microtasks run before the next (as a real socket's
+ * reads in one poll phase). Prints the server side's CPU ns per message (connection, engine and
+ * the consumer; the client's encoding is not counted), the best of rounds taken in turn, so that
+ * what each receive path adds over `read()` shows without the noise of a shared machine.
  * `node --import tsx test/bench/micro-connection.ts [64,1024] [--modes read,iterate,…] [--rounds 5]`.
  * Not part of `npm run bench`.
  * @module
