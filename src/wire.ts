@@ -14,5 +14,12 @@ export type * from './protocol/frames.js';
 export { GoAwayReason } from './protocol/frames.js';
 export { WireErrorCode, wireErrorName } from './protocol/errors.js';
 export type { WireErrorName } from './protocol/errors.js';
-export { FrameDecoder, encodeFrame, decodeAll } from './protocol/codec.js';
+export {
+  FrameDecoder,
+  encodeFrame,
+  encodeControlFrame,
+  writeFrameHeader,
+  dataFrameCost,
+  decodeAll,
+} from './protocol/codec.js';
 export type { FrameSink, FrameDecoderOptions } from './protocol/codec.js';

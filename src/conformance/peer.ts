@@ -25,7 +25,8 @@ import {
   PREAMBLE,
 } from '../protocol/constants.js';
 import { HeartwireError, wireErrorName } from '../protocol/errors.js';
-import type { ErrorBody, Frame, GoAway, Hello, Welcome } from '../protocol/frames.js';
+import type { Close, ErrorBody, Frame, GoAway, Hello, Welcome } from '../protocol/frames.js';
+import { encodeCloseAck, encodeGoAway, encodeWelcome } from '../protocol/messages.js';
 import {
   closeFrame,
   concat,
@@ -35,6 +36,7 @@ import {
   decodeOne,
   heartbeatFrame,
   helloFrame,
+  rawFrame,
 } from './wire.js';
 
 /** A departure from SPEC.md seen on the wire. */
@@ -74,8 +76,12 @@ export function frameName(frame: Frame): string {
   return String(frame.type);
 }
 
-/** The client side of one connection to a server under test. */
-export class ClientPeer {
+/**
+ * One side of a connection to an implementation under test: what both roles share (framing,
+ * credit both ways, heartbeats, waiting). {@link ClientPeer} and {@link ServerPeer} add the
+ * handshake and termination of their role.
+ */
+export abstract class WirePeer {
   readonly socket: Socket;
   private readonly t0 = performance.now();
   readonly received: Received[] = [];
@@ -95,12 +101,13 @@ export class ClientPeer {
   /** Decoding stopped: the peer's byte stream is invalid. */
   streamBroken = false;
 
+  /** The HELLO of this connection (sent or received). */
   hello: Hello | undefined;
+  /** The WELCOME of this connection (sent or received). */
   welcome: Welcome | undefined;
+  /** The handshake completed: DATA, CREDIT and HEARTBEAT are allowed. */
+  open = false;
   error: ErrorBody | undefined;
-  goAway: GoAway | undefined;
-  closeAckAt: number | undefined;
-  closeSent = false;
   /** Our FIN was sent. */
   finSent = false;
 
@@ -116,6 +123,10 @@ export class ClientPeer {
   /** Complete messages received (and consumed: the runner consumes at once). */
   messages: Uint8Array[] = [];
   private partial: Uint8Array[] = [];
+  /** Frames received of the message in progress. */
+  protected get partialFrames(): number {
+    return this.partial.length;
+  }
   private partialCost = 0;
   /** Consume messages and grant credit automatically (default on). */
   autoCredit = true;
@@ -135,14 +146,12 @@ export class ClientPeer {
   /** Timestamps of the heartbeats we sent, with when we sent them (ms since start). */
   readonly sentHeartbeats: { timestamp: number; at: number }[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
-  /** After CLOSE_ACK: send the final CREDIT and FIN (default on). */
-  finishOnCloseAck = true;
 
   private chunks: Uint8Array[] = [];
   private buffered = 0;
   private readonly waiters = new Set<() => void>();
 
-  private constructor(socket: Socket) {
+  protected constructor(socket: Socket) {
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => this.onBytes(chunk));
     socket.on('end', () => {
@@ -157,26 +166,6 @@ export class ClientPeer {
       this.closedAt ??= this.now();
       this.stopHeartbeats();
       this.notify();
-    });
-  }
-
-  /** Connects to `host:port` within `timeoutMs`. */
-  static connect(host: string, port: number, timeoutMs: number): Promise<ClientPeer> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`TCP connect to ${host}:${port} did not complete in ${timeoutMs} ms`));
-      }, timeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        resolve(new ClientPeer(socket));
-      });
-      socket.once('error', (error) => {
-        clearTimeout(timer);
-        reject(new Error(`TCP connect to ${host}:${port} failed: ${error.message}`));
-      });
     });
   }
 
@@ -207,14 +196,6 @@ export class ClientPeer {
   destroy(): void {
     this.stopHeartbeats();
     this.socket.destroy();
-  }
-
-  /** Sends the preamble and HELLO (as given); records what we announced. */
-  sendHello(hello: Hello, preamble: Uint8Array = PREAMBLE): void {
-    this.hello = hello;
-    this.grantedLimit = hello.initialCredit;
-    this.window = hello.initialCredit;
-    this.send(concat(preamble, helloFrame(hello)));
   }
 
   /**
@@ -283,7 +264,7 @@ export class ClientPeer {
   /** Sends a HEARTBEAT now and then every `intervalMs` (default: the peer's idle timeout / 3). */
   startHeartbeats(intervalMs?: number): void {
     this.stopHeartbeats();
-    const interval = intervalMs ?? (this.welcome?.idleTimeoutMs ?? 3000) / 3;
+    const interval = intervalMs ?? (this.peerIdleTimeoutMs() ?? 3000) / 3;
     this.sendHeartbeat();
     this.heartbeatTimer = setInterval(() => {
       if (this.ended || this.finSent) this.stopHeartbeats();
@@ -313,7 +294,7 @@ export class ClientPeer {
    * come within `timeoutMs` (or the connection ended).
    */
   async sendMessage(payload: Uint8Array, timeoutMs: number): Promise<boolean> {
-    const maxFrame = this.welcome?.maxFramePayload ?? MIN_FRAME_PAYLOAD;
+    const maxFrame = this.peerMaxFramePayload() ?? MIN_FRAME_PAYLOAD;
     let offset = 0;
     for (;;) {
       if (this.ended) return false;
@@ -340,15 +321,9 @@ export class ClientPeer {
     }
   }
 
-  /** Sends CLOSE with our exact counts. */
-  sendClose(): void {
-    this.closeSent = true;
-    this.send(closeFrame({ sentMessages: this.sentMessages, consumedMessages: this.messages.length }));
-  }
-
   // ------------------------------------------------------------------ receiving and checking
 
-  private violation(section: string, message: string): void {
+  protected violation(section: string, message: string): void {
     this.violations.push({ section, message, at: Math.round(this.now()) });
   }
 
@@ -403,7 +378,7 @@ export class ClientPeer {
       const length = new DataView(head.buffer, head.byteOffset, 6).getUint32(0);
       const type = head[4]!;
       const flags = head[5]!;
-      const ourMax = this.hello?.maxFramePayload ?? MAX_FRAME_PAYLOAD;
+      const ourMax = this.ourMaxFramePayload() ?? MAX_FRAME_PAYLOAD;
       if (length > Math.max(ourMax, MAX_CONTROL_PAYLOAD)) {
         throw new HeartwireError(
           'FRAME_TOO_LARGE',
@@ -427,8 +402,6 @@ export class ClientPeer {
     const { frame, flags, type } = r;
     if (this.error !== undefined)
       this.violation('§11', `${frameName(frame)} after ERROR (ERROR is the last frame)`);
-    else if (this.closeAckAt !== undefined)
-      this.violation('§9.1', `${frameName(frame)} after CLOSE_ACK (CLOSE_ACK is the server's last frame)`);
     const defined = type === FrameType.DATA ? FLAG_END : type === FrameType.HEARTBEAT ? FLAG_ECHO : 0;
     if (type < EXTENSION_MUST_UNDERSTAND_FIRST && (flags & ~defined) !== 0) {
       this.violation(
@@ -436,20 +409,15 @@ export class ClientPeer {
         `${frameName(frame)} with undefined flag bits 0x${flags.toString(16)} (MUST be sent as 0)`,
       );
     }
-    if (this.welcome === undefined && frame.type !== FrameType.WELCOME && frame.type !== FrameType.ERROR) {
-      this.violation(
-        '§6',
-        `${frameName(frame)} before WELCOME (the server's first frame is WELCOME or ERROR)`,
-      );
-    }
     switch (frame.type) {
-      case FrameType.WELCOME:
-        return this.onWelcome(frame.welcome);
       case FrameType.DATA:
+        this.beforeFrame(r);
         return this.onData(frame.payload, frame.end);
       case FrameType.CREDIT:
+        this.beforeFrame(r);
         return this.onCredit(frame.creditLimit, frame.consumedMessages, 'CREDIT');
       case FrameType.HEARTBEAT: {
+        this.beforeFrame(r);
         if (!frame.echo && (frame.echoTimestamp !== 0 || frame.echoDelay !== 0)) {
           this.violation('§5.3', 'HEARTBEAT without ECHO has non-zero echo fields (MUST be 0)');
         }
@@ -461,34 +429,6 @@ export class ClientPeer {
         }
         this.lastHeartbeat = { timestamp: frame.timestamp, at: r.at };
         return this.onCredit(frame.creditLimit, frame.consumedMessages, 'HEARTBEAT');
-      }
-      case FrameType.GOAWAY:
-        if (this.goAway !== undefined) this.violation('§9.2', 'a second GOAWAY (a server sends at most one)');
-        this.goAway = frame.goAway;
-        this.checkString(frame.goAway.message, 'GoAway.message');
-        return this.onCredit(0, frame.goAway.consumedMessages, 'GOAWAY');
-      case FrameType.CLOSE_ACK: {
-        const ack = frame.closeAck;
-        if (!this.closeSent) this.violation('§9.3', 'CLOSE_ACK before our CLOSE');
-        if (ack.sentMessages !== this.messages.length || this.partial.length > 0) {
-          this.violation(
-            '§9.1',
-            `CLOSE_ACK sent_messages = ${ack.sentMessages}, but ${this.messages.length} complete messages arrived before it`,
-          );
-        }
-        if (ack.consumedMessages !== this.sentMessages || ack.deliveredMessages !== this.sentMessages) {
-          this.violation(
-            '§9.1',
-            `CLOSE_ACK consumed/delivered = ${ack.consumedMessages}/${ack.deliveredMessages}, expected ${this.sentMessages}/${this.sentMessages} (after CLOSE the server consumes every message before CLOSE_ACK)`,
-          );
-        }
-        this.onCredit(0, Math.min(ack.consumedMessages, this.sentMessages), 'CLOSE_ACK');
-        this.closeAckAt = r.at;
-        if (this.finishOnCloseAck) {
-          this.sendCredit();
-          this.end();
-        }
-        return;
       }
       case FrameType.ERROR: {
         const e = frame.error;
@@ -504,11 +444,8 @@ export class ClientPeer {
         this.stopHeartbeats();
         return;
       }
-      case FrameType.HELLO:
-      case FrameType.CLOSE:
-        this.violation('§5', `${frameName(frame)} from the server (sent by the client only)`);
-        return;
       case 'extension':
+        this.beforeFrame(r);
         if (frame.frameType < EXTENSION_IGNORABLE_FIRST && !this.welcome?.extensions.length) {
           this.violation(
             '§13',
@@ -516,47 +453,31 @@ export class ClientPeer {
           );
         }
         return;
+      default:
+        return this.onRoleFrame(r);
     }
   }
 
-  private checkString(value: string, field: string): void {
+  /** Role checks on a DATA, CREDIT, HEARTBEAT or extension frame (e.g. not before the handshake). */
+  protected abstract beforeFrame(r: Received): void;
+  /** A HELLO, WELCOME, GOAWAY, CLOSE or CLOSE_ACK frame. */
+  protected abstract onRoleFrame(r: Received): void;
+  /** The idle timeout the peer declared (we heartbeat every third of it). */
+  protected abstract peerIdleTimeoutMs(): number | undefined;
+  /** The largest DATA payload the peer accepts. */
+  protected abstract peerMaxFramePayload(): number | undefined;
+  /** The largest DATA payload we announced. */
+  protected abstract ourMaxFramePayload(): number | undefined;
+  /** The largest message we announced. */
+  protected abstract ourMaxMessageSize(): number | undefined;
+
+  protected checkString(value: string, field: string): void {
     if (utf8.encode(value).length > MAX_STRING_BYTES)
       this.violation('§5.4', `${field} longer than 256 bytes`);
   }
 
-  private onWelcome(w: Welcome): void {
-    if (this.welcome !== undefined) {
-      this.violation('§5', 'a second WELCOME (first frame only)');
-      return;
-    }
-    this.welcome = w;
-    const hello = this.hello;
-    if (hello === undefined) {
-      this.violation('§3', 'WELCOME before our HELLO');
-      return;
-    }
-    const range = (field: string, value: number, min: number, max: number): void => {
-      if (!(value >= min && value <= max))
-        this.violation('§6', `WELCOME ${field} = ${value} outside [${min}, ${max}]`);
-    };
-    if (!hello.versions.includes(w.version))
-      this.violation('§6', `WELCOME version ${w.version} was not offered`);
-    range('idle_timeout_ms', w.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    range('client_idle_timeout_ms', w.clientIdleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    range('initial_credit', w.initialCredit, MIN_INITIAL_CREDIT, Number.MAX_SAFE_INTEGER);
-    range('max_frame_payload', w.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
-    range('max_message_size', w.maxMessageSize, 1, Number.MAX_SAFE_INTEGER);
-    for (const e of w.extensions)
-      if (!hello.extensions.includes(e))
-        this.violation('§6', `WELCOME accepts extension '${e}', which was not offered`);
-    if (w.applicationProtocol !== '' && !hello.applicationProtocols.includes(w.applicationProtocol))
-      this.violation('§6', `WELCOME application_protocol '${w.applicationProtocol}' was not offered`);
-    this.checkString(w.applicationProtocol, 'Welcome.application_protocol');
-    this.peerLimit = w.initialCredit;
-  }
-
   private onData(payload: Uint8Array, end: boolean): void {
-    if (this.welcome === undefined) return; // reported as a frame before WELCOME
+    if (!this.open) return; // reported as a frame before the handshake
     const cost = dataCost(payload.length, end);
     if (this.receivedCredit + cost > this.grantedLimit) {
       this.violation(
@@ -602,7 +523,7 @@ export class ClientPeer {
     }
   }
 
-  private onCredit(limit: number, consumed: number, what: string): void {
+  protected onCredit(limit: number, consumed: number, what: string): void {
     if (consumed > this.sentMessages) {
       this.violation(
         '§5.2',
@@ -614,11 +535,278 @@ export class ClientPeer {
   }
 }
 
+/** The client side of one connection to a server under test. */
+export class ClientPeer extends WirePeer {
+  goAway: GoAway | undefined;
+  closeAckAt: number | undefined;
+  closeSent = false;
+  /** After CLOSE_ACK: send the final CREDIT and FIN (default on). */
+  finishOnCloseAck = true;
+
+  /** Connects to `host:port` within `timeoutMs`. */
+  static connect(host: string, port: number, timeoutMs: number): Promise<ClientPeer> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`TCP connect to ${host}:${port} did not complete in ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve(new ClientPeer(socket));
+      });
+      socket.once('error', (error) => {
+        clearTimeout(timer);
+        reject(new Error(`TCP connect to ${host}:${port} failed: ${error.message}`));
+      });
+    });
+  }
+
+  /** Sends the preamble and HELLO (as given); records what we announced. */
+  sendHello(hello: Hello, preamble: Uint8Array = PREAMBLE): void {
+    this.hello = hello;
+    this.grantedLimit = hello.initialCredit;
+    this.window = hello.initialCredit;
+    this.send(concat(preamble, helloFrame(hello)));
+  }
+
+  /** Sends CLOSE with our exact counts. */
+  sendClose(): void {
+    this.closeSent = true;
+    this.send(closeFrame({ sentMessages: this.sentMessages, consumedMessages: this.messages.length }));
+  }
+
+  protected peerIdleTimeoutMs(): number | undefined {
+    return this.welcome?.idleTimeoutMs;
+  }
+  protected peerMaxFramePayload(): number | undefined {
+    return this.welcome?.maxFramePayload;
+  }
+  protected ourMaxFramePayload(): number | undefined {
+    return this.hello?.maxFramePayload;
+  }
+  protected ourMaxMessageSize(): number | undefined {
+    return this.hello?.maxMessageSize;
+  }
+
+  protected beforeFrame(r: Received): void {
+    if (this.closeAckAt !== undefined)
+      this.violation('§9.1', `${frameName(r.frame)} after CLOSE_ACK (CLOSE_ACK is the server's last frame)`);
+    if (!this.open)
+      this.violation(
+        '§6',
+        `${frameName(r.frame)} before WELCOME (the server's first frame is WELCOME or ERROR)`,
+      );
+  }
+
+  protected onRoleFrame(r: Received): void {
+    const { frame } = r;
+    if (frame.type !== FrameType.WELCOME) this.beforeFrame(r);
+    switch (frame.type) {
+      case FrameType.WELCOME:
+        return this.onWelcome(frame.welcome);
+      case FrameType.GOAWAY:
+        if (this.goAway !== undefined) this.violation('§9.2', 'a second GOAWAY (a server sends at most one)');
+        this.goAway = frame.goAway;
+        this.checkString(frame.goAway.message, 'GoAway.message');
+        return this.onCredit(0, frame.goAway.consumedMessages, 'GOAWAY');
+      case FrameType.CLOSE_ACK: {
+        const ack = frame.closeAck;
+        if (!this.closeSent) this.violation('§9.3', 'CLOSE_ACK before our CLOSE');
+        if (ack.sentMessages !== this.messages.length || this.partialFrames > 0) {
+          this.violation(
+            '§9.1',
+            `CLOSE_ACK sent_messages = ${ack.sentMessages}, but ${this.messages.length} complete messages arrived before it`,
+          );
+        }
+        if (ack.consumedMessages !== this.sentMessages || ack.deliveredMessages !== this.sentMessages) {
+          this.violation(
+            '§9.1',
+            `CLOSE_ACK consumed/delivered = ${ack.consumedMessages}/${ack.deliveredMessages}, expected ${this.sentMessages}/${this.sentMessages} (after CLOSE the server consumes every message before CLOSE_ACK)`,
+          );
+        }
+        this.onCredit(0, Math.min(ack.consumedMessages, this.sentMessages), 'CLOSE_ACK');
+        this.closeAckAt = r.at;
+        if (this.finishOnCloseAck) {
+          this.sendCredit();
+          this.end();
+        }
+        return;
+      }
+      default:
+        this.violation('§5', `${frameName(frame)} from the server (sent by the client only)`);
+    }
+  }
+
+  private onWelcome(w: Welcome): void {
+    if (this.welcome !== undefined) {
+      this.violation('§5', 'a second WELCOME (first frame only)');
+      return;
+    }
+    this.welcome = w;
+    const hello = this.hello;
+    if (hello === undefined) {
+      this.violation('§3', 'WELCOME before our HELLO');
+      return;
+    }
+    const range = (field: string, value: number, min: number, max: number): void => {
+      if (!(value >= min && value <= max))
+        this.violation('§6', `WELCOME ${field} = ${value} outside [${min}, ${max}]`);
+    };
+    if (!hello.versions.includes(w.version))
+      this.violation('§6', `WELCOME version ${w.version} was not offered`);
+    range('idle_timeout_ms', w.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    range('client_idle_timeout_ms', w.clientIdleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    range('initial_credit', w.initialCredit, MIN_INITIAL_CREDIT, Number.MAX_SAFE_INTEGER);
+    range('max_frame_payload', w.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
+    range('max_message_size', w.maxMessageSize, 1, Number.MAX_SAFE_INTEGER);
+    for (const e of w.extensions)
+      if (!hello.extensions.includes(e))
+        this.violation('§6', `WELCOME accepts extension '${e}', which was not offered`);
+    if (w.applicationProtocol !== '' && !hello.applicationProtocols.includes(w.applicationProtocol))
+      this.violation('§6', `WELCOME application_protocol '${w.applicationProtocol}' was not offered`);
+    this.checkString(w.applicationProtocol, 'Welcome.application_protocol');
+    this.peerLimit = w.initialCredit;
+    this.open = true;
+  }
+}
+
 class BadPreamble extends HeartwireError {
   constructor(got: Uint8Array) {
     super(
       'PROTOCOL_MISMATCH',
       `the server's preamble starts ${Array.from(got, (b) => b.toString(16).padStart(2, '0')).join(' ')}`,
     );
+  }
+}
+
+/** The server side of one connection from a client under test (`heartwire conformance client`). */
+export class ServerPeer extends WirePeer {
+  /** When HELLO arrived (ms since the connection was accepted). */
+  helloAt: number | undefined;
+  /** The client's CLOSE and when it arrived. */
+  close: Close | undefined;
+  closeAt: number | undefined;
+  /** We sent CLOSE_ACK. */
+  closeAckSent = false;
+
+  /** Wraps an accepted socket. */
+  static accept(socket: Socket): ServerPeer {
+    socket.allowHalfOpen = true;
+    socket.setNoDelay(true);
+    return new ServerPeer(socket);
+  }
+
+  /** Sends the preamble (or `preamble`) and WELCOME; the connection is open from now on. */
+  sendWelcome(welcome: Welcome, preamble: Uint8Array = PREAMBLE): void {
+    this.welcome = welcome;
+    this.grantedLimit = welcome.initialCredit;
+    this.window = welcome.initialCredit;
+    this.open = true;
+    this.send(concat(preamble, rawFrame(FrameType.WELCOME, 0, encodeWelcome(welcome))));
+  }
+
+  /** Sends GOAWAY with `graceMs`. */
+  sendGoAway(graceMs: number): void {
+    const goAway = {
+      graceMs,
+      reason: 1,
+      consumedMessages: this.messages.length,
+      retryAfterMs: 0,
+      doNotReconnect: false,
+      message: 'conformance',
+    };
+    this.send(rawFrame(FrameType.GOAWAY, 0, encodeGoAway(goAway)));
+  }
+
+  /** Sends CLOSE_ACK with our exact counts, `sentDelta` added to `sent_messages`. */
+  sendCloseAck(sentDelta = 0): void {
+    this.closeAckSent = true;
+    const n = this.messages.length;
+    this.send(
+      rawFrame(
+        FrameType.CLOSE_ACK,
+        0,
+        encodeCloseAck({
+          sentMessages: this.sentMessages + sentDelta,
+          consumedMessages: n,
+          deliveredMessages: n,
+        }),
+      ),
+    );
+    this.stopHeartbeats();
+  }
+
+  protected peerIdleTimeoutMs(): number | undefined {
+    return this.welcome?.clientIdleTimeoutMs;
+  }
+  protected peerMaxFramePayload(): number | undefined {
+    return this.hello?.maxFramePayload;
+  }
+  protected ourMaxFramePayload(): number | undefined {
+    return this.welcome?.maxFramePayload;
+  }
+  protected ourMaxMessageSize(): number | undefined {
+    return this.welcome?.maxMessageSize;
+  }
+
+  protected beforeFrame(r: Received): void {
+    if (!this.open) {
+      this.violation(
+        '§6',
+        `${frameName(r.frame)} before WELCOME (the client sends only the preamble and HELLO)`,
+      );
+    }
+    if (this.close !== undefined && r.frame.type === FrameType.DATA) {
+      this.violation('§9.1', 'DATA after CLOSE (rule 1)');
+    }
+  }
+
+  protected onRoleFrame(r: Received): void {
+    const { frame } = r;
+    switch (frame.type) {
+      case FrameType.HELLO: {
+        if (this.hello !== undefined) {
+          this.violation('§5', 'a second HELLO (first frame only)');
+          return;
+        }
+        if (this.received.length > 0) this.violation('§6', 'HELLO is not the first frame');
+        const h = frame.hello;
+        this.hello = h;
+        this.helloAt = r.at;
+        const range = (field: string, value: number, min: number, max: number): void => {
+          if (!(value >= min && value <= max))
+            this.violation('§6', `HELLO ${field} = ${value} outside [${min}, ${max}]`);
+        };
+        if (!h.versions.includes(1))
+          this.violation('§6', `HELLO versions [${h.versions.join(', ')}] lack version 1`);
+        range('idle_timeout_ms', h.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+        range('initial_credit', h.initialCredit, MIN_INITIAL_CREDIT, Number.MAX_SAFE_INTEGER);
+        range('max_frame_payload', h.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
+        range('max_message_size', h.maxMessageSize, 1, Number.MAX_SAFE_INTEGER);
+        for (const p of h.applicationProtocols) this.checkString(p, 'Hello.application_protocols');
+        this.peerLimit = h.initialCredit;
+        return;
+      }
+      case FrameType.CLOSE: {
+        this.beforeFrame(r);
+        if (this.close !== undefined) this.violation('§9.3', 'a second CLOSE');
+        const c = frame.close;
+        this.close = c;
+        this.closeAt = r.at;
+        if (c.sentMessages !== this.messages.length || this.partialFrames > 0) {
+          this.violation(
+            '§9.1',
+            `CLOSE sent_messages = ${c.sentMessages}, but ${this.messages.length} complete messages arrived before it`,
+          );
+        }
+        this.onCredit(0, c.consumedMessages, 'CLOSE');
+        return;
+      }
+      default:
+        this.beforeFrame(r);
+        this.violation('§5', `${frameName(frame)} from the client (sent by the server only)`);
+    }
   }
 }

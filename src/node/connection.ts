@@ -10,11 +10,24 @@ import { Engine } from '../protocol/engine.js';
 import { HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
+import { payloadBytes } from './payload.js';
+import type { Payload } from './payload.js';
 import { WheelTimer, sharedWheel } from './timer-wheel.js';
 
 const now = (): number => performance.now();
 
 let nextConnectionId = 1;
+
+/**
+ * After its last frame (an ERROR, or the end of a clean close) a connection half-closes the socket
+ * and reads and discards what still arrives for at most this long and this many bytes before it
+ * destroys the socket (SPEC.md §11): destroying a socket with unread input resets the connection,
+ * and the reset can make the peer's kernel drop our ERROR before the peer has read it.
+ */
+const DRAIN_MAX_MS = 1000;
+const DRAIN_MAX_BYTES = 1024 * 1024;
+/** After a clean close the peer owes only its FIN: wait longer for it, with the same byte bound. */
+const CLEAN_LINGER_MS = 5000;
 
 /** Statistics of a connection: the engine's counters plus the socket's. */
 export interface ConnectionStats extends EngineStats {
@@ -40,24 +53,57 @@ interface PendingSend {
   reject: (error: Error) => void;
 }
 
-/** Events of a {@link Connection}. */
+/**
+ * Events of a {@link Connection}, with their arguments. Listeners run synchronously inside the
+ * connection's processing; an exception thrown by a listener is the application's (as with any
+ * `EventEmitter`). See the README's "Events and the close report" for what to do on each.
+ */
 export interface ConnectionEvents {
-  /** The handshake completed. */
+  /**
+   * The handshake completed, with the values agreed. A client's `connect()` resolves only after
+   * it, so a client reads `conn.negotiated` instead; a `Server` emits `connection` at this point.
+   */
   open: [Negotiated];
-  /** Client: the server announced shutdown; finish and call `end()` before `goAway.deadline`. */
+  /**
+   * Client only, at most once: the server is going away (GOAWAY). It keeps serving this
+   * connection until `goAway.deadline` (`performance.now()` time: receipt + grace); finish what
+   * is in flight, call `end()` before then, and open new work elsewhere (respecting
+   * `retryAfterMs` and `doNotReconnect`). Not an error: after `end()` the close is clean. A
+   * GOAWAY that crosses the client's own `end()` is still reported.
+   */
   goaway: [GoAwayInfo];
-  /** Server: the client half-closed; no messages follow those already received. */
+  /**
+   * Server only, at most once: the client ended its stream (CLOSE). No message follows those
+   * already received. The connection finishes (sends its last messages, then CLOSE_ACK) when its
+   * consumer reaches the end of the stream: the `for await` loop ends, or `handle()` settles;
+   * a server consuming with `read()` calls `end()` itself.
+   */
   'peer-closed': [];
-  /** Messages are ready for `read()` (emitted when the queue goes from empty to non-empty). */
+  /**
+   * Messages are ready for `read()`. Edge-triggered: emitted when the queue goes from empty to
+   * non-empty, so a listener reads until `read()` returns `undefined`.
+   */
   readable: [];
-  /** A new RTT sample, in ms. */
+  /**
+   * A new round-trip-time sample in ms, from a heartbeat echo (each side heartbeats about every
+   * third of the peer's idle timeout). `stats()` has the latest and the smoothed RTT.
+   */
   rtt: [number];
-  /** Data has waited for the peer's credit this long (the peer is alive but not consuming). */
+  /**
+   * Queued data has waited this many ms for the peer's credit (reported once per stall, after
+   * 5 000 ms): the peer is alive (heartbeats arrive) but its application is not consuming.
+   * Informational: the connection fails with `CREDIT_STALL` only if `creditStallTimeout` is set.
+   */
   'credit-stall': [number];
+  /** Credit arrived after a reported `credit-stall`; the argument is how long, in ms, data waited in all. */
   'credit-resumed': [number];
-  /** `write()` may be called again after it returned false. */
+  /** `write()` may be called again after it returned false (the overflow reached the engine). */
   drain: [];
-  /** Always emitted exactly once, last. */
+  /**
+   * The connection is closed, clean or not: always emitted exactly once, last. The
+   * {@link CloseInfo} says whether the close was clean, who ended it, the error if any, and
+   * what became of every message this side sent (`delivery`: consumed, unknown, not processed).
+   */
   close: [CloseInfo];
 }
 
@@ -101,6 +147,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private flushScheduled = false;
   private transportEnded = false;
   private closeInfo: CloseInfo | undefined;
+  private closeEmitted = false;
   private resolveClosed!: (info: CloseInfo) => void;
   private rejectClosed!: (error: Error) => void;
   private resolveOpened!: (n: Negotiated) => void;
@@ -114,6 +161,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private drainWanted = false;
   private readers: (() => void)[] = [];
   private handling = false;
+  /** Consumers running: `for await` loops and `handle()` (see `end()`'s `unread`). */
+  private consumers = 0;
+  /** `end()` asked to discard what no consumer will read (`unread: 'discard'`, the default). */
+  private discardUnread = false;
   private peerClosed = false;
   /** `end()` (client) or the end of the stream (server) waits for the overflow to reach the engine. */
   private endWhenFlushed = false;
@@ -151,6 +202,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
+      if (this.closeInfo !== undefined) {
+        this.discard(chunk.length);
+        return;
+      }
       // A plain Uint8Array view: the decoder's subarray() calls then avoid Buffer's slower species path.
       this.engine.receive(now(), new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       this.service();
@@ -189,8 +244,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * for `drain` before writing more. A message is never dropped: false means "queued, slow down".
    * Throws `UsageError` (`CONNECTION_CLOSED`, `MESSAGE_TOO_LARGE`, `SEND_QUEUE_FULL` when the
    * caller ignored false and the overflow reached `maxSendQueue` again).
+   *
+   * `payload`: a `Uint8Array`/`Buffer`, any other `ArrayBufferView` or an `ArrayBuffer` (sent as
+   * its bytes, not copied: do not modify it until `send()` resolves), or a string (sent as UTF-8).
+   * Anything else throws a `TypeError` (`ERR_INVALID_ARG_TYPE`) synchronously.
    */
-  write(payload: Uint8Array): boolean {
+  write(message: Payload): boolean {
+    const payload = payloadBytes(message);
     if (this.overflow.length === 0 && this.engine.trySend(this.lastNow, payload)) {
       this.accepted++;
       this.scheduleFlush();
@@ -214,8 +274,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * Queue a message and resolve once it has been framed within the peer's credit and handed to
    * the socket (back-pressure: a stalled peer makes this wait). Rejects if the connection closes
    * first; then `closed`'s delivery report says whether it may have been processed.
+   *
+   * `payload` as for `write()`. A payload of another type is a programming error: `send()` throws
+   * the `TypeError` (`ERR_INVALID_ARG_TYPE`) synchronously rather than returning a rejection.
    */
-  send(payload: Uint8Array): Promise<void> {
+  send(message: Payload): Promise<void> {
+    const payload = payloadBytes(message);
     let promise: Promise<void>;
     try {
       this.write(payload);
@@ -238,21 +302,30 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * out at once, without waiting for the socket.
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array> {
-    let done = false;
+    // Not started, running (a consumer from the first `next()` on, as a generator's body), or done.
+    let state: 'new' | 'running' | 'done' = 'new';
+    const stop = (): void => {
+      if (state === 'running') this.consumerStopped();
+      state = 'done';
+    };
     const end = (): Promise<IteratorResult<Uint8Array, undefined>> => {
-      done = true;
+      stop();
       return Promise.resolve(DONE);
     };
     const iterator: AsyncIterableIterator<Uint8Array> = {
       // A ready message comes as an already resolved promise: no generator, no wait for the socket.
       next: () => {
-        if (done) return Promise.resolve(DONE);
+        if (state !== 'running') {
+          if (state === 'done') return Promise.resolve(DONE);
+          state = 'running';
+          this.consumers++;
+        }
         const message = this.read();
         if (message !== undefined) return Promise.resolve({ value: message, done: false });
         return this.nextMessage().then(
           (next) => (next === undefined ? end() : { value: next, done: false }),
           (error: unknown) => {
-            done = true;
+            stop();
             throw error;
           },
         );
@@ -306,6 +379,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   async handle(handler: (message: Uint8Array) => unknown, options: HandleOptions = {}): Promise<void> {
     if (this.handling) throw new UsageError('INTERNAL_ERROR', 'handle() is already running');
     this.handling = true;
+    this.consumers++;
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
     const queue = concurrency > 1 ? new PQueue({ concurrency }) : undefined;
     const userOnError = options.onError;
@@ -358,6 +432,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       this.endOfStream();
     } finally {
       this.handling = false;
+      this.consumerStopped();
     }
   }
 
@@ -425,6 +500,23 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     return this.lastNow;
   }
 
+  /** A `for await` loop or `handle()` ended (or broke off): after `end()`, nobody may read the rest. */
+  private consumerStopped(): void {
+    this.consumers--;
+    this.discardIfUnread();
+  }
+
+  /**
+   * After `end()` with `unread: 'discard'`, when no consumer is running (no `for await` loop, no
+   * `handle()`, no `readable` listener), drop what is unread so that the termination completes.
+   */
+  private discardIfUnread(): void {
+    if (!this.discardUnread || this.consumers > 0 || this.listenerCount('readable') > 0) return;
+    if (this.engine.state === 'closed') return;
+    this.engine.discardUnread(now());
+    this.service();
+  }
+
   /** The consumer saw the end of the stream: a server finishes; an unclean close throws. */
   private endOfStream(): void {
     if (this.role === 'server' && this.peerClosed && this.engine.state === 'peer-closed') {
@@ -454,14 +546,43 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * End the connection gracefully. Client: protocol half-close (CLOSE after everything queued),
    * then the server finishes and the connection closes cleanly. Server: GOAWAY with a grace
    * period (default `defaultGrace`); the client is expected to end, else it is force-closed at the
-   * deadline. Resolves like `closed`.
+   * deadline. Resolves like `closed`. Never throws: once the connection has closed (even from
+   * inside a listener of an event that was queued before the close) it returns the settled
+   * `closed` promise.
+   *
+   * Unread messages (a client, or a server after `peer-closed`): with `unread: 'discard'` (the
+   * default), `end()` does not wait for messages nobody reads. When no consumer is running — no
+   * `for await` loop (one that ended or was left with `break` does not count), no `handle()`, no
+   * `readable` listener — at the next turn of the event loop after `end()`, or when the last one
+   * stops later, every message not yet read is dropped, now and as it arrives; its credit returns
+   * to the peer so that the peer can finish. The close then completes within a round trip or so
+   * instead of waiting `closeTimeout`, and reports exactly: `CloseInfo.unread` counts the messages
+   * dropped, which the peer reports as not processed (`delivery.notProcessed`; it sees a client's
+   * drop as a `CANCELLED` close, SPEC.md §9.1). A consumer that keeps reading after `end()` (the
+   * half-close pattern: `end()`, then read the replies until the loop ends) loses nothing. With
+   * `unread: 'wait'`, `end()` waits for the application to read everything, bounded by
+   * `closeTimeout` (then it rejects with `CLOSE_TIMEOUT`).
    */
   end(
-    options: { grace?: number; reason?: number; message?: string; retryAfter?: number } = {},
+    options: {
+      grace?: number;
+      reason?: number;
+      message?: string;
+      retryAfter?: number;
+      unread?: 'discard' | 'wait';
+    } = {},
   ): Promise<CloseInfo> {
+    // Never throws: after the close (even one not dispatched yet) it returns the settled `closed`.
+    if (this.settleIfEngineClosed()) return this.closed;
     const t = now();
-    if (this.role === 'client' || this.peerClosed) this.endWhenFlushed = true;
-    else
+    if (this.role === 'client' || this.peerClosed) {
+      this.endWhenFlushed = true;
+      if (options.unread !== 'wait' && !this.discardUnread) {
+        this.discardUnread = true;
+        // A consumer started right after end() (the half-close pattern) still counts.
+        setImmediate(() => this.discardIfUnread());
+      }
+    } else
       this.engine.goAway(t, {
         graceMs: options.grace ?? this.defaultGrace,
         reason: options.reason,
@@ -484,8 +605,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.service();
   }
 
-  /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. */
+  /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. Never throws; a no-op once closed. */
   abort(error?: HeartwireError): void {
+    if (this.settleIfEngineClosed()) return;
     this.engine.abort(now(), error);
     this.service();
   }
@@ -542,6 +664,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.lastNow = t;
     this.transmit(t);
     for (let event = this.engine.pollEvent(); event !== undefined; event = this.engine.pollEvent()) {
+      // Events queued before the engine closed are dispatched after it closed: settle the close
+      // first, so that a listener calling end()/abort() gets the settled `closed` and nothing is
+      // moved into the dead engine. The `close` event itself stays last.
+      if (this.closeInfo === undefined && this.engine.state === 'closed') this.settleIfEngineClosed();
       switch (event.type) {
         case 'open':
           this.resolveOpened(event.negotiated);
@@ -581,7 +707,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           this.socket.end();
           break;
         case 'closed':
-          this.onClosed(event.info);
+          this.settleClose(event.info);
+          if (!this.closeEmitted) {
+            this.closeEmitted = true;
+            publish('close', { connection: this, info: event.info });
+            this.emit('close', event.info);
+          }
           break;
       }
     }
@@ -627,6 +758,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   }
 
   private moveOverflow(): void {
+    if (this.settleIfEngineClosed()) return; // never into a closed engine
     const t = now();
     while (this.overflow.length > 0) {
       const next = this.overflow[0]!;
@@ -673,7 +805,25 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     sharedWheel().schedule(timer, deadline, this.engine.timerSlack);
   }
 
-  private onClosed(info: CloseInfo): void {
+  /** Bytes read and discarded after the close, while draining (SPEC.md §11). */
+  private drained = 0;
+
+  private discard(bytes: number): void {
+    this.drained += bytes;
+    if (this.drained > DRAIN_MAX_BYTES && !this.socket.destroyed) this.socket.destroy();
+  }
+
+  /** True once the engine is closed; settles the close (promises, socket) the first time. */
+  private settleIfEngineClosed(): boolean {
+    if (this.closeInfo !== undefined) return true;
+    const info = this.engine.closed;
+    if (info === undefined) return false;
+    this.settleClose(info);
+    return true;
+  }
+
+  /** Everything a close does but the `close` event (emitted when the engine's event comes). */
+  private settleClose(info: CloseInfo): void {
     if (this.closeInfo !== undefined) return;
     this.closeInfo = info;
     const t = now();
@@ -682,9 +832,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     if (!this.socket.destroyed) {
       for (const chunk of last) this.socket.write(chunk);
       if (info.clean || info.initiator !== 'transport' || info.error?.code === 'HEARTBEAT_TIMEOUT') {
+        // Half-close after our last frame, then drain (see DRAIN_MAX_MS): give the peer a moment
+        // to read that frame, but never wait on a dead path or read without bound.
         this.socket.end();
-        // Give the peer a moment to read our last frame, but never wait on a dead path.
-        const linger = setTimeout(() => this.socket.destroy(), info.clean ? 5000 : 1000);
+        const linger = setTimeout(() => this.socket.destroy(), info.clean ? CLEAN_LINGER_MS : DRAIN_MAX_MS);
         linger.unref();
         this.socket.once('close', () => clearTimeout(linger));
       } else {
@@ -700,12 +851,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.pendingHead = 0;
     this.overflow.length = 0;
     this.overflowBytes = 0;
-    this.rejectOpened(error);
+    // A handshake that completed resolves `opened` (its `open` event may still be queued).
+    if (this.engine.negotiated === undefined) this.rejectOpened(error);
     if (info.clean) this.resolveClosed(info);
     else this.rejectClosed(error);
     this.wakeReaders();
-    publish('close', { connection: this, info });
-    this.emit('close', info);
   }
 
   // ------------------------------------------------------------------ explicit resource management

@@ -171,15 +171,16 @@ export class HandlerError extends HeartwireError {
   }
 }
 
+/** One failed connect attempt: to TCP `host:port` or to the Unix socket `path`. */
+export type ConnectAttempt =
+  | { host: string; port: number; path?: undefined; error: Error }
+  | { path: string; host?: undefined; port?: undefined; error: Error };
+
 /** Every attempt to connect failed; `attempts` lists each address tried and why it failed. */
 export class ConnectError extends HeartwireError {
   /** Each address tried, in the order the attempts started. */
-  readonly attempts: { host: string; port: number; error: Error }[];
-  constructor(
-    code: 'CONNECT_TIMEOUT' | 'CONNECT_FAILED',
-    message: string,
-    attempts: { host: string; port: number; error: Error }[],
-  ) {
+  readonly attempts: ConnectAttempt[];
+  constructor(code: 'CONNECT_TIMEOUT' | 'CONNECT_FAILED', message: string, attempts: ConnectAttempt[]) {
     super(code, message);
     this.name = 'ConnectError';
     this.attempts = attempts;

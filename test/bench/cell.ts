@@ -26,6 +26,13 @@ const systems: Record<string, System> = {
   ws: WS,
   http2: HTTP2_TUNED,
   yamux: YAMUX,
+  // heartwire over a Unix domain socket (peers/heartwire-unix.ts), to compare with TCP loopback.
+  'heartwire-unix': {
+    ...heartwire(),
+    id: 'heartwire-unix',
+    label: 'heartwire (Unix socket)',
+    peer: 'heartwire-unix',
+  },
 };
 
 const args = process.argv.slice(2);

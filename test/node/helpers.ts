@@ -408,7 +408,7 @@ function leaked(baseline: Map<string, number>): string[] {
 /**
  * Send `count` messages of 18 B to 2 KiB client → server, keep every message the server reads
  * without copying it, and check them all at the end. Most of them are views of the transport's
- * read buffers (SPEC.md §7 (b)), so this fails if the transport ever reused a read buffer.
+ * read buffers (docs/IMPLEMENTATION.md, "Memory" (b)), so this fails if the transport ever reused a read buffer.
  */
 export async function expectKeptMessagesIntact(
   harness: Harness,

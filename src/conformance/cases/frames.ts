@@ -219,6 +219,20 @@ export const frameCases: ConformanceCase[] = [
     () => extensionFrame(0x7f, 0, Uint8Array.of(1, 2, 3)),
     ['PROTOCOL_ERROR'],
   ),
+  rejected(
+    '4/type-checked-before-size',
+    '§4',
+    'an undefined type 0x03 with a length of 2^32 − 1: PROTOCOL_ERROR (the type is checked before the size)',
+    () => header(0xffffffff, 0x03),
+    ['PROTOCOL_ERROR'],
+  ),
+  rejected(
+    '5.2/consumed-beyond-sent',
+    '§5.2',
+    'a CREDIT reporting 5 server messages consumed when the server sent none: PROTOCOL_ERROR',
+    (peer) => creditFrame(peer.grantedLimit, 5),
+    ['PROTOCOL_ERROR'],
+  ),
   accepted(
     '13/ignorable-extensions',
     '§13',
