@@ -205,6 +205,7 @@ describe('heartwire serve --workers (node:cluster)', function () {
       /2 worker\(s\) listening on 127\.0\.0\.1:(\d+) \(primary pid (\d+)\)/,
       20_000,
     );
+    const startupMs = performance.now() - started;
     senders = Array.from({ length: CLIENTS }, (_, i) => new Sender(i, Number(port)));
     await Promise.all(senders.map((s) => s.client.connected()));
     // Round-robin: each worker has some of the clients.
@@ -216,15 +217,18 @@ describe('heartwire serve --workers (node:cluster)', function () {
     expect([...perWorker.keys()].sort(), 'both workers got clients').to.deep.equal(['1', '2']);
 
     let drains: string | undefined;
+    let rollMs: number | undefined;
     let sending = true;
     const ticker = setInterval(() => {
       if (sending) for (const s of senders) s.sendNext();
     }, PERIOD);
     try {
       await sleep(1000);
+      const rolled = performance.now();
       process.kill(Number(primaryPid), 'SIGUSR2');
       [, drains] = await primary.waitFor(/worker 1 drains its (\d+) connection\(s\)/, 20_000);
       await primary.waitFor(/worker 1 \(pid \d+\) drained and exited/, 20_000);
+      rollMs = performance.now() - rolled;
       await sleep(1000); // keep sending on the live workers
     } finally {
       sending = false;
@@ -271,7 +275,8 @@ describe('heartwire serve --workers (node:cluster)', function () {
         `drained worker, time to move (GOAWAY → connected to a live worker) median ${moveMs[moveMs.length >> 1]!.toFixed(0)} ms, ` +
         `max ${moveMs[moveMs.length - 1]!.toFixed(0)} ms; ${sent} messages, lost ${lost}, duplicates ${duplicates}; ` +
         `handed back ${notProcessed} not processed + ${unknown} unknown (resent); ` +
-        `whole test ${((performance.now() - started) / 1000).toFixed(1)} s`,
+        `SIGUSR2 → replacement listening, worker 1 drained and exited ${rollMs!.toFixed(0)} ms; ` +
+        `cluster startup ${startupMs.toFixed(0)} ms, whole test ${((performance.now() - started) / 1000).toFixed(1)} s`,
     );
   });
 
