@@ -280,6 +280,29 @@ describe('heartwire serve --workers (node:cluster)', function () {
     );
   });
 
+  it('a worker that crashes is replaced (backoff), on the same port', async () => {
+    primary = startPrimary(['src/cli/main.ts', 'serve', '--workers', '1', '--port', '0']);
+    const [, port] = await primary.waitFor(/1 worker\(s\) listening on 127\.0\.0\.1:(\d+)/, 20_000);
+    const [, pid] = await primary.waitFor(/\[worker 1\] heartwire echo server listening[^\n]*pid (\d+)/);
+    const crashed = performance.now();
+    process.kill(Number(pid), 'SIGKILL');
+    await primary.waitFor(/worker 1 \(pid \d+\) exited \(signal SIGKILL\); a new one in 100 ms/);
+    await primary.waitFor(/\[worker 2\] heartwire echo server listening on 127\.0\.0\.1:(\d+)/, 20_000);
+    const replacedMs = performance.now() - crashed;
+    const conn = await connect({ host: '127.0.0.1', port: Number(port) });
+    conn.write(new Uint8Array([1, 2, 3]));
+    for await (const reply of conn) {
+      expect([...reply]).to.deep.equal([1, 2, 3]);
+      break;
+    }
+    expect((await conn.end()).clean, 'clean close').to.equal(true);
+    primary.child.kill('SIGTERM');
+    expect(await primary.exited).to.equal(0);
+    report(
+      `cluster crash: SIGKILLed worker replaced (backoff 100 ms) and listening on the same port after ${replacedMs.toFixed(0)} ms`,
+    );
+  });
+
   it('a TLS server (createServer({ tls }) + listen() in each worker) works as-is under node:cluster', async function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heartwire-cluster-tls-'));
     const [keyFile, certFile] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
