@@ -3,6 +3,8 @@
  * @module
  */
 import cluster from 'node:cluster';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,11 +69,23 @@ export async function serve(args: string[], output: Output, stop: Promise<unknow
 
   if (workers > 0 && cluster.isPrimary) {
     const here = fileURLToPath(import.meta.url);
+    // Port 0: pick the port here, so that a worker started later (a replacement) listens on the
+    // same one even if every worker before it is gone (node:cluster shares a port-0 listener
+    // only while one of its workers holds it).
+    let chosen = port;
+    if (port === 0) {
+      try {
+        chosen = await freePort(host);
+      } catch (error) {
+        output.err(`heartwire serve: cannot listen on ${host}:${port}: ${(error as Error).message}`);
+        return 1;
+      }
+    }
     let roll = (): void => {};
     const code = await supervise({
       workers,
       exec: fileURLToPath(new URL(`./main${extname(here)}`, import.meta.url)),
-      args: ['serve', ...args],
+      args: ['serve', ...args, '--port', String(chosen)], // the last --port wins
       grace,
       mode,
       output,
@@ -131,6 +145,18 @@ export async function serve(args: string[], output: Output, stop: Promise<unknow
   await server.close({ grace });
   output.out('stopped');
   return 0;
+}
+
+/** A TCP port free on `host` right now (bound, then released). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }
 
 /** Send every message back, respecting the client's credit. */
