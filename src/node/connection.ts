@@ -10,6 +10,8 @@ import { Engine } from '../protocol/engine.js';
 import { HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
+import { payloadBytes } from './payload.js';
+import type { Payload } from './payload.js';
 import { WheelTimer, sharedWheel } from './timer-wheel.js';
 
 const now = (): number => performance.now();
@@ -140,6 +142,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private flushScheduled = false;
   private transportEnded = false;
   private closeInfo: CloseInfo | undefined;
+  private closeEmitted = false;
   private resolveClosed!: (info: CloseInfo) => void;
   private rejectClosed!: (error: Error) => void;
   private resolveOpened!: (n: Negotiated) => void;
@@ -236,8 +239,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * for `drain` before writing more. A message is never dropped: false means "queued, slow down".
    * Throws `UsageError` (`CONNECTION_CLOSED`, `MESSAGE_TOO_LARGE`, `SEND_QUEUE_FULL` when the
    * caller ignored false and the overflow reached `maxSendQueue` again).
+   *
+   * `payload`: a `Uint8Array`/`Buffer`, any other `ArrayBufferView` or an `ArrayBuffer` (sent as
+   * its bytes, not copied: do not modify it until `send()` resolves), or a string (sent as UTF-8).
+   * Anything else throws a `TypeError` (`ERR_INVALID_ARG_TYPE`) synchronously.
    */
-  write(payload: Uint8Array): boolean {
+  write(message: Payload): boolean {
+    const payload = payloadBytes(message);
     if (this.overflow.length === 0 && this.engine.trySend(this.lastNow, payload)) {
       this.accepted++;
       this.scheduleFlush();
@@ -261,8 +269,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * Queue a message and resolve once it has been framed within the peer's credit and handed to
    * the socket (back-pressure: a stalled peer makes this wait). Rejects if the connection closes
    * first; then `closed`'s delivery report says whether it may have been processed.
+   *
+   * `payload` as for `write()`. A payload of another type is a programming error: `send()` throws
+   * the `TypeError` (`ERR_INVALID_ARG_TYPE`) synchronously rather than returning a rejection.
    */
-  send(payload: Uint8Array): Promise<void> {
+  send(message: Payload): Promise<void> {
+    const payload = payloadBytes(message);
     let promise: Promise<void>;
     try {
       this.write(payload);
@@ -404,7 +416,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * End the connection gracefully. Client: protocol half-close (CLOSE after everything queued),
    * then the server finishes and the connection closes cleanly. Server: GOAWAY with a grace
    * period (default `defaultGrace`); the client is expected to end, else it is force-closed at the
-   * deadline. Resolves like `closed`.
+   * deadline. Resolves like `closed`. Never throws: once the connection has closed (even from
+   * inside a listener of an event that was queued before the close) it returns the settled
+   * `closed` promise.
    *
    * Unread messages (a client, or a server after `peer-closed`): with `unread: 'discard'` (the
    * default), `end()` does not wait for messages nobody reads. When no consumer is running — no
@@ -428,6 +442,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       unread?: 'discard' | 'wait';
     } = {},
   ): Promise<CloseInfo> {
+    // Never throws: after the close (even one not dispatched yet) it returns the settled `closed`.
+    if (this.settleIfEngineClosed()) return this.closed;
     const t = now();
     if (this.role === 'client' || this.peerClosed) {
       this.endWhenFlushed = true;
@@ -459,8 +475,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.service();
   }
 
-  /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. */
+  /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. Never throws; a no-op once closed. */
   abort(error?: HeartwireError): void {
+    if (this.settleIfEngineClosed()) return;
     this.engine.abort(now(), error);
     this.service();
   }
@@ -517,6 +534,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.lastNow = t;
     this.transmit(t);
     for (let event = this.engine.pollEvent(); event !== undefined; event = this.engine.pollEvent()) {
+      // Events queued before the engine closed are dispatched after it closed: settle the close
+      // first, so that a listener calling end()/abort() gets the settled `closed` and nothing is
+      // moved into the dead engine. The `close` event itself stays last.
+      if (this.closeInfo === undefined && this.engine.state === 'closed') this.settleIfEngineClosed();
       switch (event.type) {
         case 'open':
           this.resolveOpened(event.negotiated);
@@ -556,7 +577,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           this.socket.end();
           break;
         case 'closed':
-          this.onClosed(event.info);
+          this.settleClose(event.info);
+          if (!this.closeEmitted) {
+            this.closeEmitted = true;
+            publish('close', { connection: this, info: event.info });
+            this.emit('close', event.info);
+          }
           break;
       }
     }
@@ -602,6 +628,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   }
 
   private moveOverflow(): void {
+    if (this.settleIfEngineClosed()) return; // never into a closed engine
     const t = now();
     while (this.overflow.length > 0) {
       const next = this.overflow[0]!;
@@ -656,7 +683,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     if (this.drained > DRAIN_MAX_BYTES && !this.socket.destroyed) this.socket.destroy();
   }
 
-  private onClosed(info: CloseInfo): void {
+  /** True once the engine is closed; settles the close (promises, socket) the first time. */
+  private settleIfEngineClosed(): boolean {
+    if (this.closeInfo !== undefined) return true;
+    const info = this.engine.closed;
+    if (info === undefined) return false;
+    this.settleClose(info);
+    return true;
+  }
+
+  /** Everything a close does but the `close` event (emitted when the engine's event comes). */
+  private settleClose(info: CloseInfo): void {
     if (this.closeInfo !== undefined) return;
     this.closeInfo = info;
     const t = now();
@@ -684,12 +721,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.pendingHead = 0;
     this.overflow.length = 0;
     this.overflowBytes = 0;
-    this.rejectOpened(error);
+    // A handshake that completed resolves `opened` (its `open` event may still be queued).
+    if (this.engine.negotiated === undefined) this.rejectOpened(error);
     if (info.clean) this.resolveClosed(info);
     else this.rejectClosed(error);
     this.wakeReaders();
-    publish('close', { connection: this, info });
-    this.emit('close', info);
   }
 
   // ------------------------------------------------------------------ explicit resource management
