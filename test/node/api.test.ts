@@ -3,6 +3,7 @@
  * owned by the server, end()/abort() inside event handlers after the engine closed, option
  * validation, listen() errors, payload types, typed errors with causes.
  */
+import diagnostics_channel from 'node:diagnostics_channel';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -19,6 +20,7 @@ import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
 import type { Welcome } from '../../src/protocol/frames.js';
 import { HandlerError } from '../../src/protocol/errors.js';
 import type { Connection } from '../../src/node/connection.js';
+import type { CloseInfo } from '../../src/protocol/types.js';
 import {
   LOCALHOST,
   REPO_ROOT,
@@ -703,16 +705,17 @@ describe('node API: errors say what happened (E)', function () {
   it('a TLS client talking to a plain server: both sides hint at TLS', async () => {
     const closes: Error[] = [];
     const { server, port } = await h().server({});
+    // The server-side connection closes before the handshake: watch every close in the process
+    // (diagnostics channel) rather than polling server.connections, which can miss it.
     const seen = new Promise<void>((resolve) => {
-      const check = (): void => {
-        for (const c of server.connections)
-          c.closed.catch((e: Error) => {
-            closes.push(e);
-            resolve();
-          });
+      const onClose = (message: unknown): void => {
+        const { connection, info } = message as { connection: Connection; info: CloseInfo };
+        if (connection.role !== 'server' || !server.connections.has(connection)) return;
+        if (info.error !== undefined) closes.push(info.error);
+        resolve();
       };
-      const timer = setInterval(check, 5);
-      h().defer(() => clearInterval(timer));
+      diagnostics_channel.subscribe('heartwire:connection:close', onClose);
+      h().defer(() => diagnostics_channel.unsubscribe('heartwire:connection:close', onClose));
     });
     const error = rejection(
       await observe(
