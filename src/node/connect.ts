@@ -7,7 +7,7 @@ import net from 'node:net';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import { Engine } from '../protocol/engine.js';
-import { ConnectError, HeartwireError, UsageError } from '../protocol/errors.js';
+import { AbortError, ConnectError, HeartwireError } from '../protocol/errors.js';
 import { Connection } from './connection.js';
 import { engineOptions, validateConnectOptions } from './options.js';
 import type { ConnectOptions, Endpoint } from './options.js';
@@ -72,13 +72,35 @@ export function connect(options: ConnectOptions): Promise<Connection> {
     const onAbort = (): void => {
       if (settled) return;
       cleanup();
-      reject(new UsageError('CANCELLED', 'connect aborted by signal'));
+      reject(new AbortError('connect aborted by signal', options.signal?.reason));
     };
     if (options.signal?.aborted) {
-      reject(new UsageError('CANCELLED', 'connect aborted by signal'));
+      reject(new AbortError('connect aborted by signal', options.signal.reason));
       return;
     }
     options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    /**
+     * A hint when the failure looks like a TLS mismatch: a plain client whose server closed (or
+     * answered non-heartwire bytes) during the heartwire handshake, or a TLS client whose server
+     * closed before the TLS handshake completed.
+     */
+    const tlsHint = (attempt: Attempt): string => {
+      const error = attempt.error as (Error & { code?: string }) | undefined;
+      if (error === undefined) return '';
+      if (options.tls) {
+        return attempt.connection === undefined &&
+          (error.code === 'ECONNRESET' || /before secure TLS connection/.test(error.message))
+          ? ': the server closed before the TLS handshake completed; if it serves plain TCP, connect without tls'
+          : '';
+      }
+      return attempt.connection !== undefined &&
+        (error.code === 'UNEXPECTED_EOF' ||
+          error.code === 'TRANSPORT_ERROR' ||
+          error.code === 'PROTOCOL_MISMATCH')
+        ? ': the server closed or answered without heartwire during the handshake; if it serves TLS, connect with tls'
+        : '';
+    };
 
     const failed = (attempt: Attempt, error: Error): void => {
       if (attempt.done) return;
@@ -94,13 +116,18 @@ export function connect(options: ConnectOptions): Promise<Connection> {
             a.error instanceof HeartwireError &&
             (a.error.code === 'CONNECT_TIMEOUT' || a.error.code === 'HANDSHAKE_TIMEOUT'),
         );
+        // Every server answered with something that is not heartwire: say so, not CONNECT_FAILED.
+        const mismatch = list.every(
+          (a) => a.error instanceof HeartwireError && a.error.code === 'PROTOCOL_MISMATCH',
+        );
         const detail = attempts
-          .map((a) => `${a.name} (${(a.error as HeartwireError).code ?? a.error!.message})`)
+          .map((a) => `${a.name} (${(a.error as HeartwireError).code ?? a.error!.message}${tlsHint(a)})`)
           .join(', ');
         const error = new ConnectError(
-          timedOut ? 'CONNECT_TIMEOUT' : 'CONNECT_FAILED',
+          timedOut ? 'CONNECT_TIMEOUT' : mismatch ? 'PROTOCOL_MISMATCH' : 'CONNECT_FAILED',
           `could not connect to ${detail}`,
           list,
+          { cause: list.length === 1 ? list[0]!.error : undefined },
         );
         reject(error);
       } else if (started < attempts.length && attempts.slice(0, started).every((a) => a.done)) {
@@ -138,7 +165,7 @@ export function connect(options: ConnectOptions): Promise<Connection> {
           attempt,
           new ConnectError(
             'CONNECT_TIMEOUT',
-            `connect to ${attempt.name} timed out after ${connectTimeout} ms`,
+            `connect to ${attempt.name} timed out after ${Math.round(connectTimeout)} ms`,
             [],
           ),
         );

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
 import { Engine } from '../protocol/engine.js';
-import { HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
+import { AbortError, HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
 import { payloadBytes } from './payload.js';
@@ -136,6 +136,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   });
   /** Time of the last service pass: precise enough for the engine's bookkeeping in `write()`. */
   private lastNow = now();
+  /** `lastNow` was read by {@link turnNow} in this event-loop turn. */
+  private clockRead = false;
+  private readonly endClockTurn = (): void => {
+    this.clockRead = false;
+  };
   /** Bytes given to `socket.write()`, and of those, bytes the socket had flushed at the last report. */
   private bytesHandedOver = 0;
   private bytesFlushed = 0;
@@ -221,7 +226,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     socket.on('drain', () => this.service());
     const signal = options.signal;
     if (signal !== undefined) {
-      const onAbort = (): void => this.abort(new UsageError('CANCELLED', 'aborted by signal'));
+      const onAbort = (): void => this.abort(new AbortError('aborted by signal', signal.reason));
       if (signal.aborted) queueMicrotask(onAbort);
       else {
         signal.addEventListener('abort', onAbort, { once: true });
@@ -290,24 +295,58 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
   // ------------------------------------------------------------------ receiving
 
-  /** Messages in order; each message taken returns its credit to the peer. Ends when the peer ends the stream cleanly; throws the close error otherwise. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    this.consumers++;
-    try {
-      for (;;) {
+  /**
+   * Messages in order; each message taken returns its credit to the peer. Ends when the peer ends
+   * the stream cleanly; throws the close error otherwise. Breaking out of the loop stops the
+   * iteration (messages not taken stay readable). While messages are ready, `next()` hands them
+   * out at once, without waiting for the socket.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array> {
+    // Not started, running (a consumer from the first `next()` on, as a generator's body), or done.
+    let state: 'new' | 'running' | 'done' = 'new';
+    const stop = (): void => {
+      if (state === 'running') this.consumerStopped();
+      state = 'done';
+    };
+    const end = (): Promise<IteratorResult<Uint8Array, undefined>> => {
+      stop();
+      return Promise.resolve(DONE);
+    };
+    const iterator: AsyncIterableIterator<Uint8Array> = {
+      // A ready message comes as an already resolved promise: no generator, no wait for the socket.
+      next: () => {
+        if (state !== 'running') {
+          if (state === 'done') return Promise.resolve(DONE);
+          state = 'running';
+          this.consumers++;
+        }
         const message = this.read();
-        if (message !== undefined) {
-          yield message;
-          continue;
-        }
-        if (this.streamEnded()) {
-          this.endOfStream();
-          return;
-        }
-        await new Promise<void>((resolve) => this.readers.push(resolve));
+        if (message !== undefined) return Promise.resolve({ value: message, done: false });
+        return this.nextMessage().then(
+          (next) => (next === undefined ? end() : { value: next, done: false }),
+          (error: unknown) => {
+            stop();
+            throw error;
+          },
+        );
+      },
+      // `break` out of `for await`: later calls to `next()` report the end.
+      return: end,
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /** The iterator's slow path: wait until a message is ready or the stream has ended. */
+  private async nextMessage(): Promise<Uint8Array | undefined> {
+    for (;;) {
+      const message = this.read();
+      if (message !== undefined) return message;
+      if (this.streamEnded()) {
+        this.endOfStream();
+        return undefined;
       }
-    } finally {
-      this.consumerStopped();
+      await new Promise<void>((resolve) => this.readers.push(resolve));
     }
   }
 
@@ -324,50 +363,142 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   }
 
   /**
-   * Consume messages with a handler, at most `concurrency` at once (p-queue). A message's credit
-   * returns to the peer when its handler settles, so a slow handler slows the peer down instead of
-   * growing memory. Resolves when the stream ends.
+   * Consume messages with a handler, at most `concurrency` at once. Handlers start in message
+   * order. A message's credit returns to the peer when its handler settles (returns, or its
+   * promise settles), so a slow handler slows the peer down instead of growing memory. A handler
+   * that throws or rejects is reported to `onError` (default: abort the connection with a
+   * `HandlerError`, unless the error is the close error of this connection). Resolves when
+   * the stream has ended and every handler has settled; rejects with the close error if the
+   * connection closed uncleanly.
+   *
+   * Handlers run in lanes: each lane takes the next ready message, runs its handler (awaiting it
+   * only if it returned a promise) and takes the next, until none is ready. At most `concurrency`
+   * lanes run, in a p-queue when `concurrency` > 1; with a synchronous handler one lane runs a
+   * whole batch of ready messages without a task or promise per message.
    */
   async handle(handler: (message: Uint8Array) => unknown, options: HandleOptions = {}): Promise<void> {
-    if (this.handling) throw new UsageError('INTERNAL_ERROR', 'handle() is already running');
+    if (this.handling)
+      throw new UsageError('HANDLE_ALREADY_RUNNING', 'handle() is already running on this connection');
     this.handling = true;
     this.consumers++;
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
-    const queue = new PQueue({ concurrency });
+    const queue = concurrency > 1 ? new PQueue({ concurrency }) : undefined;
+    const userOnError = options.onError;
+    const fail = (error: unknown): void => {
+      if (!this.ownsCloseError(error)) this.abort(new HandlerError('a handle() handler failed', error));
+    };
     const onError =
-      options.onError ??
-      ((error: unknown) => {
-        if (!this.ownsCloseError(error)) this.abort(new HandlerError('a handle() handler failed', error));
+      userOnError === undefined
+        ? fail
+        : (error: unknown, message: Uint8Array): void => {
+            try {
+              userOnError(error, message);
+            } catch (thrown) {
+              fail(thrown); // never an unhandled rejection from a lane
+            }
+          };
+    // Lanes that found no message ready wait here (their `run`), and are resumed as messages come.
+    const parked: (() => void)[] = [];
+    const exits: (() => void)[] = [];
+    let lanes = 0;
+    const park = (run: () => void): void => {
+      parked.push(run);
+      if (parked.length === lanes && this.streamEnded()) this.wakeReaders();
+    };
+    const start = (): Promise<void> =>
+      new Promise<void>((exit) => {
+        exits.push(exit);
+        this.lane(handler, onError, park);
       });
-    let running = 0;
     try {
       for (;;) {
-        while (running < concurrency) {
-          const message = this.engine.take(now());
-          if (message === undefined) break;
-          running++;
-          void queue.add(async () => {
-            try {
-              await handler(message.payload);
-            } catch (error) {
-              onError(error, message.payload);
-            } finally {
-              running--;
-              this.engine.release(now(), message.seq);
-              this.service();
-              this.wakeReaders();
-            }
-          });
+        // Resume parked lanes, then start new ones, up to one per ready message; a lane takes
+        // further messages itself.
+        let ready = this.engine.readableMessages;
+        while (ready > 0 && parked.length > 0) {
+          parked.pop()!();
+          ready = Math.min(ready - 1, this.engine.readableMessages);
         }
-        if (running === 0 && this.streamEnded()) break;
+        while (ready > 0 && lanes < concurrency) {
+          lanes++;
+          if (queue === undefined) void start();
+          else void queue.add(start);
+          ready = Math.min(ready - 1, this.engine.readableMessages);
+        }
+        if (parked.length === lanes && this.streamEnded()) break;
         await new Promise<void>((resolve) => this.readers.push(resolve));
       }
-      await queue.onIdle();
+      for (const exit of exits) exit();
+      if (queue !== undefined) await queue.onIdle();
       this.endOfStream();
     } finally {
       this.handling = false;
       this.consumerStopped();
     }
+  }
+
+  /**
+   * One lane of `handle()`: run handlers one after another while messages are ready, then `park`
+   * (the lane's `run` is called again when more are ready). A handler's promise is followed with
+   * two callbacks made once per lane, not per message; a handler that returns anything else has
+   * settled when it returns.
+   */
+  private lane(
+    handler: (message: Uint8Array) => unknown,
+    onError: (error: unknown, message: Uint8Array) => void,
+    park: (run: () => void) => void,
+  ): void {
+    const engine = this.engine;
+    let seq = 0;
+    let payload: Uint8Array | undefined;
+    const release = (t: number): void => {
+      payload = undefined;
+      engine.release(t, seq);
+      // The credit (or the end of the termination) goes out with the next flush, once per batch.
+      if (engine.mayTransmitAfterRead) this.scheduleFlush();
+    };
+    const run = (): void => {
+      for (;;) {
+        payload = engine.takePayload(this.lastNow);
+        if (payload === undefined) return park(run);
+        seq = engine.lastTakenSeq;
+        let result: unknown;
+        try {
+          result = handler(payload);
+        } catch (error) {
+          onError(error, payload);
+          release(this.turnNow());
+          continue;
+        }
+        if (isThenable(result)) {
+          Promise.resolve(result).then(settled, failed);
+          return;
+        }
+        release(this.lastNow);
+      }
+    };
+    const settled = (): void => {
+      release(this.turnNow());
+      run();
+    };
+    const failed = (error: unknown): void => {
+      onError(error, payload!);
+      settled();
+    };
+    run();
+  }
+
+  /**
+   * The time, read at most once per event-loop turn (`performance.now()` costs about as much as
+   * taking a message): for handlers settling in a burst of microtasks, one reading serves all.
+   */
+  private turnNow(): number {
+    if (!this.clockRead) {
+      this.lastNow = now();
+      this.clockRead = true;
+      setImmediate(this.endClockTurn);
+    }
+    return this.lastNow;
   }
 
   /** A `for await` loop or `handle()` ended (or broke off): after `end()`, nobody may read the rest. */
@@ -739,3 +870,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     await this.end().catch(() => {});
   }
 }
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });

@@ -67,7 +67,10 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private abortAttempt: AbortController | undefined;
   private retryAfter = 0;
   private doNotReconnect = false;
-  private waiters: ((c: Connection) => void)[] = [];
+  private waiters: { resolve: (c: Connection) => void; reject: (error: Error) => void }[] = [];
+  /** The current connection received GOAWAY: it is draining and is not handed out. */
+  private draining: Connection | undefined;
+  private stopError: Error | undefined;
 
   /** Throws a `TypeError` (`ERR_INVALID_ARG_TYPE`) or `RangeError` (`ERR_OUT_OF_RANGE`) on an invalid option. */
   constructor(options: ReconnectOptions) {
@@ -82,12 +85,24 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     return this.current;
   }
 
-  /** Resolves with the next open connection (at once if one is open). */
+  /**
+   * Resolves with the open connection, at once if there is one, else with the next one. Never a
+   * connection that is draining after a GOAWAY or closing. Rejects (`CONNECTION_CLOSED`, `cause`
+   * = why it stopped) once the client has stopped: `close()`, `maxAttempts` reached, or the
+   * server said not to reconnect; waiters pending at that moment are rejected too.
+   */
   connected(): Promise<Connection> {
-    if (this.current !== undefined && this.current.negotiated !== undefined)
-      return Promise.resolve(this.current);
-    if (this.stopped) return Promise.reject(new HeartwireError('CONNECTION_CLOSED', 'client stopped'));
-    return new Promise((resolve) => this.waiters.push(resolve));
+    const current = this.current;
+    if (current !== undefined && current !== this.draining && current.state === 'open')
+      return Promise.resolve(current);
+    if (this.stopped) return Promise.reject(this.stoppedError());
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  private stoppedError(): Error {
+    return new HeartwireError('CONNECTION_CLOSED', 'the ReconnectingClient has stopped', {
+      cause: this.stopError,
+    });
   }
 
   /** Stop reconnecting and end the current connection gracefully. */
@@ -101,8 +116,12 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private stop(error: Error | undefined): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.stopError = error;
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.abortAttempt?.abort();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter.reject(this.stoppedError());
     this.emit('stopped', error);
   }
 
@@ -130,6 +149,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     this.current = connection;
     const openedAt = performance.now();
     connection.on('goaway', (goAway) => {
+      this.draining = connection;
       this.retryAfter = goAway.retryAfterMs;
       this.doNotReconnect = goAway.doNotReconnect;
       if (this.options.endOnGoAway !== false) void connection.end().catch(() => undefined);
@@ -154,9 +174,11 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       this.scheduleRetry(info.error);
     });
     this.emit('connected', connection, generation);
+    // Hand out only an open connection that is not draining (a listener may have ended it).
+    if (connection.state !== 'open' || this.draining === connection) return;
     const waiters = this.waiters;
     this.waiters = [];
-    for (const wake of waiters) wake(connection);
+    for (const waiter of waiters) waiter.resolve(connection);
   }
 
   private scheduleRetry(error: Error | undefined): void {

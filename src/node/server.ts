@@ -40,7 +40,7 @@ export interface ServerEvents {
    * the process never crashes.
    */
   'handler-error': [HandlerError, Connection | undefined];
-  /** The listening socket failed (e.g. `EADDRINUSE` after `listen()` resolved). Errors of single connections never come here: they close that connection. */
+  /** The listening socket failed after `listen()` resolved (a failure during `listen()` only rejects it). Errors of single connections never come here: they close that connection. */
   error: [Error];
   /** After `close()`: the server stopped listening and every connection closed. */
   close: [];

@@ -475,9 +475,12 @@ export class FrameDecoder {
     for (let pos = 0; pos < count; pos++) {
       const index = this.preambleIndex;
       if (chunk[pos] !== PREAMBLE[index]) {
+        // A TLS record (handshake 0x16 or alert 0x15, version 0x03 xx) means the peer speaks TLS.
+        const tls = index === 0 && (chunk[pos] === 0x16 || chunk[pos] === 0x15) && chunk[pos + 1] === 0x03;
         throw new ProtocolError(
           'PROTOCOL_MISMATCH',
-          `preamble byte ${index} is 0x${hex(chunk[pos])}, expected 0x${hex(PREAMBLE[index])}: not a heartwire peer`,
+          `preamble byte ${index} is 0x${hex(chunk[pos])}, expected 0x${hex(PREAMBLE[index])}: not a heartwire peer` +
+            (tls ? ' (the peer speaks TLS: use the tls option on both sides)' : ''),
         );
       }
       this.preambleIndex = index + 1;

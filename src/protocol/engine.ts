@@ -150,12 +150,6 @@ interface Settings {
   budget: MemoryBudget | undefined;
 }
 
-/** A message handed to the application and not yet released. */
-interface TakenMessage {
-  cost: number;
-  released: boolean;
-}
-
 /**
  * A FIFO on a power-of-two ring: O(1) push, shift and indexed access, no copying in steady
  * state. Capacity doubles as needed and returns to the minimum when the queue empties.
@@ -480,7 +474,11 @@ export class Engine implements FrameSink {
   private discardedCount = 0;
   /** Contiguous prefix of released messages. */
   private consumedCount = 0;
-  private readonly taken = new Ring<TakenMessage>();
+  /**
+   * Messages handed out by `take()` and not yet consumed, in delivery order: each one's credit
+   * cost, or `-1 - cost` once released (numbers, not objects: no allocation per message).
+   */
+  private readonly taken = new Ring<number>();
 
   // --- liveness ---
   private localIdleTimeout: number;
@@ -660,7 +658,10 @@ export class Engine implements FrameSink {
         this.heartbeatDue = true;
       } else if (livenessDeadline !== this.livenessGraceFor || now >= this.livenessGraceUntil) {
         this.fail(
-          new TimeoutError('HEARTBEAT_TIMEOUT', `no frame from the peer for ${now - this.lastReceivedAt} ms`),
+          new TimeoutError(
+            'HEARTBEAT_TIMEOUT',
+            `no frame from the peer for ${Math.round(now - this.lastReceivedAt)} ms`,
+          ),
           'transport',
           true,
         );
@@ -691,7 +692,10 @@ export class Engine implements FrameSink {
     const stall = this.writeStallDeadline();
     if (stall !== undefined && now >= stall) {
       this.fail(
-        new TimeoutError('WRITE_STALL', `the transport accepted no bytes for ${now - this.backlogSince} ms`),
+        new TimeoutError(
+          'WRITE_STALL',
+          `the transport accepted no bytes for ${Math.round(now - this.backlogSince)} ms`,
+        ),
         'transport',
         true,
       );
@@ -704,7 +708,7 @@ export class Engine implements FrameSink {
         now >= this.blockedSince + this.settings.creditStallTimeoutMs
       ) {
         this.fail(
-          new TimeoutError('CREDIT_STALL', `blocked on the peer's credit for ${blocked} ms`),
+          new TimeoutError('CREDIT_STALL', `blocked on the peer's credit for ${Math.round(blocked)} ms`),
           'local',
           true,
         );
@@ -805,7 +809,10 @@ export class Engine implements FrameSink {
       return false;
     }
     if (this.queuedCount >= MAX_COUNTER) {
-      throw new UsageError('CONNECTION_CLOSED', 'message counter limit reached');
+      throw new UsageError(
+        'LIMIT_REACHED',
+        'the message counter reached 2^53 - 1 (SPEC.md §2): no more messages on this connection',
+      );
     }
     this.outbox.push(payload);
     this.queuedCount++;
@@ -822,7 +829,7 @@ export class Engine implements FrameSink {
    */
   assertSendable(payload: Uint8Array): void {
     const state = this.currentState;
-    if (this.closeRequested) throw new UsageError('CONNECTION_CLOSED', 'cannot send after close()');
+    if (this.closeRequested) throw new UsageError('CONNECTION_CLOSED', 'cannot send after end()');
     if (state === 'handshaking') {
       throw new UsageError('NOT_OPEN', 'the handshake has not completed: wait for the open event');
     }
@@ -830,7 +837,10 @@ export class Engine implements FrameSink {
       throw new UsageError('CONNECTION_CLOSED', `cannot send in state ${state}`);
     }
     if (this.settings.role === 'server' && this.finishRequested && state === 'peer-closed') {
-      throw new UsageError('CONNECTION_CLOSED', 'cannot send after finish()');
+      throw new UsageError(
+        'CONNECTION_CLOSED',
+        'cannot send: the client closed and this connection finished (its consumer reached the end of the stream)',
+      );
     }
     const limit = this.peerMaxMessageBytes;
     if (payload.length > limit) {
@@ -873,28 +883,41 @@ export class Engine implements FrameSink {
 
   /** Take the next message; its credit returns on `release(seq)`. */
   take(now: number): InboundMessage | undefined {
+    const payload = this.takePayload(now);
+    return payload === undefined ? undefined : { seq: this.deliveredCount, payload };
+  }
+
+  /**
+   * `take()` without the wrapper object, for hot loops: the message's seq (for `release`) is
+   * {@link lastTakenSeq} right after.
+   */
+  takePayload(now: number): Uint8Array | undefined {
     this.now = now;
     const payload = this.inbox.shift();
     if (payload === undefined) return undefined;
     this.deliveredCount++;
-    this.taken.push({ cost: this.inbox.shiftedCost, released: false });
+    this.taken.push(this.inbox.shiftedCost);
     if (this.inbox.length === 0) this.inboxWasEmpty = true;
-    return { seq: this.deliveredCount, payload };
+    return payload;
+  }
+
+  /** The seq of the message last taken (messages handed to the application so far). */
+  get lastTakenSeq(): number {
+    return this.deliveredCount;
   }
 
   /** Give back a message taken with `take()`. Releasing twice or an unknown seq is ignored. */
   release(now: number, seq: number): void {
     this.now = now;
     const index = seq - this.consumedCount - 1;
-    const entry = index >= 0 ? this.taken.at(index) : undefined;
-    if (entry === undefined || entry.released) return;
-    entry.released = true;
-    let head = this.taken.peek();
-    while (head !== undefined && head.released) {
+    const cost = index >= 0 ? this.taken.at(index) : undefined;
+    if (cost === undefined || cost < 0) return;
+    this.taken.set(index, -1 - cost);
+    // Credit returns in message order: the released prefix is consumed.
+    for (let head = this.taken.peek(); head !== undefined && head < 0; head = this.taken.peek()) {
       this.taken.shift();
       this.consumedCount++;
-      this.releasedCredit += head.cost;
-      head = this.taken.peek();
+      this.releasedCredit += -1 - head;
     }
     if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
     else this.maybeGrantCredit(now);

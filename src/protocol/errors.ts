@@ -38,7 +38,8 @@ export type LocalErrorName =
   | 'SEND_QUEUE_FULL'
   | 'REMOTE_ERROR'
   | 'CONNECT_TIMEOUT'
-  | 'CONNECT_FAILED';
+  | 'CONNECT_FAILED'
+  | 'HANDLE_ALREADY_RUNNING';
 
 /** Every stable error code heartwire uses. */
 export type ErrorCodeName = WireErrorName | LocalErrorName;
@@ -150,10 +151,13 @@ export class UsageError extends HeartwireError {
       | 'MESSAGE_TOO_LARGE'
       | 'CANCELLED'
       | 'SEND_QUEUE_FULL'
-      | 'INTERNAL_ERROR',
+      | 'INTERNAL_ERROR'
+      | 'HANDLE_ALREADY_RUNNING'
+      | 'LIMIT_REACHED',
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(code, message);
+    super(code, message, options);
     this.name = 'UsageError';
   }
 }
@@ -171,6 +175,17 @@ export class HandlerError extends HeartwireError {
   }
 }
 
+/**
+ * The operation was cancelled by an `AbortSignal`: `code` `CANCELLED`, `name` `AbortError` (as
+ * Node names its own aborts), `cause` = the signal's `reason`.
+ */
+export class AbortError extends UsageError {
+  constructor(message: string, reason: unknown) {
+    super('CANCELLED', message, { cause: reason });
+    this.name = 'AbortError';
+  }
+}
+
 /** One failed connect attempt: to TCP `host:port` or to the Unix socket `path`. */
 export type ConnectAttempt =
   | { host: string; port: number; path?: undefined; error: Error }
@@ -180,8 +195,13 @@ export type ConnectAttempt =
 export class ConnectError extends HeartwireError {
   /** Each address tried, in the order the attempts started. */
   readonly attempts: ConnectAttempt[];
-  constructor(code: 'CONNECT_TIMEOUT' | 'CONNECT_FAILED', message: string, attempts: ConnectAttempt[]) {
-    super(code, message);
+  constructor(
+    code: 'CONNECT_TIMEOUT' | 'CONNECT_FAILED' | 'PROTOCOL_MISMATCH',
+    message: string,
+    attempts: ConnectAttempt[],
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
     this.name = 'ConnectError';
     this.attempts = attempts;
   }

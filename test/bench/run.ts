@@ -4,6 +4,9 @@
  * client and server in separate processes. Prints a markdown report and writes
  * `results/latest.md`, `results/latest.json` and `results/chart.svg`.
  *
+ * Throughput cells cover every documented way to send and receive (`write()` or `await send()`;
+ * `read()`, `for await` or `handle()`), each as a ratio to the raw framing of the same run.
+ *
  * Flags: `--quick` (about 1 minute), `--only <part>[,<part>…]` (throughput, connections,
  * liveness, detection, idle, window, profile; or 1–6), `--cpu-prof` (at the end, re-run
  * heartwire's two worst throughput cells with `--cpu-prof` on both children, and the largest
@@ -96,7 +99,7 @@ interface Plan {
   timing: CellTiming;
   sizes: number[];
   throughputSystems: System[];
-  /** Extra systems measured only at these sizes (heartwire's other receive API). */
+  /** Extra systems measured only at these sizes (heartwire's other send and receive paths). */
   extra: { system: System; sizes: number[] }[];
   connectionCounts: number[];
   connectionSystems: System[];
@@ -126,7 +129,7 @@ function plan(quick: boolean): Plan {
       timing: { warmupMs: 300, windowMs: 1000 },
       sizes: [64, 64 * KiB],
       throughputSystems: [RAW, hw, HTTP2_TUNED, YAMUX],
-      extra: [],
+      extra: QUICK_PATHS.map((system) => ({ system, sizes: [64] })),
       connectionCounts: [10],
       connectionSystems: [RAW, hw],
       repeatSystems: [],
@@ -146,7 +149,7 @@ function plan(quick: boolean): Plan {
       windows: [64 * KiB, 16 * MiB],
       windowSizes: [KiB],
       budget: {
-        throughput: 40,
+        throughput: 55,
         connections: 10,
         liveness: 25,
         detection: 15,
@@ -160,10 +163,7 @@ function plan(quick: boolean): Plan {
     timing: { warmupMs: 500, windowMs: 2000 },
     sizes: [64, KiB, 64 * KiB, MiB],
     throughputSystems: [RAW, hw, WS, HTTP2_TUNED, YAMUX],
-    extra: [
-      { system: heartwire({}, 'iterate'), sizes: [64, KiB] },
-      { system: heartwire({}, 'handle'), sizes: [64, KiB] },
-    ],
+    extra: PATHS.map((system) => ({ system, sizes: [64, KiB] })),
     connectionCounts: [10, 100],
     connectionSystems: [RAW, BULK, hw, WS, HTTP2_TUNED, YAMUX],
     repeatSystems: [hw, RAW],
@@ -184,7 +184,7 @@ function plan(quick: boolean): Plan {
     windows: [16 * KiB, 64 * KiB, 256 * KiB, MiB, 4 * MiB, 16 * MiB],
     windowSizes: [KiB, 64 * KiB],
     budget: {
-      throughput: 150,
+      throughput: 210,
       connections: 60,
       liveness: 65,
       detection: 45,
@@ -194,6 +194,28 @@ function plan(quick: boolean): Plan {
     },
   };
 }
+
+/**
+ * heartwire's other documented paths (the headline `heartwire` row is `write()` + `read()`): each
+ * receive API behind `write()`, and `await send()` in a loop in front of `read()`, `for await` and
+ * an async `handle()`.
+ */
+const PATHS: System[] = [
+  heartwire({}, 'iterate'),
+  heartwire({}, 'handle-sync'),
+  heartwire({}, 'handle-async'),
+  heartwire({}, 'handle16-async'),
+  heartwire({}, 'read', {}, 'send'),
+  heartwire({}, 'iterate', {}, 'send'),
+  heartwire({}, 'handle-async', {}, 'send'),
+];
+/** `--quick`: the paths with a target of their own, at 64 B only. */
+const QUICK_PATHS: System[] = [
+  heartwire({}, 'iterate'),
+  heartwire({}, 'handle-sync'),
+  heartwire({}, 'handle16-async'),
+  heartwire({}, 'iterate', {}, 'send'),
+];
 
 /** heartwire for parts 2–3: default windows and buffers; a short idle timeout for more RTT samples. */
 function livenessHeartwire(): System {

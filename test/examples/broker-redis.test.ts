@@ -8,6 +8,7 @@ import { Broker } from '../../examples/broker/broker.js';
 import { RedisQueueStore } from '../../examples/broker/redis-store.js';
 import { MqClient } from '../../examples/mq-client/mq-client.js';
 import type { Delivery } from '../../examples/mq-client/mq-client.js';
+import { report } from '../figures.js';
 
 const HOST = '127.0.0.1';
 const encoder = new TextEncoder();
@@ -199,8 +200,8 @@ describe('examples/broker on Redis Streams', function () {
     expect(after).to.be.above(leaseTimeout * 0.9);
     expect(received.slice(6).every((d) => d.redelivered)).to.equal(true);
     expect(received.map(text).sort()).to.deep.equal(Array.from({ length: 10 }, (_, i) => `m${i}`).sort());
-    console.log(
-      `      [figures] lease: a dead broker's 4 unacked messages redelivered by another after ${Math.round(after)} ms (leaseTimeout ${leaseTimeout})`,
+    report(
+      `lease: a dead broker's 4 unacked messages redelivered by another after ${Math.round(after)} ms (leaseTimeout ${leaseTimeout})`,
     );
   });
 
@@ -289,8 +290,8 @@ describe('examples/broker on Redis Streams', function () {
     const lost = total - unique();
     const duplicates = received().length - unique();
     const redelivered = received().filter((d) => d.redelivered).length;
-    console.log(
-      `      [figures] broker kill (3 brokers on Redis, SIGKILL one under load): ${total} published, ` +
+    report(
+      `broker kill (3 brokers on Redis, SIGKILL one under load): ${total} published, ` +
         `lost ${lost}, duplicates ${duplicates}, redelivered ${redelivered}, ` +
         `resent ${producers.reduce((n, p) => n + p.stats().resent, 0)}; ` +
         `clients of the killed broker on another one after ${moved.map((t) => `${Math.round(t)} ms`).join(', ')}; ` +

@@ -580,3 +580,161 @@ describe('node API: payloads are bytes, a string is UTF-8, anything else a TypeE
     expect(info.delivery.queued).to.equal(cases.length + 1);
   });
 });
+
+describe('node API: ReconnectingClient.connected() (D13)', function () {
+  this.timeout(30_000);
+  const h = useHarness();
+
+  it('rejects when the client stops (maxAttempts reached), pending callers too', async () => {
+    const client = new ReconnectingClient({ host: LOCALHOST, port: 1, maxAttempts: 2, minDelay: 10 });
+    h().defer(() => client.close());
+    const pending = observe(client.connected());
+    const stopped = new Promise((resolve) => client.once('stopped', resolve));
+    await within(stopped, 10_000, 'stopped');
+    const outcome = await within(pending, 5000, 'the pending connected() to settle');
+    const error = rejection(outcome, 'connected() while stopping');
+    expect(codeOf(error)).to.equal('CONNECTION_CLOSED');
+    expect(codeOf((error as Error).cause)).to.equal('CONNECT_FAILED');
+    expect(codeOf(rejection(await observe(client.connected()), 'connected() after'))).to.equal(
+      'CONNECTION_CLOSED',
+    );
+  });
+
+  it('rejects after close()', async () => {
+    const { port } = await h().server({}, (c) => void c.handle(() => {}).catch(() => {}));
+    const client = new ReconnectingClient({ host: LOCALHOST, port, idleTimeout: 1000 });
+    await within(client.connected(), 10_000, 'connected');
+    await client.close();
+    expect(codeOf(rejection(await observe(client.connected()), 'connected() after close()'))).to.equal(
+      'CONNECTION_CLOSED',
+    );
+  });
+
+  it('never hands out a connection that is draining after GOAWAY', async () => {
+    const { server, port } = await h().server({});
+    const client = new ReconnectingClient({
+      host: LOCALHOST,
+      port,
+      idleTimeout: 1000,
+      endOnGoAway: false,
+      minDelay: 10,
+    });
+    h().defer(() => client.close());
+    const first = await within(client.connected(), 10_000, 'connected');
+    const goaway = new Promise((resolve) => first.once('goaway', resolve));
+    for (const conn of server.connections) void conn.end({ grace: 300 }).catch(() => {});
+    await within(goaway, 5000, 'goaway');
+    const next = await within(client.connected(), 10_000, 'the next connection');
+    expect(next, 'connected() after GOAWAY').to.not.equal(first);
+    expect(next.state).to.equal('open');
+  });
+});
+
+describe('node API: errors say what happened (E)', function () {
+  this.timeout(30_000);
+  const h = useHarness();
+
+  it('an AbortSignal abort: name AbortError, code CANCELLED, cause = signal.reason (connect and open connection)', async () => {
+    const { port } = await h().server({}, (c) => void c.handle(() => {}).catch(() => {}));
+    const reason = new Error('user pressed stop');
+    const early = rejection(await observe(connect({ port, signal: AbortSignal.abort(reason) })), 'connect');
+    expect(early.name).to.equal('AbortError');
+    expect(codeOf(early)).to.equal('CANCELLED');
+    expect(early.cause).to.equal(reason);
+    const controller = new AbortController();
+    const conn = await h().connect({ port, signal: controller.signal });
+    controller.abort(reason);
+    const closed = rejection(await within(observe(conn.closed), 5000, 'closed'), 'closed');
+    expect(closed.name).to.equal('AbortError');
+    expect(codeOf(closed)).to.equal('CANCELLED');
+    expect(closed.cause).to.equal(reason);
+  });
+
+  it('a second handle(): HANDLE_ALREADY_RUNNING; a throwing handler: INTERNAL_ERROR, original as cause, generic reason to the peer', async () => {
+    let serverConn: Connection | undefined;
+    let second: unknown;
+    const { port } = await h().server({}, (c) => {
+      serverConn = c;
+      void c
+        .handle(() => {
+          throw new RangeError('private detail');
+        })
+        .catch(() => {});
+      c.handle(() => {}).catch((error: unknown) => (second = error));
+    });
+    const client = await h().connect({ port });
+    await client.send(new Uint8Array(3));
+    const remote = rejection(await within(observe(client.closed), 5000, 'client closed'), 'client');
+    expect(codeOf(remote)).to.equal('INTERNAL_ERROR');
+    expect(remote.message).to.not.include('private detail');
+    const local = rejection(await observe(serverConn!.closed), 'server side');
+    expect(local).to.be.instanceOf(HandlerError);
+    expect(local.cause).to.be.instanceOf(RangeError);
+    expect(codeOf(second)).to.equal('HANDLE_ALREADY_RUNNING');
+  });
+
+  it('the message counter limit: LIMIT_REACHED', async () => {
+    const { port } = await h().server({}, (c) => void c.handle(() => {}).catch(() => {}));
+    const conn = await h().connect({ port });
+    (conn as unknown as { engine: { queuedCount: number } }).engine.queuedCount = Number.MAX_SAFE_INTEGER;
+    expect(() => conn.write(new Uint8Array(1)))
+      .to.throw()
+      .with.property('code', 'LIMIT_REACHED');
+  });
+
+  it('a server that does not speak heartwire: PROTOCOL_MISMATCH, not CONNECT_FAILED', async () => {
+    const sockets: net.Socket[] = [];
+    const http = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+      socket.end('HTTP/1.1 400 Bad Request\r\n\r\n');
+    });
+    h().defer(() => sockets.forEach((s) => s.destroy()));
+    await new Promise<void>((resolve) => http.listen(0, LOCALHOST, resolve));
+    h().defer(() => new Promise<void>((resolve) => http.close(() => resolve())));
+    const error = rejection(
+      await observe(connect({ host: LOCALHOST, port: (http.address() as net.AddressInfo).port })),
+      'connect',
+    );
+    expect(codeOf(error)).to.equal('PROTOCOL_MISMATCH');
+    expect(codeOf(error.cause)).to.equal('PROTOCOL_MISMATCH');
+  });
+
+  it('a TLS client talking to a plain server: both sides hint at TLS', async () => {
+    const closes: Error[] = [];
+    const { server, port } = await h().server({});
+    const seen = new Promise<void>((resolve) => {
+      const check = (): void => {
+        for (const c of server.connections)
+          c.closed.catch((e: Error) => {
+            closes.push(e);
+            resolve();
+          });
+      };
+      const timer = setInterval(check, 5);
+      h().defer(() => clearInterval(timer));
+    });
+    const error = rejection(
+      await observe(
+        connect({ host: LOCALHOST, port, tls: { rejectUnauthorized: false }, connectTimeout: 5000 }),
+      ),
+      'connect',
+    );
+    expect(error.message, error.message).to.match(/connect without tls/);
+    await within(seen, 5000, 'the server-side close');
+    expect(codeOf(closes[0])).to.equal('PROTOCOL_MISMATCH');
+    expect(closes[0]!.message).to.match(/speaks TLS/);
+  });
+
+  it('durations in messages are whole milliseconds', async () => {
+    const { server, port } = await h().server({ idleTimeout: 500 });
+    const raw = h().raw(port);
+    await raw.connected;
+    raw.write(helloBytes({ idleTimeoutMs: 60_000 }));
+    await waitFor(() => server.connections.size === 1, 5000, 'the connection');
+    const [conn] = [...server.connections];
+    const error = rejection(await within(observe(conn!.closed), 10_000, 'heartbeat timeout'), 'closed');
+    expect(codeOf(error)).to.equal('HEARTBEAT_TIMEOUT');
+    expect(error.message).to.match(/ \d+ ms/);
+  });
+});

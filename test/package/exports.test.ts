@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as constants from '../../src/protocol/constants.js';
@@ -120,5 +120,22 @@ describe('package: entry points and manifest', () => {
     expect(pkg.scripts.prepare).to.equal('npm run build');
     expect(pkg.sideEffects).to.equal(false);
     expect(existsSync(path.join(ROOT, 'LICENSE'))).to.equal(true);
+  });
+
+  it('tests record figures through report() (test/figures.ts), never by printing them between the dots', () => {
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const entry of readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(file);
+        else if (file.endsWith('.ts') && file !== path.join('test', 'figures.ts')) {
+          const text = readFileSync(path.join(ROOT, file), 'utf8');
+          if (/console\.log\([^)]*\[figures\]/.test(text) || /`\s*\[figures\]/.test(text))
+            offenders.push(file);
+        }
+      }
+    };
+    walk('test');
+    expect(offenders).to.deep.equal([]);
   });
 });

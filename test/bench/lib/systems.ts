@@ -18,28 +18,65 @@ export interface System {
   colour: string;
 }
 
+/** How heartwire's server application takes messages (see peers/heartwire.ts). */
+export type HeartwireReceive = 'read' | 'iterate' | 'handle-sync' | 'handle-async' | 'handle16-async';
+/** How heartwire's client application gives messages. */
+export type HeartwireSend = 'write' | 'send';
+
+export const HEARTWIRE_RECEIVE_MODES: readonly HeartwireReceive[] = [
+  'read',
+  'iterate',
+  'handle-sync',
+  'handle-async',
+  'handle16-async',
+];
+
+/** What a user writes for each mode, for labels. */
+const RECEIVE_LABEL: Record<HeartwireReceive, string> = {
+  read: 'read()',
+  iterate: 'for await',
+  'handle-sync': 'handle(sync fn)',
+  'handle-async': 'handle(async fn)',
+  'handle16-async': 'handle(async fn, concurrency 16)',
+};
+const SEND_LABEL: Record<HeartwireSend, string> = { write: 'write()', send: 'await send()' };
+
 /**
- * heartwire with `connection` options (both roles, plus role-specific `extra`) and a receive
- * mode: `read` (`read()` + `'readable'`, the default and fastest), `iterate` (`for await`) or
- * `handle` (`handle()`).
+ * heartwire with `connection` options (both roles, plus role-specific `extra`), a receive mode
+ * (`read`: `read()` + `'readable'`, the default and fastest; `iterate`: `for await`; `handle-*`:
+ * `handle()`) and a send mode (`write`: `write()` + `'drain'`, the default; `send`: `await send()`
+ * in a loop). Ids: `heartwire` for write + read, else `heartwire-<receive>` (write) or
+ * `heartwire-send-<receive>`; {@link heartwireById} parses them back.
  */
 export function heartwire(
   connection: Record<string, unknown> = {},
-  receive: 'read' | 'iterate' | 'handle' = 'read',
+  receive: HeartwireReceive = 'read',
   extra: { server?: Record<string, unknown>; client?: Record<string, unknown> } = {},
+  send: HeartwireSend = 'write',
 ): System {
+  const plain = receive === 'read' && send === 'write';
   return {
-    id: receive === 'read' ? 'heartwire' : `heartwire-${receive}`,
-    label:
-      receive === 'read' ? 'heartwire' : `heartwire (${receive === 'iterate' ? 'for await' : 'handle()'})`,
+    id: plain ? 'heartwire' : `heartwire-${send === 'send' ? 'send-' : ''}${receive}`,
+    label: plain ? 'heartwire' : `heartwire ${SEND_LABEL[send]} + ${RECEIVE_LABEL[receive]}`,
     peer: 'heartwire',
     options: {
       receive,
+      send,
       server: { ...connection, ...extra.server },
       client: { ...connection, ...extra.client },
     },
     colour: '#d62728',
   };
+}
+
+/** The heartwire system an id names (`heartwire`, `heartwire-iterate`, `heartwire-send-handle-async`, …). */
+export function heartwireById(id: string): System | undefined {
+  const match = /^heartwire(?:-(send))?(?:-(.+))?$/.exec(id);
+  if (match === null) return undefined;
+  const send: HeartwireSend = match[1] === 'send' ? 'send' : 'write';
+  const receive = (match[2] ?? 'read') as HeartwireReceive;
+  if (!HEARTWIRE_RECEIVE_MODES.includes(receive)) return undefined;
+  return heartwire({}, receive, {}, send);
 }
 
 export const RAW: System = {

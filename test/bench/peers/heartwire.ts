@@ -1,19 +1,26 @@
 /**
- * heartwire through its public API: `write()` + `'drain'` on the sender; on the receiver
- * `read()` + `'readable'` (default, the synchronous fast path), `for await` or `handle()`
- * (`receive: 'read' | 'iterate' | 'handle'`). RTT samples are heartwire's own heartbeat RTTs
- * (`'rtt'` events), so their rate follows `idleTimeout` (a third of it).
+ * heartwire through its public API, written the way the README shows each path. The sender
+ * (`send`): `write()` + `'drain'` (default) or `await send()` in a plain loop. The receiver
+ * (`receive`): `read()` + `'readable'` (default, the synchronous fast path), `for await`, or
+ * `handle()` with a synchronous handler, an async one, or an async one at concurrency 16. RTT
+ * samples are heartwire's own heartbeat RTTs (`'rtt'` events), so their rate follows
+ * `idleTimeout` (a third of it).
  * @module
  */
 import { connect, createServer } from '../../../src/index.js';
 import type { Connection, ConnectOptions, ServerOptions } from '../../../src/index.js';
-import { describeError, wallNow } from '../lib/common.js';
+import { describeError, now, wallNow } from '../lib/common.js';
 import type { Counter, PeerClient, PeerModule, PeerOptions, PeerServer, ProbeRecorder } from './types.js';
 import { payloadSource, runPump } from './types.js';
 import { openAll } from './tcp.js';
 
+/** Longest the `await send()` loop runs before it yields to the event loop, ms (as `runPump`). */
+const SLICE_MS = 5;
+
 /** How the server application takes messages. */
-export type ReceiveMode = 'read' | 'iterate' | 'handle';
+export type ReceiveMode = 'read' | 'iterate' | 'handle-sync' | 'handle-async' | 'handle16-async';
+/** How the client application gives messages. */
+export type SendMode = 'write' | 'send';
 
 /** A connection that ended uncleanly: when (wall clock) and why. */
 export interface Failure {
@@ -76,12 +83,23 @@ class HeartwireServer implements PeerServer {
       await connection.closed.finally(() => this.drains.delete(drain));
       return;
     }
-    if (this.receive === 'handle') {
+    if (this.receive === 'handle-sync') {
       await connection.handle((message) => {
         delivered.messages++;
         delivered.bytes += message.length;
         return this.paused ? this.resumed : undefined;
       });
+      return;
+    }
+    if (this.receive === 'handle-async' || this.receive === 'handle16-async') {
+      await connection.handle(
+        async (message) => {
+          delivered.messages++;
+          delivered.bytes += message.length;
+          if (this.paused) await this.resumed;
+        },
+        { concurrency: this.receive === 'handle16-async' ? 16 : 1 },
+      );
       return;
     }
     for await (const message of connection) {
@@ -137,7 +155,10 @@ class HeartwireClient implements PeerClient {
   private readonly failures: Failure[] = [];
   private onRtt: ((ms: number) => void) | undefined;
 
-  constructor(private readonly options: Omit<ConnectOptions, 'port' | 'host'>) {}
+  constructor(
+    private readonly options: Omit<ConnectOptions, 'port' | 'host'>,
+    private readonly mode: SendMode,
+  ) {}
 
   async connect(port: number, count: number, parallel: number): Promise<void> {
     // Adds to the connections opened before (the idle part opens a few first).
@@ -153,6 +174,10 @@ class HeartwireClient implements PeerClient {
     const next = payloadSource(size, fresh);
     const sent = this.sent;
     for (const connection of this.connections) {
+      if (this.mode === 'send') {
+        void this.sendLoop(connection, next, size);
+        continue;
+      }
       let open = true;
       runPump({
         active: () => this.pumping && open,
@@ -169,6 +194,30 @@ class HeartwireClient implements PeerClient {
         },
         wait: (resume) => connection.once('drain', resume),
       });
+    }
+  }
+
+  /**
+   * `await send()` in a plain loop, as the README shows it. The loop also yields (setImmediate)
+   * every {@link SLICE_MS} ms, as `runPump` does: promises that resolve at once would otherwise
+   * starve the bench's IPC and timers.
+   */
+  private async sendLoop(connection: Connection, next: () => Uint8Array, size: number): Promise<void> {
+    const sent = this.sent;
+    let until = now() + SLICE_MS;
+    let count = 0;
+    try {
+      while (this.pumping) {
+        await connection.send(next());
+        sent.messages++;
+        sent.bytes += size;
+        if ((++count & 127) === 0 && now() > until) {
+          await new Promise((resolve) => setImmediate(resolve));
+          until = now() + SLICE_MS;
+        }
+      }
+    } catch {
+      // the connection closed: its failure is recorded by watch()
     }
   }
 
@@ -210,5 +259,9 @@ export const peer: PeerModule = {
       (options.server ?? {}) as ServerOptions,
       (options.receive as ReceiveMode | undefined) ?? 'read',
     ),
-  createClient: (options: PeerOptions) => new HeartwireClient((options.client ?? {}) as ConnectOptions),
+  createClient: (options: PeerOptions) =>
+    new HeartwireClient(
+      (options.client ?? {}) as ConnectOptions,
+      (options.send as SendMode | undefined) ?? 'write',
+    ),
 };
