@@ -144,6 +144,8 @@ export async function serve(args: string[], output: Output, stop: Promise<unknow
   output.out(`shutting down: GOAWAY to ${server.connections.size} connection(s), grace ${grace} ms`);
   await server.close({ grace });
   output.out('stopped');
+  // A worker's IPC channel keeps it alive: close it, so that the worker exits now.
+  if (worker?.isConnected()) worker.disconnect();
   return 0;
 }
 
