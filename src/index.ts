@@ -1,9 +1,13 @@
 /**
  * heartwire: a framed heartbeat protocol over TCP with credit-based flow control.
  *
- * - `createServer()` / `connect()`: Node transport (TCP or TLS).
+ * - `createServer()` / `connect()`: Node transport (TCP or TLS); `ReconnectingClient` on top.
  * - `Engine`: the sans-IO protocol engine, for other transports and for testing.
  * - Errors are classes with stable `code` strings.
+ *
+ * Subpaths: `heartwire/testing` (virtual clock, simulated network, fault proxy, fast-check
+ * arbitraries; needs the optional peer dependency `fast-check`) and `heartwire/wire` (wire
+ * constants, frame types and the frame codec).
  * @packageDocumentation
  */
 export { createServer, Server } from './node/server.js';
@@ -11,9 +15,13 @@ export type { ServerEvents } from './node/server.js';
 export { connect } from './node/connect.js';
 export { Connection } from './node/connection.js';
 export type { ConnectionEvents, ConnectionStats, HandleOptions } from './node/connection.js';
-export type { ConnectionOptions, ConnectOptions, ServerOptions } from './node/options.js';
+export type { ConnectionOptions, ConnectOptions, Endpoint, ServerOptions } from './node/options.js';
 export { channels as diagnosticsChannels } from './node/diagnostics.js';
-export * from './protocol/index.js';
 export { ReconnectingClient } from './node/reconnect.js';
 export type { ReconnectOptions, Disconnection, ReconnectingClientEvents } from './node/reconnect.js';
 export { applyKeepAlive } from './node/socket-options.js';
+export { Engine } from './protocol/engine.js';
+export { SharedMemoryBudget } from './protocol/budget.js';
+export * from './protocol/errors.js';
+export type * from './protocol/types.js';
+export { GoAwayReason } from './protocol/frames.js';

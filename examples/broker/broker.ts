@@ -3,6 +3,10 @@
  * prefetch limit, ack/nack, redelivery when a consumer's connection dies, and a graceful
  * shutdown that loses nothing.
  *
+ * The messages live in a {@link QueueStore}: in this process's memory by default
+ * ({@link MemoryQueueStore}), or in Redis Streams shared by several broker processes
+ * (`createRedisStore()`, loaded on demand).
+ *
  * Every limit is explicit: queue length and bytes (with an overflow policy), number of queues,
  * subscriptions per connection, prefetch. Memory per connection is bounded by heartwire's credit
  * (what a client sends) and by the connection's send queue (what the broker sends: the broker
@@ -13,21 +17,23 @@ import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createServer } from '../../src/index.js';
 import type { CloseInfo, Connection, HeartwireError, Server, ServerOptions } from '../../src/index.js';
-import { Deque } from './deque.js';
 import { decode, encode } from './protocol.js';
 import type { Ack, BrokerErrorCode, Envelope, Nack, Publish, Subscribe } from './protocol.js';
+import { MemoryQueueStore } from './store.js';
+import type { BrokerSnapshot, OverflowPolicy, PublishOutcome, QueueStore, StoredMessage } from './store.js';
 
-/** What a full queue does with a new publish. */
-export type OverflowPolicy =
-  /** Refuse the publish: the publisher gets `Error{QUEUE_FULL}` instead of `Confirm`. */
-  | 'reject-publish'
-  /** Drop the oldest messages to make room (they are counted in `stats().dropped`). */
-  | 'drop-head';
+export { MemoryQueueStore, createRedisStore } from './store.js';
+export type { BrokerSnapshot, OverflowPolicy, QueueStore, StoredMessage } from './store.js';
 
 /** Options of a {@link Broker}. */
 export interface BrokerOptions {
   /** heartwire server options: `idleTimeout`, `clientIdleTimeoutRange`, `receiveWindow`, `tls`, … */
   server?: ServerOptions;
+  /**
+   * Where the messages live. Default: a {@link MemoryQueueStore} with `maxQueueLength`,
+   * `maxQueueBytes` and `overflow` (those three options apply to the default store only).
+   */
+  store?: QueueStore;
   /** Most messages a queue holds (ready, not counting deliveries awaiting an ack). Default 10 000. */
   maxQueueLength?: number;
   /** Most body bytes a queue holds. Default 64 MiB. */
@@ -46,18 +52,6 @@ export interface BrokerOptions {
   maxSubscriptionsPerConnection?: number;
   /** Messages to start with, e.g. the result of a previous broker's `close()`. */
   restore?: BrokerSnapshot;
-}
-
-/** A message held by the broker. */
-export interface StoredMessage {
-  body: Uint8Array;
-  /** It was delivered before and not acknowledged. */
-  redelivered: boolean;
-}
-
-/** The messages a broker held when it stopped: hand them to the next broker (`restore`). */
-export interface BrokerSnapshot {
-  queues: { name: string; messages: StoredMessage[] }[];
 }
 
 /** Counters of a broker since it started. */
@@ -82,12 +76,13 @@ export interface BrokerEvents {
    * `error` is set when the close was not clean (e.g. `HEARTBEAT_TIMEOUT`: the path went silent).
    */
   disconnect: [{ id: number; clean: boolean; error: HeartwireError | undefined; requeued: number }];
+  /** A background operation of the store failed (e.g. Redis unreachable); the store retries. */
+  'store-error': [Error];
 }
 
+/** A queue as this broker sees it: its local consumers (the messages are in the store). */
 interface Queue {
   name: string;
-  messages: Deque<StoredMessage>;
-  bytes: number;
   unacked: number;
   consumers: Consumer[];
   /** Round-robin position in `consumers`. */
@@ -117,7 +112,17 @@ interface Session {
   writable: boolean;
   /** No more deliveries: the broker is shutting down or the client sent CLOSE. */
   delivering: boolean;
+  /** Publishes handed to an asynchronous store and not yet answered (at most {@link MAX_STORING}). */
+  storing: number;
+  /** Wakes the reading loop once `storing` is below its bound again. */
+  storeRoom: (() => void) | undefined;
 }
+
+/**
+ * Most publishes of one connection waiting for an asynchronous store: beyond it the broker stops
+ * reading that connection, so heartwire's credit bounds what a slow store makes the broker hold.
+ */
+const MAX_STORING = 256;
 
 /**
  * A message broker. `listen()` to start, `close({ grace })` to stop: the broker sends GOAWAY to
@@ -128,9 +133,13 @@ interface Session {
 export class Broker extends EventEmitter<BrokerEvents> {
   /** The heartwire server; `server.connections` lists the open connections. */
   readonly server: Server;
+  /** Where the messages live. */
+  readonly store: QueueStore;
   private readonly queues = new Map<string, Queue>();
   private readonly sessions = new Set<Session>();
-  private readonly limits: Required<Omit<BrokerOptions, 'server' | 'restore'>>;
+  private readonly limits: Required<
+    Omit<BrokerOptions, 'server' | 'restore' | 'store' | 'maxQueueLength' | 'maxQueueBytes' | 'overflow'>
+  >;
   private readonly counters = {
     published: 0,
     rejected: 0,
@@ -145,15 +154,28 @@ export class Broker extends EventEmitter<BrokerEvents> {
   constructor(options: BrokerOptions = {}) {
     super();
     this.limits = {
-      maxQueueLength: options.maxQueueLength ?? 10_000,
-      maxQueueBytes: options.maxQueueBytes ?? 64 * 1024 * 1024,
-      overflow: options.overflow ?? 'reject-publish',
       maxQueues: options.maxQueues ?? 1000,
       maxQueueNameLength: options.maxQueueNameLength ?? 255,
       defaultPrefetch: options.defaultPrefetch ?? 100,
       maxPrefetch: options.maxPrefetch ?? 10_000,
       maxSubscriptionsPerConnection: options.maxSubscriptionsPerConnection ?? 64,
     };
+    this.store =
+      options.store ??
+      new MemoryQueueStore({
+        maxQueueLength: options.maxQueueLength,
+        maxQueueBytes: options.maxQueueBytes,
+        overflow: options.overflow,
+      });
+    this.store.attach({
+      ready: (name) => {
+        const queue = this.queues.get(name);
+        if (queue !== undefined) this.dispatch(queue);
+      },
+      error: (error) => {
+        if (this.listenerCount('store-error') > 0) this.emit('store-error', error);
+      },
+    });
     if (options.restore !== undefined) this.restore(options.restore);
     this.server = createServer(options.server ?? {}, (conn) => this.accept(conn));
   }
@@ -166,13 +188,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /**
    * Shut down gracefully: GOAWAY with `grace` ms to every client, no new deliveries, force-close
    * whoever is still connected when the grace expires. Resolves once every connection is closed
-   * (unacknowledged deliveries are back in their queues) with the messages the broker still
-   * holds. Idempotent.
+   * (unacknowledged deliveries are back in their queues) and the store is closed, with the
+   * messages the broker still holds (none with a distributed store: they stay in it). Idempotent.
    */
   close(options: { grace?: number } = {}): Promise<BrokerSnapshot> {
     if (this.closing === undefined) {
       for (const session of this.sessions) this.stopDelivering(session, true);
-      this.closing = this.server.close({ grace: options.grace ?? 5000 }).then(() => this.snapshot());
+      this.closing = this.server
+        .close({ grace: options.grace ?? 5000 })
+        .then(() => this.store.close())
+        .then(() => this.snapshot());
     }
     return this.closing;
   }
@@ -184,21 +209,24 @@ export class Broker extends EventEmitter<BrokerEvents> {
   restore(snapshot: BrokerSnapshot): void {
     for (const { name, messages } of snapshot.queues) {
       const queue = this.queue(name);
-      for (const message of messages) this.enqueue(queue, message);
-      if (queue !== undefined) this.dispatch(queue);
+      if (queue === undefined) continue;
+      this.store.restore({ queues: [{ name, messages }] });
+      this.dispatch(queue);
     }
   }
 
   /** The messages held now (ready and unacknowledged), queue by queue. */
   snapshot(): BrokerSnapshot {
-    const queues = [...this.queues.values()].map((queue) => {
+    const ready = new Map(this.store.snapshot().queues.map((q) => [q.name, q.messages]));
+    const names = new Set([...this.queues.keys(), ...ready.keys()]);
+    const queues = [...names].map((name) => {
       const outstanding: StoredMessage[] = [];
       for (const session of this.sessions) {
         for (const { consumer, message } of session.outstanding.values()) {
-          if (consumer.queue === queue) outstanding.push({ body: message.body, redelivered: true });
+          if (consumer.queue.name === name) outstanding.push({ body: message.body, redelivered: true });
         }
       }
-      return { name: queue.name, messages: [...outstanding, ...queue.messages] };
+      return { name, messages: [...outstanding, ...(ready.get(name) ?? [])] };
     });
     return { queues: queues.filter((q) => q.messages.length > 0) };
   }
@@ -210,10 +238,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       connections: this.sessions.size,
       queues: [...this.queues.values()].map((q) => ({
         name: q.name,
-        ready: q.messages.length,
+        ready: this.store.ready(q.name),
         unacked: q.unacked,
         consumers: q.consumers.length,
-        bytes: q.bytes,
+        bytes: this.store.bytes(q.name),
       })),
     };
   }
@@ -228,6 +256,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       nextTag: 1,
       writable: true,
       delivering: this.closing === undefined,
+      storing: 0,
+      storeRoom: undefined,
     };
     this.sessions.add(session);
     conn.on('drain', () => {
@@ -249,6 +279,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       for await (const bytes of session.conn) {
         this.handle(session, bytes);
         if (!session.writable) await writable(session.conn);
+        if (session.storing >= MAX_STORING) await new Promise<void>((wake) => (session.storeRoom = wake));
       }
     } catch {
       // An unclean close ends the loop with its error; the 'close' listener deals with it.
@@ -287,7 +318,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const outstanding = [...session.outstanding.values()].reverse();
     for (const { consumer, message } of outstanding) {
       consumer.queue.unacked--;
-      this.enqueue(consumer.queue, { body: message.body, redelivered: true }, 'head');
+      this.store.settle(consumer.queue.name, message, 'requeue');
     }
     session.outstanding.clear();
     this.emit('disconnect', {
@@ -296,16 +327,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
       error: info.error,
       requeued: outstanding.length,
     });
-    for (const { consumer } of outstanding) this.dispatch(consumer.queue);
+    for (const consumer of session.subscriptions.values()) this.dispatch(consumer.queue);
   }
 
   /** No more deliveries on this connection; `notify`: tell each subscription (`Drained`). */
   private stopDelivering(session: Session, notify: boolean): void {
     if (!session.delivering) return;
     session.delivering = false;
-    if (!notify) return;
-    for (const queue of session.subscriptions.keys())
-      this.send(session, { kind: 'drained', drained: { queue } });
+    if (notify) {
+      for (const queue of session.subscriptions.keys())
+        this.send(session, { kind: 'drained', drained: { queue } });
+    }
+    for (const consumer of session.subscriptions.values()) this.dispatch(consumer.queue); // less demand
   }
 
   // ------------------------------------------------------------------ requests
@@ -319,23 +352,24 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (invalid !== undefined) return refuse('BAD_REQUEST', invalid);
     const queue = this.queue(name);
     if (queue === undefined) return refuse('LIMIT_EXCEEDED', `at most ${this.limits.maxQueues} queues`);
-    const { maxQueueLength, maxQueueBytes, overflow } = this.limits;
-    if (body.length > maxQueueBytes)
-      return refuse('QUEUE_FULL', `message larger than the queue (${maxQueueBytes} bytes)`);
-    const fits = (): boolean =>
-      queue.messages.length < maxQueueLength && queue.bytes + body.length <= maxQueueBytes;
-    if (!fits()) {
-      if (overflow === 'reject-publish') return refuse('QUEUE_FULL', `queue ${name} is full`);
-      while (!fits()) {
-        queue.bytes -= queue.messages.shift()!.body.length;
-        this.counters.dropped++;
-      }
-    }
-    // Copy: the decoded body may be a view into a larger receive buffer.
-    this.enqueue(queue, { body: new Uint8Array(body), redelivered: false });
-    this.counters.published++;
-    this.send(session, { kind: 'confirm', confirm: { id } });
-    this.dispatch(queue);
+    const done = (outcome: PublishOutcome): void => {
+      if (!outcome.ok) return refuse(outcome.code, outcome.message);
+      this.counters.published++;
+      this.counters.dropped += outcome.dropped;
+      this.send(session, { kind: 'confirm', confirm: { id } });
+      this.dispatch(queue);
+    };
+    // The in-memory store answers at once; a distributed one once the message is stored there.
+    const outcome = this.store.publish(name, body);
+    if (!('then' in outcome)) return done(outcome);
+    session.storing++;
+    void outcome.then((answer) => {
+      session.storing--;
+      const wake = session.storeRoom;
+      session.storeRoom = undefined;
+      wake?.();
+      done(answer);
+    });
   }
 
   private subscribe(session: Session, { queue: name, prefetch }: Subscribe): void {
@@ -376,25 +410,30 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const { consumer, message } = entry;
     consumer.unacked--;
     consumer.queue.unacked--;
-    if (how === 'ack') this.counters.acked++;
-    else {
+    if (how === 'ack') {
+      this.counters.acked++;
+      this.store.settle(consumer.queue.name, message, 'ack');
+    } else {
       this.counters.nacked++;
-      if ((request as Nack).requeue)
-        this.enqueue(consumer.queue, { body: message.body, redelivered: true }, 'head');
-      else this.counters.dropped++;
+      const requeue = (request as Nack).requeue;
+      if (!requeue) this.counters.dropped++;
+      this.store.settle(consumer.queue.name, message, requeue ? 'requeue' : 'drop');
     }
     this.dispatch(consumer.queue);
   }
 
   // ------------------------------------------------------------------ queues
 
-  /** Deliver ready messages to consumers with room (prefetch) and a writable connection. */
+  /**
+   * Deliver ready messages to consumers with room (prefetch) and a writable connection, then
+   * tell the store how many more they can take (a distributed store fetches that many).
+   */
   private dispatch(queue: Queue): void {
-    while (queue.messages.length > 0) {
+    while (this.store.ready(queue.name) > 0) {
       const consumer = this.nextConsumer(queue);
-      if (consumer === undefined) return;
-      const message = queue.messages.shift()!;
-      queue.bytes -= message.body.length;
+      if (consumer === undefined) break;
+      const message = this.store.take(queue.name);
+      if (message === undefined) break;
       const { session } = consumer;
       const deliveryTag = session.nextTag++;
       session.outstanding.set(deliveryTag, { consumer, message });
@@ -402,7 +441,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
       queue.unacked++;
       this.counters.delivered++;
       if (message.redelivered) this.counters.redelivered++;
-      this.send(session, { kind: 'deliver', deliver: { queue: queue.name, deliveryTag, ...message } });
+      const { body, redelivered } = message;
+      this.send(session, { kind: 'deliver', deliver: { queue: queue.name, deliveryTag, body, redelivered } });
+    }
+    if (this.store.demand !== undefined) {
+      let room = 0;
+      for (const { session, prefetch, unacked } of queue.consumers) {
+        if (session.delivering && session.writable) room += Math.max(0, prefetch - unacked);
+      }
+      this.store.demand(queue.name, room);
     }
   }
 
@@ -420,18 +467,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return undefined;
   }
 
-  private enqueue(queue: Queue | undefined, message: StoredMessage, where: 'head' | 'tail' = 'tail'): void {
-    if (queue === undefined) return;
-    if (where === 'head') queue.messages.unshift(message);
-    else queue.messages.push(message);
-    queue.bytes += message.body.length;
-  }
-
   /** The queue called `name`, created on first use; `undefined` when `maxQueues` is reached. */
   private queue(name: string): Queue | undefined {
     let queue = this.queues.get(name);
     if (queue === undefined && this.queues.size < this.limits.maxQueues) {
-      queue = { name, messages: new Deque(), bytes: 0, unacked: 0, consumers: [], next: 0 };
+      queue = { name, unacked: 0, consumers: [], next: 0 };
       this.queues.set(name, queue);
     }
     return queue;

@@ -3,7 +3,11 @@
  *
  * ```sh
  * npx tsx examples/broker/main.ts --port 5673 [--state broker-state.json]
+ * npx tsx examples/broker/main.ts --port 5674 --redis redis://127.0.0.1:6379   # queues in Redis
  * ```
+ *
+ * With `--redis`, several brokers share the queues of one Redis (Streams, one consumer group);
+ * `ioredis` is loaded only then.
  *
  * Ctrl-C (or SIGTERM) shuts it down gracefully: GOAWAY to every client with `--grace` ms, and
  * the messages still held are written to `--state` (and read back at the next start), so a
@@ -12,8 +16,8 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Broker } from './broker.js';
-import type { BrokerSnapshot, OverflowPolicy } from './broker.js';
+import { Broker, createRedisStore } from './broker.js';
+import type { BrokerSnapshot, OverflowPolicy, QueueStore } from './broker.js';
 
 const usage = `usage: npx tsx examples/broker/main.ts [options]
 
@@ -24,6 +28,11 @@ const usage = `usage: npx tsx examples/broker/main.ts [options]
   --max-queue-length N   messages per queue (default 10000)
   --overflow POLICY      reject-publish (default) or drop-head
   --state FILE           keep the messages held at shutdown in FILE, and load it at start
+  --redis URL            keep the queues in Redis Streams (redis://host:port), shared with
+                         other brokers on the same Redis (--max-queue-length applies there;
+                         --overflow, --state do not)
+  --lease-timeout MS     with --redis: a broker silent this long is dead, others redeliver
+                         what it held (default: the idle timeout)
   -h, --help             show this help`;
 
 /** Snapshot as JSON: bodies in base64. */
@@ -50,7 +59,7 @@ function load(file: string): BrokerSnapshot {
   };
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       port: { type: 'string', default: '5673' },
@@ -60,6 +69,8 @@ function main(): void {
       'max-queue-length': { type: 'string', default: '10000' },
       overflow: { type: 'string', default: 'reject-publish' },
       state: { type: 'string' },
+      redis: { type: 'string' },
+      'lease-timeout': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -71,12 +82,22 @@ function main(): void {
   if (overflow !== 'reject-publish' && overflow !== 'drop-head')
     throw new Error(`unknown --overflow ${overflow}`);
   const restore = values.state !== undefined && existsSync(values.state) ? load(values.state) : undefined;
+  let store: QueueStore | undefined;
+  if (values.redis !== undefined) {
+    store = await createRedisStore({
+      redis: values.redis,
+      leaseTimeout: Number(values['lease-timeout'] ?? values['idle-timeout']),
+      maxQueueLength: Number(values['max-queue-length']),
+    });
+  }
   const broker = new Broker({
+    store,
     server: { idleTimeout: Number(values['idle-timeout']) },
     maxQueueLength: Number(values['max-queue-length']),
     overflow,
     restore,
   });
+  broker.on('store-error', (error) => console.error(`store: ${error.message}`));
   broker.on('connect', ({ id, remoteAddress }) => console.log(`connection ${id} from ${remoteAddress}`));
   broker.on('disconnect', ({ id, clean, error, requeued }) => {
     const how = clean ? 'closed cleanly' : `lost (${error?.code})`;
@@ -106,7 +127,8 @@ function main(): void {
     ({ address, port }) => {
       const restored = restore?.queues.reduce((n, q) => n + q.messages.length, 0) ?? 0;
       console.log(
-        `broker listening on ${address}:${port}${restored > 0 ? ` (${restored} message(s) restored)` : ''}`,
+        `broker listening on ${address}:${port}${restored > 0 ? ` (${restored} message(s) restored)` : ''}` +
+          (values.redis !== undefined ? `, queues in ${values.redis}` : ''),
       );
     },
     (error: Error) => {
@@ -116,9 +138,7 @@ function main(): void {
   );
 }
 
-try {
-  main();
-} catch (error) {
+main().catch((error: unknown) => {
   console.error(`broker: ${(error as Error).message}\n\n${usage}`);
   process.exitCode = 2;
-}
+});

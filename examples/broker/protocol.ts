@@ -10,7 +10,12 @@ import protobuf from 'protobufjs';
 
 /** Error codes of `Error` messages (`broker.proto` `ErrorCode`). */
 export type BrokerErrorCode =
-  'ERROR_CODE_UNSPECIFIED' | 'QUEUE_FULL' | 'BAD_REQUEST' | 'LIMIT_EXCEEDED' | 'UNKNOWN_DELIVERY_TAG';
+  | 'ERROR_CODE_UNSPECIFIED'
+  | 'QUEUE_FULL'
+  | 'BAD_REQUEST'
+  | 'LIMIT_EXCEEDED'
+  | 'UNKNOWN_DELIVERY_TAG'
+  | 'UNAVAILABLE';
 
 /** Client → broker: enqueue `body` on `queue`; answered by `Confirm` or `Error` with the same id. */
 export interface Publish {

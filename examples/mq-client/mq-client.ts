@@ -427,7 +427,9 @@ export class MqClient extends EventEmitter<MqClientEvents> {
       case 'error': {
         const { error } = envelope;
         if (this.pending.has(error.id)) {
-          return this.settlePublish(error.id, new PublishError(error.code, error.message, true));
+          // UNAVAILABLE: the broker's store did not answer, the message may be stored.
+          const notProcessed = error.code !== 'UNAVAILABLE';
+          return this.settlePublish(error.id, new PublishError(error.code, error.message, notProcessed));
         }
         this.emit('broker-error', error);
         return;

@@ -367,7 +367,8 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     this.emit('goaway', channel.endpoint, info);
     if (channel.calls.size === 0) return this.end(channel);
     // Calls still running near the end of the grace: CLOSE now. The server then answers them
-    // before its CLOSE_ACK (a CLOSE cancels the grace deadline); only cancels can no longer be sent.
+    // before its CLOSE_ACK, within what is left of the grace (a hard deadline: calls still running
+    // at its end are cut); only cancels can no longer be sent.
     const margin = Math.min(1000, info.graceMs / 4) + (channel.conn.stats().smoothedRttMs ?? 0);
     const timer = setTimeout(
       () => this.end(channel),

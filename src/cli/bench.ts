@@ -17,8 +17,10 @@ export const benchHelp = `usage: heartwire bench [options]
 Run the benchmark (about 5 minutes; --quick about 1 minute): heartwire against a raw
 length-prefixed framing, raw TCP bulk bytes, ws, node:http2 and @chainsafe/libp2p-yamux, client
 and server in separate processes over loopback. Prints a markdown report with the targets and
-writes test/bench/results/latest.md, latest.json and chart.svg. Needs a clone of the repository
-with its devDependencies (npm ci); the same as 'npm run bench'.
+writes latest.md, latest.json and chart.svg: a full run to test/bench/results/ (the committed
+results), a --quick or --only run to test/bench/results/scratch/ (git-ignored), so a short run
+never overwrites the full one. Needs a clone of the repository with its devDependencies
+(npm ci); the same as 'npm run bench'.
 
 options:
   --quick               short cells (about 1 minute)
@@ -27,6 +29,7 @@ options:
   --cpu-prof            also profile heartwire's worst cells and summarize the hot functions
   --profile-sizes LIST  which throughput cells to profile (bytes, comma-separated; 0: the idle cell)
   --wait-quiet S        before each cell, wait up to S seconds for the machine to be quiet
+  --out DIR             write the report to DIR instead
   -h, --help            show this help
 
 exit status: 0 when the run completed (whatever the targets), 1 on failure, 2 usage error`;
@@ -56,6 +59,7 @@ export async function bench(args: string[], output: Output, stop: Promise<unknow
       'cpu-prof': { type: 'boolean' },
       'profile-sizes': { type: 'string' },
       'wait-quiet': { type: 'string' },
+      out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

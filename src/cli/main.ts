@@ -1,5 +1,5 @@
 /**
- * The `heartwire` command: `serve`, `ping`, `demo`, `bench`.
+ * The `heartwire` command: `serve`, `ping`, `demo`, `bench`, `conformance`.
  *
  * Run from the sources with `npx tsx src/cli/main.ts <command>`, or as `heartwire <command>`
  * once built (`bin/heartwire.js` runs `dist/src/cli/main.js`).
@@ -10,6 +10,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bench, benchHelp } from './bench.js';
+import { conformance, conformanceHelp } from './conformance.js';
 import { demo, demoHelp } from './demo.js';
 import { ping, pingHelp } from './ping.js';
 import { serve, serveHelp } from './serve.js';
@@ -28,6 +29,9 @@ commands:
                      broker restart under load, each checked (exit 0 when all hold)
   bench              the benchmark against raw TCP, ws, node:http2 and yamux (from a clone,
                      after npm ci; about 5 minutes, --quick about 1)
+  conformance server HOST:PORT
+                     test a server implementation of SPEC.md over the wire, case by case,
+                     each failure named by its SPEC section (--json, --junit FILE)
   help [command]     show help
 
 options: -h, --help (also after a command), -v, --version
@@ -41,6 +45,7 @@ const commands: Record<string, { run: Command; help: string }> = {
   ping: { run: ping, help: pingHelp },
   demo: { run: demo, help: demoHelp },
   bench: { run: bench, help: benchHelp },
+  conformance: { run: conformance, help: conformanceHelp },
 };
 
 /** The version in package.json, found upwards from this file (sources or `dist/`). */

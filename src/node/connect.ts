@@ -10,12 +10,13 @@ import { Engine } from '../protocol/engine.js';
 import { ConnectError, HeartwireError, UsageError } from '../protocol/errors.js';
 import { Connection } from './connection.js';
 import { engineOptions } from './options.js';
-import type { ConnectOptions } from './options.js';
+import type { ConnectOptions, Endpoint } from './options.js';
 import { applyKeepAlive } from './socket-options.js';
 
 interface Attempt {
-  host: string;
-  port: number;
+  endpoint: Endpoint;
+  /** `host:port`, or the Unix socket's path. */
+  name: string;
   socket?: Socket;
   connection?: Connection;
   timer?: NodeJS.Timeout;
@@ -26,7 +27,8 @@ interface Attempt {
 /**
  * Connect to a heartwire server and complete the handshake.
  *
- * Each TCP (+TLS) connect is bounded by `connectTimeout` (default 10 000 ms) and the handshake
+ * An endpoint is a TCP `{ host, port }` or a Unix domain socket `{ path }` (TCP keepalive and
+ * `TCP_NODELAY` apply to TCP only). Each TCP or Unix (+TLS) connect is bounded by `connectTimeout` (default 10 000 ms) and the handshake
  * by `handshakeTimeout` (default 10 000 ms). With several `endpoints`, the next one starts
  * `attemptStagger` ms (default 250) after the previous one, or at once when it fails; the first
  * handshake wins and the others are closed. Rejects with a `ConnectError` listing every address
@@ -34,14 +36,22 @@ interface Attempt {
  * `CANCELLED` when `signal` aborts.
  */
 export function connect(options: ConnectOptions): Promise<Connection> {
-  const endpoints =
+  const endpoints: readonly Endpoint[] =
     options.endpoints ??
-    (options.port !== undefined ? [{ host: options.host ?? '127.0.0.1', port: options.port }] : []);
+    (options.path !== undefined
+      ? [{ path: options.path }]
+      : options.port !== undefined
+        ? [{ host: options.host ?? '127.0.0.1', port: options.port }]
+        : []);
   if (endpoints.length === 0)
-    return Promise.reject(new RangeError('heartwire: connect() needs port or endpoints'));
+    return Promise.reject(new RangeError('heartwire: connect() needs port, path or endpoints'));
   const stagger = options.attemptStagger ?? 250;
   const connectTimeout = options.connectTimeout ?? 10_000;
-  const attempts: Attempt[] = endpoints.map((e) => ({ host: e.host, port: e.port, done: false }));
+  const attempts: Attempt[] = endpoints.map((endpoint) => ({
+    endpoint,
+    name: 'path' in endpoint ? endpoint.path : `${endpoint.host}:${endpoint.port}`,
+    done: false,
+  }));
 
   return new Promise<Connection>((resolve, reject) => {
     let settled = false;
@@ -78,14 +88,14 @@ export function connect(options: ConnectOptions): Promise<Connection> {
       if (settled) return;
       if (attempts.every((a) => a.done)) {
         cleanup();
-        const list = attempts.map((a) => ({ host: a.host, port: a.port, error: a.error! }));
+        const list = attempts.map((a) => ({ ...a.endpoint, error: a.error! }));
         const timedOut = list.every(
           (a) =>
             a.error instanceof HeartwireError &&
             (a.error.code === 'CONNECT_TIMEOUT' || a.error.code === 'HANDSHAKE_TIMEOUT'),
         );
-        const detail = list
-          .map((a) => `${a.host}:${a.port} (${(a.error as HeartwireError).code ?? a.error.message})`)
+        const detail = attempts
+          .map((a) => `${a.name} (${(a.error as HeartwireError).code ?? a.error!.message})`)
           .join(', ');
         const error = new ConnectError(
           timedOut ? 'CONNECT_TIMEOUT' : 'CONNECT_FAILED',
@@ -103,24 +113,22 @@ export function connect(options: ConnectOptions): Promise<Connection> {
       const attempt = attempts[started++]!;
       if (staggerTimer !== undefined) clearTimeout(staggerTimer);
       if (started < attempts.length) staggerTimer = setTimeout(startNext, stagger);
+      const { endpoint } = attempt;
+      const host = 'path' in endpoint ? undefined : endpoint.host;
+      const where: { path?: string; host?: string; port?: number; localAddress?: string } =
+        'path' in endpoint
+          ? { path: endpoint.path }
+          : { host: endpoint.host, port: endpoint.port, localAddress: options.localAddress };
       const socket = options.tls
         ? tls.connect({
             ...(options.tls === true ? {} : options.tls),
-            host: attempt.host,
-            port: attempt.port,
+            ...where,
             servername:
               (options.tls === true ? undefined : options.tls.servername) ??
-              (net.isIP(attempt.host) ? undefined : attempt.host),
+              (host !== undefined && !net.isIP(host) ? host : undefined),
             allowHalfOpen: true,
-            localAddress: options.localAddress,
           } as tls.ConnectionOptions)
-        : net.connect({
-            host: attempt.host,
-            port: attempt.port,
-            allowHalfOpen: true,
-            noDelay: true,
-            localAddress: options.localAddress,
-          });
+        : net.connect({ ...where, allowHalfOpen: true, noDelay: true } as net.NetConnectOpts);
       attempt.socket = socket;
       const onEarlyError = (error: Error): void => failed(attempt, error);
       socket.once('error', onEarlyError);
@@ -130,7 +138,7 @@ export function connect(options: ConnectOptions): Promise<Connection> {
           attempt,
           new ConnectError(
             'CONNECT_TIMEOUT',
-            `connect to ${attempt.host}:${attempt.port} timed out after ${connectTimeout} ms`,
+            `connect to ${attempt.name} timed out after ${connectTimeout} ms`,
             [],
           ),
         );

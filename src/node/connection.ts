@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
 import { Engine } from '../protocol/engine.js';
-import { HeartwireError, UsageError } from '../protocol/errors.js';
+import { HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
 import { WheelTimer, sharedWheel } from './timer-wheel.js';
@@ -15,6 +15,17 @@ import { WheelTimer, sharedWheel } from './timer-wheel.js';
 const now = (): number => performance.now();
 
 let nextConnectionId = 1;
+
+/**
+ * After its last frame (an ERROR, or the end of a clean close) a connection half-closes the socket
+ * and reads and discards what still arrives for at most this long and this many bytes before it
+ * destroys the socket (SPEC.md §11): destroying a socket with unread input resets the connection,
+ * and the reset can make the peer's kernel drop our ERROR before the peer has read it.
+ */
+const DRAIN_MAX_MS = 1000;
+const DRAIN_MAX_BYTES = 1024 * 1024;
+/** After a clean close the peer owes only its FIN: wait longer for it, with the same byte bound. */
+const CLEAN_LINGER_MS = 5000;
 
 /** Statistics of a connection: the engine's counters plus the socket's. */
 export interface ConnectionStats extends EngineStats {
@@ -44,24 +55,57 @@ interface WaitingSend {
 /** What `send()` returns for a message accepted at once (one shared, already resolved promise). */
 const ACCEPTED: Promise<void> = Promise.resolve();
 
-/** Events of a {@link Connection}. */
+/**
+ * Events of a {@link Connection}, with their arguments. Listeners run synchronously inside the
+ * connection's processing; an exception thrown by a listener is the application's (as with any
+ * `EventEmitter`). See the README's "Events and the close report" for what to do on each.
+ */
 export interface ConnectionEvents {
-  /** The handshake completed. */
+  /**
+   * The handshake completed, with the values agreed. A client's `connect()` resolves only after
+   * it, so a client reads `conn.negotiated` instead; a `Server` emits `connection` at this point.
+   */
   open: [Negotiated];
-  /** Client: the server announced shutdown; finish and call `end()` before `goAway.deadline`. */
+  /**
+   * Client only, at most once: the server is going away (GOAWAY). It keeps serving this
+   * connection until `goAway.deadline` (`performance.now()` time: receipt + grace); finish what
+   * is in flight, call `end()` before then, and open new work elsewhere (respecting
+   * `retryAfterMs` and `doNotReconnect`). Not an error: after `end()` the close is clean. A
+   * GOAWAY that crosses the client's own `end()` is still reported.
+   */
   goaway: [GoAwayInfo];
-  /** Server: the client half-closed; no messages follow those already received. */
+  /**
+   * Server only, at most once: the client ended its stream (CLOSE). No message follows those
+   * already received. The connection finishes (sends its last messages, then CLOSE_ACK) when its
+   * consumer reaches the end of the stream: the `for await` loop ends, or `handle()` settles;
+   * a server consuming with `read()` calls `end()` itself.
+   */
   'peer-closed': [];
-  /** Messages are ready for `read()` (emitted when the queue goes from empty to non-empty). */
+  /**
+   * Messages are ready for `read()`. Edge-triggered: emitted when the queue goes from empty to
+   * non-empty, so a listener reads until `read()` returns `undefined`.
+   */
   readable: [];
-  /** A new RTT sample, in ms. */
+  /**
+   * A new round-trip-time sample in ms, from a heartbeat echo (each side heartbeats about every
+   * third of the peer's idle timeout). `stats()` has the latest and the smoothed RTT.
+   */
   rtt: [number];
-  /** Data has waited for the peer's credit this long (the peer is alive but not consuming). */
+  /**
+   * Queued data has waited this many ms for the peer's credit (reported once per stall, after
+   * 5 000 ms): the peer is alive (heartbeats arrive) but its application is not consuming.
+   * Informational: the connection fails with `CREDIT_STALL` only if `creditStallTimeout` is set.
+   */
   'credit-stall': [number];
+  /** Credit arrived after a reported `credit-stall`; the argument is how long, in ms, data waited in all. */
   'credit-resumed': [number];
-  /** `write()` may be called again after it returned false. */
+  /** `write()` may be called again after it returned false (the send queue is below its bound). */
   drain: [];
-  /** Always emitted exactly once, last. */
+  /**
+   * The connection is closed, clean or not: always emitted exactly once, last. The
+   * {@link CloseInfo} says whether the close was clean, who ended it, the error if any, and
+   * what became of every message this side sent (`delivery`: consumed, unknown, not processed).
+   */
   close: [CloseInfo];
 }
 
@@ -114,6 +158,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private drainWanted = false;
   private readers: (() => void)[] = [];
   private handling = false;
+  /** Consumers running: `for await` loops and `handle()` (see `end()`'s `unread`). */
+  private consumers = 0;
+  /** `end()` asked to discard what no consumer will read (`unread: 'discard'`, the default). */
+  private discardUnread = false;
   private peerClosed = false;
   /**
    * `end()` (client) or the end of the stream (server) waits for the waiting `send()` callers'
@@ -153,6 +201,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
+      if (this.closeInfo !== undefined) {
+        this.discard(chunk.length);
+        return;
+      }
       // A plain Uint8Array view: the decoder's subarray() calls then avoid Buffer's slower species path.
       this.engine.receive(now(), new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       this.service();
@@ -296,17 +348,22 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
   /** Messages in order; each message taken returns its credit to the peer. Ends when the peer ends the stream cleanly; throws the close error otherwise. */
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for (;;) {
-      const message = this.read();
-      if (message !== undefined) {
-        yield message;
-        continue;
+    this.consumers++;
+    try {
+      for (;;) {
+        const message = this.read();
+        if (message !== undefined) {
+          yield message;
+          continue;
+        }
+        if (this.streamEnded()) {
+          this.endOfStream();
+          return;
+        }
+        await new Promise<void>((resolve) => this.readers.push(resolve));
       }
-      if (this.streamEnded()) {
-        this.endOfStream();
-        return;
-      }
-      await new Promise<void>((resolve) => this.readers.push(resolve));
+    } finally {
+      this.consumerStopped();
     }
   }
 
@@ -330,16 +387,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   async handle(handler: (message: Uint8Array) => unknown, options: HandleOptions = {}): Promise<void> {
     if (this.handling) throw new UsageError('INTERNAL_ERROR', 'handle() is already running');
     this.handling = true;
+    this.consumers++;
     const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
     const queue = new PQueue({ concurrency });
     const onError =
       options.onError ??
-      ((error: unknown) =>
-        this.abort(
-          error instanceof HeartwireError
-            ? error
-            : new UsageError('CANCELLED', `handler failed: ${String(error)}`),
-        ));
+      ((error: unknown) => {
+        if (!this.ownsCloseError(error)) this.abort(new HandlerError('a handle() handler failed', error));
+      });
     let running = 0;
     try {
       for (;;) {
@@ -367,7 +422,25 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       this.endOfStream();
     } finally {
       this.handling = false;
+      this.consumerStopped();
     }
+  }
+
+  /** A `for await` loop or `handle()` ended (or broke off): after `end()`, nobody may read the rest. */
+  private consumerStopped(): void {
+    this.consumers--;
+    this.discardIfUnread();
+  }
+
+  /**
+   * After `end()` with `unread: 'discard'`, when no consumer is running (no `for await` loop, no
+   * `handle()`, no `readable` listener), drop what is unread so that the termination completes.
+   */
+  private discardIfUnread(): void {
+    if (!this.discardUnread || this.consumers > 0 || this.listenerCount('readable') > 0) return;
+    if (this.engine.state === 'closed') return;
+    this.engine.discardUnread(now());
+    this.service();
   }
 
   /** The consumer saw the end of the stream: a server finishes; an unclean close throws. */
@@ -400,13 +473,38 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * then the server finishes and the connection closes cleanly. Server: GOAWAY with a grace
    * period (default `defaultGrace`); the client is expected to end, else it is force-closed at the
    * deadline. Resolves like `closed`.
+   *
+   * Unread messages (a client, or a server after `peer-closed`): with `unread: 'discard'` (the
+   * default), `end()` does not wait for messages nobody reads. When no consumer is running — no
+   * `for await` loop (one that ended or was left with `break` does not count), no `handle()`, no
+   * `readable` listener — at the next turn of the event loop after `end()`, or when the last one
+   * stops later, every message not yet read is dropped, now and as it arrives; its credit returns
+   * to the peer so that the peer can finish. The close then completes within a round trip or so
+   * instead of waiting `closeTimeout`, and reports exactly: `CloseInfo.unread` counts the messages
+   * dropped, which the peer reports as not processed (`delivery.notProcessed`; it sees a client's
+   * drop as a `CANCELLED` close, SPEC.md §9.1). A consumer that keeps reading after `end()` (the
+   * half-close pattern: `end()`, then read the replies until the loop ends) loses nothing. With
+   * `unread: 'wait'`, `end()` waits for the application to read everything, bounded by
+   * `closeTimeout` (then it rejects with `CLOSE_TIMEOUT`).
    */
   end(
-    options: { grace?: number; reason?: number; message?: string; retryAfter?: number } = {},
+    options: {
+      grace?: number;
+      reason?: number;
+      message?: string;
+      retryAfter?: number;
+      unread?: 'discard' | 'wait';
+    } = {},
   ): Promise<CloseInfo> {
     const t = now();
-    if (this.role === 'client' || this.peerClosed) this.endWhenFlushed = true;
-    else
+    if (this.role === 'client' || this.peerClosed) {
+      this.endWhenFlushed = true;
+      if (options.unread !== 'wait' && !this.discardUnread) {
+        this.discardUnread = true;
+        // A consumer started right after end() (the half-close pattern) still counts.
+        setImmediate(() => this.discardIfUnread());
+      }
+    } else
       this.engine.goAway(t, {
         graceMs: options.grace ?? this.defaultGrace,
         reason: options.reason,
@@ -418,10 +516,32 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     return this.closed;
   }
 
+  /**
+   * @internal `Server.close()`: force-close this server connection `grace` ms from now, whatever
+   * its state (SPEC.md §9.2): sends GOAWAY if the client has not closed yet; otherwise only the
+   * deadline applies to the termination under way. An earlier deadline is never postponed.
+   */
+  shutdown(grace: number, message: string): void {
+    if (this.role !== 'server') return;
+    this.engine.goAway(now(), { graceMs: grace, reason: 1, message });
+    this.service();
+  }
+
   /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. */
   abort(error?: HeartwireError): void {
     this.engine.abort(now(), error);
     this.service();
+  }
+
+  /**
+   * @internal True when `error` is this connection's own close error (the one `closed` rejects
+   * with), or says that this closed connection no longer accepts messages: an application that
+   * stops on such an error has nothing more to report.
+   */
+  ownsCloseError(error: unknown): boolean {
+    if (this.closeInfo === undefined && this.engine.state !== 'closed') return false;
+    if (error === this.closeInfo?.error) return true;
+    return error instanceof HeartwireError && error.code === 'CONNECTION_CLOSED';
   }
 
   // ------------------------------------------------------------------ inspection
@@ -574,6 +694,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     for (let i = head; i < waiting.length; i++) waiting[i]!.reject(error);
   }
 
+  /** Bytes read and discarded after the close, while draining (SPEC.md §11). */
+  private drained = 0;
+
+  private discard(bytes: number): void {
+    this.drained += bytes;
+    if (this.drained > DRAIN_MAX_BYTES && !this.socket.destroyed) this.socket.destroy();
+  }
+
   private onClosed(info: CloseInfo): void {
     if (this.closeInfo !== undefined) return;
     this.closeInfo = info;
@@ -583,9 +711,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     if (!this.socket.destroyed) {
       for (const chunk of last) this.socket.write(chunk);
       if (info.clean || info.initiator !== 'transport' || info.error?.code === 'HEARTBEAT_TIMEOUT') {
+        // Half-close after our last frame, then drain (see DRAIN_MAX_MS): give the peer a moment
+        // to read that frame, but never wait on a dead path or read without bound.
         this.socket.end();
-        // Give the peer a moment to read our last frame, but never wait on a dead path.
-        const linger = setTimeout(() => this.socket.destroy(), info.clean ? 5000 : 1000);
+        const linger = setTimeout(() => this.socket.destroy(), info.clean ? CLEAN_LINGER_MS : DRAIN_MAX_MS);
         linger.unref();
         this.socket.once('close', () => clearTimeout(linger));
       } else {
@@ -601,5 +730,16 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.wakeReaders();
     publish('close', { connection: this, info });
     this.emit('close', info);
+  }
+
+  // ------------------------------------------------------------------ explicit resource management
+
+  /**
+   * `await using conn = await connect(…)`: leaving the scope ends the connection gracefully
+   * (`end()`, awaited: resolves within `closeTimeout`, or the grace for a server connection).
+   * It never throws: an unclean close is reported by `closed` and the `close` event, as always.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.end().catch(() => {});
   }
 }

@@ -12,15 +12,23 @@
  * Nothing is published (and nothing allocated) while a channel has no subscriber.
  * @module
  */
-import diagnosticsChannel from 'node:diagnostics_channel';
+// Named imports: a default import would appear in the declarations, which then need
+// `esModuleInterop` in a CommonJS consumer.
+import { channel } from 'node:diagnostics_channel';
+import type { Channel } from 'node:diagnostics_channel';
 
 /** The channel names heartwire publishes to. */
-export const channels = {
-  open: diagnosticsChannel.channel('heartwire:connection:open'),
-  state: diagnosticsChannel.channel('heartwire:connection:state'),
-  goaway: diagnosticsChannel.channel('heartwire:connection:goaway'),
-  close: diagnosticsChannel.channel('heartwire:connection:close'),
-} as const;
+export const channels: {
+  readonly open: Channel;
+  readonly state: Channel;
+  readonly goaway: Channel;
+  readonly close: Channel;
+} = {
+  open: channel('heartwire:connection:open'),
+  state: channel('heartwire:connection:state'),
+  goaway: channel('heartwire:connection:goaway'),
+  close: channel('heartwire:connection:close'),
+};
 
 /** @internal Publish when someone listens. */
 export function publish(name: keyof typeof channels, message: object): void {

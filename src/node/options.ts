@@ -42,13 +42,18 @@ export interface ConnectionOptions {
   signal?: AbortSignal;
 }
 
+/** Where a server listens: TCP `{ host, port }` or a Unix domain socket `{ path }`. */
+export type Endpoint = { host: string; port: number } | { path: string };
+
 /** Options of `connect()`. */
 export interface ConnectOptions extends ConnectionOptions {
   /** Host to connect to (with `port`), unless `endpoints` is given. */
   host?: string;
   port?: number;
-  /** Several endpoints tried in staggered parallel; the first handshake wins. */
-  endpoints?: readonly { host: string; port: number }[];
+  /** Unix domain socket to connect to (instead of `host`/`port`), unless `endpoints` is given. */
+  path?: string;
+  /** Several endpoints (TCP or Unix) tried in staggered parallel; the first handshake wins. */
+  endpoints?: readonly Endpoint[];
   /** Delay before starting the next endpoint while earlier ones are pending. Default 250. */
   attemptStagger?: number;
   /** Bound on each TCP (and TLS) connect attempt. Default 10 000. */

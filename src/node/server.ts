@@ -9,27 +9,50 @@ import tls from 'node:tls';
 import { PREAMBLE, FrameType } from '../protocol/constants.js';
 import { encodeControlFrame } from '../protocol/codec.js';
 import { Engine } from '../protocol/engine.js';
-import { WireErrorCode } from '../protocol/errors.js';
+import { HandlerError, WireErrorCode } from '../protocol/errors.js';
 import { Connection } from './connection.js';
 import { applyKeepAlive } from './socket-options.js';
 import { engineOptions } from './options.js';
 import type { ServerOptions } from './options.js';
 
-/** Events of a {@link Server}. */
+/** Events of a {@link Server}, with their arguments. */
 export interface ServerEvents {
-  /** A client completed the handshake. */
+  /**
+   * A client completed the handshake; its {@link Connection} is open. A connection that fails
+   * before this (handshake timeout, a peer that does not speak heartwire) is never reported.
+   */
   connection: [Connection];
-  /** A connection was refused because `maxConnections` was reached. */
+  /**
+   * A connection was refused because `maxConnections` was reached (or the server is closing):
+   * the client got ERROR `REFUSED`. For monitoring; nothing to do.
+   */
   refused: [{ remoteAddress: string | undefined }];
-  /** The listening socket failed. */
+  /**
+   * A connection handler (a `'connection'` listener, sync or async) threw or rejected with
+   * something other than the connection's own close error (see {@link Server}). The connection
+   * was aborted with `error` (a `HandlerError`, code `INTERNAL_ERROR`, `cause` = what the handler
+   * threw). With no listener, the first such failure is printed once as a process warning;
+   * the process never crashes.
+   */
+  'handler-error': [HandlerError, Connection | undefined];
+  /** The listening socket failed (e.g. `EADDRINUSE` after `listen()` resolved). Errors of single connections never come here: they close that connection. */
   error: [Error];
-  /** The server stopped listening and every connection closed. */
+  /** After `close()`: the server stopped listening and every connection closed. */
   close: [];
 }
 
 /**
  * A heartwire server. Each accepted socket gets an engine; the `connection` event fires once the
  * handshake completes (a client that does not complete it within `handshakeTimeout` is cut).
+ *
+ * The server owns what its connection handlers return. A `'connection'` listener may be an
+ * `async` function (`for await (const msg of conn) …`): when it rejects (or a plain listener
+ * throws) with the connection's own close error (what `conn.closed` rejects with, or a
+ * `CONNECTION_CLOSED` error from a closed connection) the rejection is swallowed, since `closed`
+ * already reports it. Any other error aborts that connection with a {@link HandlerError}
+ * (`code` `INTERNAL_ERROR`, `cause` = the original error; the peer gets a generic reason, not
+ * the exception's text) and is emitted as `'handler-error'`. Nothing a client does can crash the
+ * server's process through its handler.
  */
 export class Server extends EventEmitter<ServerEvents> {
   private readonly options: ServerOptions;
@@ -37,9 +60,12 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Every connection not yet closed, including those still in the handshake. */
   readonly connections = new Set<Connection>();
   private closing: Promise<void> | undefined;
+  private warnedHandlerError = false;
 
-  constructor(options: ServerOptions = {}, onConnection?: (connection: Connection) => void) {
-    super();
+  constructor(options: ServerOptions = {}, onConnection?: (connection: Connection) => unknown) {
+    // captureRejections: a rejected promise returned by a listener comes back to
+    // [captureRejectionSymbol] below instead of becoming an unhandled rejection.
+    super({ captureRejections: true });
     this.options = options;
     const onSocket = (socket: Socket): void => this.accept(socket);
     if (options.tls !== undefined) {
@@ -58,21 +84,38 @@ export class Server extends EventEmitter<ServerEvents> {
     if (onConnection !== undefined) this.on('connection', onConnection);
   }
 
-  /** Start listening; resolves to the bound address. */
-  listen(port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
+  /**
+   * Start listening on TCP `port` (default 0: any free port) and `host` (default 127.0.0.1);
+   * resolves to the bound address.
+   */
+  listen(port?: number, host?: string): Promise<AddressInfo>;
+  /**
+   * Start listening on a Unix domain socket (`path`; the file must not exist, and is removed by
+   * `close()`), with the same guarantees as TCP (keepalive and `TCP_NODELAY` are TCP-only and
+   * skipped). Resolves to `{ path }`.
+   */
+  listen(options: { path: string }): Promise<{ path: string }>;
+  listen(
+    portOrOptions: number | { path: string } = 0,
+    host = '127.0.0.1',
+  ): Promise<AddressInfo | { path: string }> {
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => reject(error);
       this.listener.once('error', onError);
-      this.listener.listen(port, host, () => {
+      const listening = (): void => {
         this.listener.off('error', onError);
-        resolve(this.listener.address() as AddressInfo);
-      });
+        const address = this.listener.address();
+        resolve(typeof address === 'string' ? { path: address } : (address as AddressInfo));
+      };
+      if (typeof portOrOptions === 'object') this.listener.listen(portOrOptions.path, listening);
+      else this.listener.listen(portOrOptions, host, listening);
     });
   }
 
-  /** The bound address, once listening. */
+  /** The bound TCP address, once listening (undefined on a Unix socket: see `listen()`). */
   address(): AddressInfo | undefined {
-    return (this.listener.address() as AddressInfo | null) ?? undefined;
+    const address = this.listener.address();
+    return address === null || typeof address === 'string' ? undefined : address;
   }
 
   private accept(socket: Socket): void {
@@ -90,10 +133,41 @@ export class Server extends EventEmitter<ServerEvents> {
       maxSendQueue: this.options.maxSendQueue,
     });
     this.connections.add(connection);
-    connection.once('open', () => this.emit('connection', connection));
+    connection.once('open', () => {
+      try {
+        this.emit('connection', connection);
+      } catch (error) {
+        this.handlerFailed(error, 'connection', connection);
+      }
+    });
     connection.once('close', () => {
       this.connections.delete(connection);
     });
+  }
+
+  /** @internal An async listener of this server rejected (EventEmitter `captureRejections`). */
+  override [EventEmitter.captureRejectionSymbol](error: Error, event: unknown, ...args: unknown[]): void {
+    const connection = event === 'connection' && args[0] instanceof Connection ? args[0] : undefined;
+    this.handlerFailed(error, String(event), connection);
+  }
+
+  /** A handler failed: swallow the connection's own close error; otherwise abort and report. */
+  private handlerFailed(error: unknown, event: string, connection: Connection | undefined): void {
+    if (connection?.ownsCloseError(error)) return;
+    const failure = new HandlerError(
+      connection !== undefined ? 'the connection handler failed' : `a '${event}' listener failed`,
+      error,
+    );
+    connection?.abort(failure);
+    if (event !== 'handler-error' && this.listenerCount('handler-error') > 0) {
+      this.emit('handler-error', failure, connection);
+    } else if (!this.warnedHandlerError) {
+      this.warnedHandlerError = true;
+      process.emitWarning(
+        `${failure.message}: ${String(error)} (listen to 'handler-error' to handle these; further ones are not printed)`,
+        { type: 'HeartwireWarning', code: 'HEARTWIRE_HANDLER_ERROR' },
+      );
+    }
   }
 
   /** Answer with the preamble and ERROR `REFUSED`, then close. */
@@ -109,13 +183,24 @@ export class Server extends EventEmitter<ServerEvents> {
       },
     });
     socket.end(Buffer.concat([PREAMBLE, error]));
+    // Half-closed after the ERROR; read and discard what the client sends (at most 1 MiB, 1 s)
+    // so that closing does not reset the connection before the client reads the ERROR (SPEC §11).
+    let drained = 0;
+    socket.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > 1024 * 1024) socket.destroy();
+    });
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
   /**
    * Stop accepting, send GOAWAY (with `grace`, default 5 000 ms) to every connection, let clients
-   * finish and close, and force-close those still open when the grace expires. Resolves when the
-   * listener and every connection are closed. Idempotent.
+   * finish and close, and force-close those still open when the grace expires: the grace is a
+   * hard deadline, also for connections whose client already sent CLOSE but has not finished
+   * (unread messages, credit or its final FIN withheld). A connection force-closed gets ERROR
+   * `GOAWAY_GRACE_EXPIRED` (or, after CLOSE_ACK, only the end of the stream) and its socket is
+   * destroyed at most 1 000 ms later (a linger that lets the client read the ERROR). Resolves when the listener and every
+   * connection are closed: within `grace` + 1 000 ms (+ the timer slack, ≤ 64 ms). Idempotent.
    */
   close(options: { grace?: number; message?: string } = {}): Promise<void> {
     if (this.closing !== undefined) return this.closing;
@@ -126,10 +211,7 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     const all = [...this.connections].map((connection) => {
       if (connection.state === 'handshaking') connection.abort();
-      else
-        void connection
-          .end({ grace, reason: 1, message: options.message ?? 'server shutting down' })
-          .catch(() => {});
+      else connection.shutdown(grace, options.message ?? 'server shutting down');
       return connection.closed.then(
         () => undefined,
         () => undefined,
@@ -140,17 +222,30 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     return this.closing;
   }
+
+  /**
+   * `await using server = createServer(…)`: leaving the scope closes the server (`close()` with
+   * the default grace, awaited). Never throws.
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
 }
 
-/** Create a heartwire server; `onConnection` is added as a `connection` listener. */
+/**
+ * Create a heartwire server; `onConnection` is added as a `connection` listener. It may be
+ * async: the server owns the promise it returns (see {@link Server}: a rejection with the
+ * connection's own close error is swallowed; any other error aborts that connection and is
+ * emitted as `'handler-error'`).
+ */
 export function createServer(
   options?: ServerOptions,
-  onConnection?: (connection: Connection) => void,
+  onConnection?: (connection: Connection) => unknown,
 ): Server;
-export function createServer(onConnection?: (connection: Connection) => void): Server;
+export function createServer(onConnection?: (connection: Connection) => unknown): Server;
 export function createServer(
-  a?: ServerOptions | ((connection: Connection) => void),
-  b?: (connection: Connection) => void,
+  a?: ServerOptions | ((connection: Connection) => unknown),
+  b?: (connection: Connection) => unknown,
 ): Server {
   return typeof a === 'function' ? new Server({}, a) : new Server(a, b);
 }

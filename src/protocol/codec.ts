@@ -354,6 +354,12 @@ export class FrameDecoder {
    */
   dataCredit = Number.POSITIVE_INFINITY;
   /**
+   * Whether DATA frames are accepted in the receiver's current state (SPEC.md §4.1 check 3). When
+   * false, a DATA header that passes the size check fails with `PROTOCOL_ERROR`, before the
+   * empty-frame and credit checks. Default true; the engine keeps it equal to its own state.
+   */
+  dataAllowed = true;
+  /**
    * DATA frames with END inside one chunk, of 1 to this many payload bytes, go to
    * {@link FrameSink.onMessage} (the per-message fast path); 0, the default, sends every DATA
    * frame to `onData`.
@@ -422,7 +428,7 @@ export class FrameDecoder {
         pos = this.fillPayload(chunk, pos, sink);
       } else if (this.headerFill === 0 && length - pos >= FRAME_HEADER_SIZE) {
         // The common case first: a run of whole one-frame messages, each inside this chunk.
-        const wholeMax = Math.min(this.wholeMessageMax, this.maxDataPayload);
+        const wholeMax = this.dataAllowed ? Math.min(this.wholeMessageMax, this.maxDataPayload) : 0;
         while (pos + FRAME_HEADER_SIZE <= length) {
           const size = readU32(chunk, pos);
           const start = pos + FRAME_HEADER_SIZE;
@@ -446,7 +452,7 @@ export class FrameDecoder {
         const flags = chunk[pos + 5];
         pos += FRAME_HEADER_SIZE;
         const stop = pos + payloadLength;
-        if (type === FrameType.DATA && stop <= length && payloadLength !== 0) {
+        if (type === FrameType.DATA && stop <= length && payloadLength !== 0 && this.dataAllowed) {
           // The common case, checked inline: a valid DATA frame inside this chunk.
           const end = (flags & FLAG_END) !== 0;
           const cost = dataFrameCost(payloadLength, end);
@@ -557,7 +563,11 @@ export class FrameDecoder {
     return this.scratch.subarray(0, payloadLength);
   }
 
-  /** Rejects a header before any of its payload is passed on or buffered (SPEC.md §4, §5, §10). */
+  /**
+   * Rejects a header before any of its payload is passed on or buffered, with the error of the
+   * first check that fails, in the order of SPEC.md §4.1 (type, size, DATA allowed, empty DATA,
+   * credit).
+   */
   private checkHeader(payloadLength: number, type: number, flags: number): void {
     switch (type) {
       case FrameType.DATA:
@@ -566,6 +576,9 @@ export class FrameDecoder {
             'FRAME_TOO_LARGE',
             `DATA frame of ${payloadLength} bytes exceeds max_frame_payload ${this.maxDataPayload}`,
           );
+        }
+        if (!this.dataAllowed) {
+          throw new ProtocolError('PROTOCOL_ERROR', 'DATA frame not allowed in this state');
         }
         if (payloadLength === 0 && (flags & FLAG_END) === 0) {
           throw new ProtocolError('PROTOCOL_ERROR', 'empty DATA frame without END');

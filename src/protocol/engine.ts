@@ -325,7 +325,7 @@ function resolveSettings(options: EngineOptions): Settings {
     MIN_FRAME_PAYLOAD,
   );
   if (maxFramePayload > MAX_FRAME_PAYLOAD) throw new RangeError('heartwire: maxFramePayloadBytes too large');
-  // A message must fit the largest window with its frame headers (SPEC.md §7 rule 6). Frames other
+  // A message must fit the largest window with its frame headers (SPEC.md §7 rule 7). Frames other
   // than the last carry ≥ MIN_FRAGMENT bytes, so a message of M bytes costs at most
   // M × (1 + 6 / MIN_FRAGMENT) + 2 headers + the per-message overhead.
   const fitting = Math.max(
@@ -472,6 +472,10 @@ export class Engine implements FrameSink {
   private receivedCount = 0;
   /** Messages handed to the application (take/read). */
   private deliveredCount = 0;
+  /** `discardUnread()` was called: messages not taken are dropped as they arrive. */
+  private discarding = false;
+  /** Messages received complete and dropped unread by `discardUnread()`. */
+  private discardedCount = 0;
   /** Contiguous prefix of released messages. */
   private consumedCount = 0;
   /** `consumedCount` as last sent in a CREDIT or HEARTBEAT. */
@@ -486,6 +490,11 @@ export class Engine implements FrameSink {
   /** +∞ when none is scheduled: a number field, so that updating it never allocates. */
   private nextHeartbeatAt = Number.POSITIVE_INFINITY;
   private livenessGraceUntil = 0;
+  /**
+   * The liveness deadline (`lastReceivedAt + T`) the stall grace was granted for, −1 if none: the
+   * grace is granted once per deadline, so a side whose peer stays silent fails when it ends.
+   */
+  private livenessGraceFor = -1;
   private peerTimestamp: number | undefined;
   private peerTimestampAt = 0;
   private lastEchoUsed: number | undefined;
@@ -531,6 +540,7 @@ export class Engine implements FrameSink {
     this.decoder = new FrameDecoder({ expectPreamble: true, maxDataPayload: this.settings.maxFramePayload });
     this.decoder.wholeMessageMax = this.settings.maxMessageBytes;
     this.decoder.dataCredit = this.grantedLimit;
+    this.decoder.dataAllowed = false;
   }
 
   // ------------------------------------------------------------------ inputs
@@ -570,6 +580,7 @@ export class Engine implements FrameSink {
     try {
       this.decoder.push(bytes, this);
       this.settleMessages();
+      if (this.discarding && this.inbox.length > 0) this.dropInbox();
       if (this.chunkViews > 0 && this.chunkDataBytes * 4 < bytes.length * 3) {
         this.unpinChunk(bytes.buffer, inboxBefore);
       }
@@ -639,12 +650,15 @@ export class Engine implements FrameSink {
     if (this.negotiatedValues === undefined) return;
     const livenessDeadline = this.livenessDeadline();
     if (livenessDeadline !== undefined && now >= livenessDeadline) {
-      if (now - livenessDeadline > LATE_TIMER_TOLERANCE_MS && now > this.livenessGraceUntil) {
+      if (livenessDeadline !== this.livenessGraceFor && now - livenessDeadline > LATE_TIMER_TOLERANCE_MS) {
         // Our own timer fired late: this process was stalled, and the peer's bytes may be
-        // waiting unread. Grant one heartbeat period for them to be read, and probe now.
+        // waiting unread. Grant one heartbeat period for them to be read, and probe now. Once
+        // per deadline: if nothing arrives meanwhile, the deadline stays and we fail at the
+        // grace's end, however late that timer fires (SPEC.md §8, stall rule).
+        this.livenessGraceFor = livenessDeadline;
         this.livenessGraceUntil = now + this.heartbeatInterval;
         this.heartbeatDue = true;
-      } else if (now >= this.livenessGraceUntil) {
+      } else if (livenessDeadline !== this.livenessGraceFor || now >= this.livenessGraceUntil) {
         this.fail(
           new TimeoutError('HEARTBEAT_TIMEOUT', `no frame from the peer for ${now - this.lastReceivedAt} ms`),
           'transport',
@@ -655,7 +669,12 @@ export class Engine implements FrameSink {
     }
     if (this.graceDeadline !== undefined && now >= this.graceDeadline) {
       this.fail(
-        new TimeoutError('GOAWAY_GRACE_EXPIRED', 'the client did not close within the GOAWAY grace period'),
+        new TimeoutError(
+          'GOAWAY_GRACE_EXPIRED',
+          this.currentState === 'going-away'
+            ? 'the client did not close within the GOAWAY grace period'
+            : 'the termination did not complete within the GOAWAY grace period',
+        ),
         'local',
         true,
       );
@@ -713,7 +732,8 @@ export class Engine implements FrameSink {
     // Called after every service pass: no closure, no allocation. +∞ stands for "none".
     const none = Number.POSITIVE_INFINITY;
     const liveness = this.livenessDeadline();
-    let next = liveness === undefined ? none : Math.max(liveness, this.livenessGraceUntil);
+    let next =
+      liveness === undefined ? none : liveness === this.livenessGraceFor ? this.livenessGraceUntil : liveness;
     next = Math.min(
       next,
       this.nextHeartbeatAt,
@@ -905,6 +925,37 @@ export class Engine implements FrameSink {
     this.checkTermination();
   }
 
+  /**
+   * The application will read no more: drop every message not yet taken, now and as they arrive
+   * (SPEC.md §9.1, "Unread messages"). Their credit returns to the peer, so that it can finish, but
+   * they are not counted consumed nor delivered: the peer learns exactly which messages were
+   * discarded (a server from the client's ERROR `CANCELLED` sent after CLOSE_ACK instead of its
+   * final CREDIT, a client from CLOSE_ACK's `delivered_messages`), and `CloseInfo.unread` counts
+   * them. Messages taken and not yet released are still awaited. Idempotent.
+   */
+  discardUnread(now: number): void {
+    this.now = now;
+    if (this.currentState === 'closed' || this.discarding) return;
+    this.discarding = true;
+    this.dropInbox();
+  }
+
+  /** Drop the inbox (see `discardUnread`): credit released, nothing counted consumed. */
+  private dropInbox(): void {
+    let count = 0;
+    for (let payload = this.inbox.shift(); payload !== undefined; payload = this.inbox.shift()) {
+      this.releasedCredit += this.inbox.shiftedCost;
+      count++;
+    }
+    if (count === 0) return;
+    this.inboxWasEmpty = true;
+    this.discardedCount += count;
+    if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(this.now);
+    else this.maybeGrantCredit(this.now);
+    if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
+    this.checkTermination();
+  }
+
   /** Client: start the termination handshake (CLOSE after all queued data). Idempotent. */
   close(now: number): void {
     this.now = now;
@@ -921,7 +972,12 @@ export class Engine implements FrameSink {
     }
   }
 
-  /** Server: announce shutdown with a grace period (SPEC.md §9.2). Only the first call counts. */
+  /**
+   * Server: announce shutdown with a grace period (SPEC.md §9.2). The grace is a hard deadline
+   * on the whole connection: when it expires the connection is force-closed
+   * (`GOAWAY_GRACE_EXPIRED`), whether or not the client's CLOSE arrived. Only the first call sends
+   * GOAWAY; a later call can only bring the deadline forward.
+   */
   goAway(
     now: number,
     options: {
@@ -934,15 +990,20 @@ export class Engine implements FrameSink {
   ): void {
     this.now = now;
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
-    if (this.goAwaySent || this.currentState === 'closed') return;
+    if (this.currentState === 'closed') return;
     const graceMs = Math.max(0, Math.min(Math.floor(options.graceMs), 0xffff_ffff));
     if (this.currentState === 'handshaking') {
       // Sent right after WELCOME; the grace counts from then.
       this.pendingGoAway = { ...options, graceMs };
       return;
     }
+    // The deadline also bounds a termination handshake under way (the client already closed;
+    // no GOAWAY is sent then).
+    const deadline = now + graceMs;
+    if (this.graceDeadline === undefined || deadline < this.graceDeadline) this.graceDeadline = deadline;
+    if (this.goAwaySent) return;
     this.goAwaySent = true;
-    if (this.currentState !== 'open') return; // the client already closed: termination is under way
+    if (this.currentState !== 'open') return;
     this.terminationInitiator ??= 'local';
     this.controlQueue.push(
       encodeControlFrame({
@@ -957,7 +1018,6 @@ export class Engine implements FrameSink {
         },
       }),
     );
-    this.graceDeadline = now + graceMs;
     this.setState('going-away');
   }
 
@@ -1242,6 +1302,22 @@ export class Engine implements FrameSink {
 
   /** The frame that ends this side's transmissions in the termination handshake. */
   private finalFrame(): Uint8Array {
+    if (this.settings.role === 'client' && this.discardedCount > 0) {
+      // Messages were dropped unread: instead of the final CREDIT (whose count would read as a
+      // client that died before finishing), ERROR CANCELLED tells the server exactly which of its
+      // messages were delivered; ours are all accounted by CLOSE_ACK (SPEC.md §9.1).
+      const frame = encodeControlFrame({
+        type: FrameType.ERROR,
+        error: {
+          code: WireErrorCode.CANCELLED,
+          message: `the client discarded ${this.discardedCount} unread messages`,
+          consumedMessages: this.consumedCount,
+          deliveredMessages: this.deliveredCount,
+        },
+      });
+      this.finishClean('local');
+      return frame;
+    }
     if (this.settings.role === 'client') {
       const credit = new Uint8Array(CREDIT_FRAME_SIZE);
       writeCreditFrame(credit, 0, this.grantedLimit, this.consumedCount);
@@ -1496,7 +1572,7 @@ export class Engine implements FrameSink {
   /**
    * The chunk just decoded was mostly not DATA (control frames): copy the messages and pieces
    * that are views of it, so that a peer cannot make a few small messages pin large chunks of
-   * other bytes. Chunks kept by views are then at least 3/4 DATA (SPEC.md §7).
+   * other bytes. Chunks kept by views are then at least 3/4 DATA (docs/IMPLEMENTATION.md, "Memory").
    */
   private unpinChunk(buffer: ArrayBufferLike, inboxBefore: number): void {
     this.inbox.copyViewsOf(buffer, inboxBefore);
@@ -1531,7 +1607,7 @@ export class Engine implements FrameSink {
    * Keep a piece of an incomplete message. Large pieces are kept as views of the chunk (the one
    * copy is made when the message completes); small pieces are packed into blocks, so a peer
    * that splits a message into tiny frames or tiny segments cannot make per-piece overhead
-   * exceed the credit it spent (SPEC.md §7, "What the bound means in memory").
+   * exceed the credit it spent (docs/IMPLEMENTATION.md, "Memory").
    */
   private appendPartial(source: Uint8Array, start: number, stop: number): void {
     const length = stop - start;
@@ -1633,16 +1709,17 @@ export class Engine implements FrameSink {
     }
   }
 
+  /** Checks HELLO in the order of SPEC.md §6 ("Validation"), versions first, and answers it. */
   private onHello(hello: Hello): void {
     const s = this.settings;
-    checkRange('idle_timeout_ms', hello.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    checkRange('max_frame_payload', hello.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
-    checkRange('initial_credit', hello.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
-    checkRange('max_message_size', hello.maxMessageSize, 1, MAX_COUNTER);
     const common = hello.versions.filter((v) => s.versions.includes(v));
     if (common.length === 0) {
       throw new ProtocolError('UNSUPPORTED_VERSION', `no common version in [${hello.versions.join(', ')}]`);
     }
+    checkRange('idle_timeout_ms', hello.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    checkRange('initial_credit', hello.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
+    checkRange('max_frame_payload', hello.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
+    checkRange('max_message_size', hello.maxMessageSize, 1, MAX_COUNTER);
     const applicationProtocol =
       hello.applicationProtocols.find((p) => s.applicationProtocols.includes(p)) ?? '';
     if (applicationProtocol === '' && s.requireApplicationProtocol) {
@@ -1669,18 +1746,9 @@ export class Engine implements FrameSink {
     this.open(welcome.version, welcome.extensions, applicationProtocol, s.idleTimeoutMs, clientIdle, hello);
   }
 
+  /** Checks WELCOME in the order of SPEC.md §6 ("Validation"), version first. */
   private onWelcome(welcome: Welcome): void {
     const s = this.settings;
-    checkRange('idle_timeout_ms', welcome.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    checkRange(
-      'client_idle_timeout_ms',
-      welcome.clientIdleTimeoutMs,
-      MIN_IDLE_TIMEOUT_MS,
-      MAX_IDLE_TIMEOUT_MS,
-    );
-    checkRange('max_frame_payload', welcome.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
-    checkRange('initial_credit', welcome.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
-    checkRange('max_message_size', welcome.maxMessageSize, 1, MAX_COUNTER);
     if (!s.versions.includes(welcome.version)) {
       throw new ProtocolError(
         'UNSUPPORTED_VERSION',
@@ -1690,8 +1758,21 @@ export class Engine implements FrameSink {
     if (welcome.extensions.some((e) => !s.extensions.includes(e))) {
       throw new ProtocolError('PROTOCOL_ERROR', 'server accepted an extension that was not offered');
     }
+    checkRange('idle_timeout_ms', welcome.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
+    checkRange('initial_credit', welcome.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
+    checkRange('max_frame_payload', welcome.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
+    checkRange('max_message_size', welcome.maxMessageSize, 1, MAX_COUNTER);
+    checkRange(
+      'client_idle_timeout_ms',
+      welcome.clientIdleTimeoutMs,
+      MIN_IDLE_TIMEOUT_MS,
+      MAX_IDLE_TIMEOUT_MS,
+    );
     if (welcome.applicationProtocol !== '' && !s.applicationProtocols.includes(welcome.applicationProtocol)) {
       throw new ProtocolError('PROTOCOL_ERROR', 'server chose an application protocol that was not offered');
+    }
+    if (welcome.applicationProtocol === '' && s.requireApplicationProtocol) {
+      throw new ProtocolError('NO_APPLICATION_PROTOCOL', 'the server chose no application protocol');
     }
     this.open(
       welcome.version,
@@ -1837,7 +1918,6 @@ export class Engine implements FrameSink {
     }
     this.onCredit(0, consumed);
     this.terminationInitiator ??= 'remote';
-    this.graceDeadline = undefined;
     this.closeDeadline = this.now + this.settings.closeTimeoutMs;
     this.setState('peer-closed');
     this.emit({ type: 'peer-closed' });
@@ -1936,7 +2016,7 @@ export class Engine implements FrameSink {
   }
 
   /**
-   * Receive window auto-tuning (SPEC.md §7, "Window tuning"), at most once per
+   * Receive window auto-tuning (docs/IMPLEMENTATION.md, "Window tuning"), at most once per
    * `RATE_INTERVAL_MS`: from the consumption rate `r` over the interval and the horizon
    * `h = min RTT + QUEUE_TARGET_MS`, the window wanted is `2·r·h` (and room for two recent large
    * messages). While the window limits the sender, `r ≈ W / RTT`, so the window grows whenever
@@ -2025,7 +2105,7 @@ export class Engine implements FrameSink {
    * Payload size of the next DATA frame of a message with `remaining` bytes left, or −1 when it
    * must wait. The frame finishes the message (END) when credit allows; otherwise it carries at
    * least `min(remaining, MIN_FRAGMENT)` bytes, so a message is never cut into tiny frames whose
-   * headers would outgrow the receiver's window (SPEC.md §7 rule 6).
+   * headers would outgrow the receiver's window (SPEC.md §5.1, §7 rule 7).
    */
   private nextFrameSize(remaining: number, credit: number): number {
     if (remaining <= this.peerMaxFramePayload && dataFrameCost(remaining, true) <= credit) return remaining;
@@ -2108,6 +2188,7 @@ export class Engine implements FrameSink {
       clean: true,
       initiator: this.terminationInitiator ?? initiator,
       delivery: this.deliveryReport(),
+      unread: this.discardedCount + this.inbox.length,
     };
     this.enterClosed();
   }
@@ -2127,7 +2208,13 @@ export class Engine implements FrameSink {
         }),
       );
     }
-    this.closeInfo = { clean: false, initiator, error, delivery: this.deliveryReport() };
+    this.closeInfo = {
+      clean: false,
+      initiator,
+      error,
+      delivery: this.deliveryReport(),
+      unread: this.discardedCount + this.inbox.length,
+    };
     this.enterClosed();
   }
 
@@ -2175,6 +2262,7 @@ export class Engine implements FrameSink {
       (this.settings.role === 'server'
         ? to === 'open' || to === 'going-away'
         : to !== 'close-acked' && to !== 'fin-sent' && to !== 'closed');
+    this.decoder.dataAllowed = this.dataAllowed;
     this.updateSendOpen();
     if (to === 'close-ack-sent' || to === 'fin-sent' || to === 'closed')
       this.nextHeartbeatAt = Number.POSITIVE_INFINITY;

@@ -158,15 +158,29 @@ export class UsageError extends HeartwireError {
   }
 }
 
+/**
+ * Application code failed: a server's connection handler (a `'connection'` listener) or a
+ * `handle()` handler threw or rejected with something other than the connection's own close
+ * error. `cause` is what it threw. The connection is aborted with this error; the peer receives
+ * `INTERNAL_ERROR` with this error's generic message, never the exception's text.
+ */
+export class HandlerError extends HeartwireError {
+  constructor(message: string, cause: unknown) {
+    super('INTERNAL_ERROR', message, { cause });
+    this.name = 'HandlerError';
+  }
+}
+
+/** One failed connect attempt: to TCP `host:port` or to the Unix socket `path`. */
+export type ConnectAttempt =
+  | { host: string; port: number; path?: undefined; error: Error }
+  | { path: string; host?: undefined; port?: undefined; error: Error };
+
 /** Every attempt to connect failed; `attempts` lists each address tried and why it failed. */
 export class ConnectError extends HeartwireError {
   /** Each address tried, in the order the attempts started. */
-  readonly attempts: { host: string; port: number; error: Error }[];
-  constructor(
-    code: 'CONNECT_TIMEOUT' | 'CONNECT_FAILED',
-    message: string,
-    attempts: { host: string; port: number; error: Error }[],
-  ) {
+  readonly attempts: ConnectAttempt[];
+  constructor(code: 'CONNECT_TIMEOUT' | 'CONNECT_FAILED', message: string, attempts: ConnectAttempt[]) {
     super(code, message);
     this.name = 'ConnectError';
     this.attempts = attempts;

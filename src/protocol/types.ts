@@ -74,7 +74,10 @@ export interface EngineOptions {
   extensions?: readonly string[];
   /** Application protocols, most preferred first (client) or supported (server). Default none. */
   applicationProtocols?: readonly string[];
-  /** Server only: fail the handshake if no application protocol matches. Default false. */
+  /**
+   * Fail the handshake with `NO_APPLICATION_PROTOCOL` if no application protocol is agreed
+   * (server: none of the client's is supported; client: WELCOME names none). Default false.
+   */
   requireApplicationProtocol?: boolean;
   /** Source of randomness in [0, 1) for jitter. Default: a PRNG seeded with `seed`. */
   random?: () => number;
@@ -84,10 +87,13 @@ export interface EngineOptions {
   budget?: MemoryBudget;
 }
 
-/** Values agreed in the handshake. */
+/** Values agreed in the handshake (the `open` event, `conn.negotiated`). */
 export interface Negotiated {
+  /** Protocol version both sides speak (1). */
   version: number;
+  /** Extensions both sides enabled (`extensions` option); empty by default. */
   extensions: string[];
+  /** The application protocol the server chose from the client's list, or `''` when none. */
   applicationProtocol: string;
   /** This side's idle timeout (after the server's clamp, for a client). */
   localIdleTimeoutMs: number;
@@ -101,38 +107,69 @@ export interface Negotiated {
   peerMaxMessageBytes: number;
 }
 
-/** Classification of this side's outbound messages at close (SPEC.md §9.4). */
+/**
+ * What became of the messages this side sent, at close (SPEC.md §9.4). Messages are numbered
+ * 1, 2, … in the order they were accepted (`write()`, `send()`, `trySend()`), and every one of
+ * them is in exactly one of three classes, in order:
+ *
+ * | messages | class | what to do |
+ * |---|---|---|
+ * | 1 … `consumed` | consumed by the peer's application | nothing: done |
+ * | `consumed + 1` … `notProcessedFrom − 1` (`unknown`) | sent, fate unknown: the connection died before the peer reported on them | resend only if processing twice is harmless (idempotent), or ask the peer |
+ * | `notProcessedFrom` … `queued` (`notProcessed`) | certainly not processed: never fully sent, or discarded by the peer (its CLOSE_ACK or ERROR said so) | safe to resend |
+ *
+ * On a clean close every message is consumed: `consumed === queued`, both arrays are empty.
+ */
 export interface DeliveryReport {
-  /** Messages accepted by `trySend` (sequence numbers 1 … `queued`). */
+  /** Messages accepted for sending (sequence numbers 1 … `queued`). */
   queued: number;
-  /** Messages 1 … `consumed` were consumed by the peer's application. */
+  /** Messages 1 … `consumed` were consumed by the peer's application (taken with `read()`, `for await`, or settled by a `handle()` handler). */
   consumed: number;
-  /** Messages `notProcessedFrom` … `queued` were certainly not processed: safe to retry. */
+  /** Messages `notProcessedFrom` … `queued` were certainly not processed: safe to retry. `queued + 1` when there are none. */
   notProcessedFrom: number;
-  /** Payloads of the messages whose fate is unknown (`consumed + 1` … `notProcessedFrom − 1`). */
+  /** Payloads of the messages whose fate is unknown (`consumed + 1` … `notProcessedFrom − 1`), in order. */
   unknown: Uint8Array[];
-  /** Payloads of the messages certainly not processed (`notProcessedFrom` … `queued`). */
+  /** Payloads of the messages certainly not processed (`notProcessedFrom` … `queued`), in order: resend these. */
   notProcessed: Uint8Array[];
 }
 
-/** Why and how a connection closed. */
+/**
+ * Why and how a connection closed: the argument of the `close` event (always emitted, once),
+ * and the value `conn.closed` and `conn.end()` resolve with on a clean close (on an unclean close
+ * they reject with `error`, and the `close` event still carries the whole `CloseInfo`).
+ */
 export interface CloseInfo {
-  /** True when the termination handshake completed (SPEC.md §9.1). */
+  /** True when the termination handshake completed (SPEC.md §9.1): both sides consumed everything, nothing was lost. */
   clean: boolean;
-  /** Who ended it: this side, the peer, or the transport (EOF, reset, silence). */
+  /**
+   * Who ended it: `local` (this side: `end()`, `abort()`, or a violation or timeout this side
+   * detected), `remote` (the peer: its CLOSE, GOAWAY or ERROR), or `transport` (end of stream,
+   * reset or silence outside the protocol).
+   */
   initiator: 'local' | 'remote' | 'transport';
-  /** The error, when not clean. */
+  /** The error, when not clean: a {@link HeartwireError} with a stable `code` (a {@link RemoteError} with `remote: true` when the peer reported it). */
   error?: HeartwireError;
-  /** Delivery accounting of this side's messages. */
+  /** What became of this side's messages: consumed, unknown, or certainly not processed. */
   delivery: DeliveryReport;
+  /**
+   * Messages received from the peer complete that the application never took: discarded at the
+   * close, never counted consumed (the peer reports them not processed after a clean close, or
+   * unknown). 0 when the application read everything.
+   */
+  unread: number;
 }
 
-/** GOAWAY as received by a client. */
+/** GOAWAY as received by a client (the `goaway` event): the server is going away. */
 export interface GoAwayInfo {
+  /** How long the server waits for this client's `end()` before it force-closes, in ms from when it sent GOAWAY. */
   graceMs: number;
+  /** Why: a `GoAwayReason` value (`SHUTTING_DOWN`, `RESTARTING`, `OVERLOADED`, …); unknown values are kept as numbers. */
   reason: number;
+  /** The server asks not to reconnect before this many ms (0: no wish). */
   retryAfterMs: number;
+  /** The server asks this client not to reconnect to it at all (e.g. it was replaced). */
   doNotReconnect: boolean;
+  /** A human-readable note from the server (up to 256 UTF-8 bytes; may be empty). */
   message: string;
   /** Local time by which the server will force-close (receipt time + grace). */
   deadline: number;
@@ -167,19 +204,25 @@ export type EngineEvent =
 export interface InboundMessage {
   /** Sequence number (1, 2, …) of the message in the peer's stream. */
   seq: number;
+  /** The message's bytes (a view; see "Received messages are views" in the README). */
   payload: Uint8Array;
 }
 
 /** Counters and gauges of one connection. */
 export interface EngineStats {
+  /** Protocol state (SPEC.md §9.3). */
   state: ConnectionState;
-  /** Latest and smoothed RTT, `undefined` before the first sample. */
+  /** Latest RTT sample in ms (from heartbeat echoes), `undefined` before the first sample. */
   rttMs: number | undefined;
+  /** Smoothed RTT in ms, `undefined` before the first sample. */
   smoothedRttMs: number | undefined;
+  /** Bytes received and sent on the transport, every frame included. */
   bytesReceived: number;
   bytesSent: number;
+  /** Whole messages received from the peer, and this side's messages completely handed to the transport. */
   messagesReceived: number;
   messagesSent: number;
+  /** HEARTBEAT frames received and sent. */
   heartbeatsReceived: number;
   heartbeatsSent: number;
   /** Credit bytes the peer still lets us send. */
@@ -199,6 +242,7 @@ export interface EngineStats {
   sendQueueBytes: number;
   /** Total time spent blocked on the peer's credit, in ms. */
   creditBlockedMs: number;
+  /** Time of the last byte received and sent, on the clock the engine is driven with (`performance.now()` in the Node transport). */
   lastReceivedAt: number | undefined;
   lastSentAt: number | undefined;
 }

@@ -17,6 +17,13 @@ const systems: Record<string, System> = {
   heartwire: heartwire(),
   'heartwire-iterate': heartwire({}, 'iterate'),
   'heartwire-handle': heartwire({}, 'handle'),
+  // heartwire over a Unix domain socket (peers/heartwire-unix.ts), to compare with TCP loopback.
+  'heartwire-unix': {
+    ...heartwire(),
+    id: 'heartwire-unix',
+    label: 'heartwire (Unix socket)',
+    peer: 'heartwire-unix',
+  },
 };
 
 const args = process.argv.slice(2);

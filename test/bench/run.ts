@@ -9,6 +9,8 @@
  * heartwire's two worst throughput cells with `--cpu-prof` on both children, and the largest
  * idle cell if it missed its CPU target, and summarize the hot functions),
  * `--profile-sizes 64,1048576` (which throughput cells to profile instead; 0 adds the idle cell),
+ * `--out DIR` (where to write; default `results/` for a full run, `results/scratch/` for
+ * `--quick` or `--only`, so that a short run never replaces the committed full results),
  * `--wait-quiet <s>` (on a shared machine: before each cell, wait up to that long until the rest
  * of the machine uses < 25 % of a core; waits do not count against the part budgets).
  *
@@ -39,6 +41,18 @@ import { profileTable, summarizeProfile } from './profile.js';
 import type { ProfileSummary } from './profile.js';
 
 const RESULTS = fileURLToPath(new URL('./results/', import.meta.url));
+
+/**
+ * Where a run writes its report: `--out DIR` if given; else a full run (every part, not
+ * `--quick`) replaces the committed results in `results/`, and any other run (`--quick`, `--only`)
+ * writes to `results/scratch/` (git-ignored), so a short run never overwrites the full one.
+ */
+function outputDir(args: string[], quick: boolean): string {
+  const out = argValue(args, '--out');
+  if (out !== undefined) return path.resolve(out);
+  return quick || args.includes('--only') ? path.join(RESULTS, 'scratch') : RESULTS;
+}
+let resultsDir = RESULTS;
 
 /** The parts, in run order. */
 export const PARTS = [
@@ -302,6 +316,7 @@ function short(r: ThroughputResult): string {
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
+  resultsDir = outputDir(args, quick);
   const cpuProf = args.includes('--cpu-prof');
   const parts = parseParts(argValue(args, '--only'), cpuProf);
   const profileSizes = argValue(args, '--profile-sizes')?.split(',').map(Number);
@@ -547,13 +562,13 @@ async function finish(results: BenchResults, started: number): Promise<void> {
   results.settings.quietWaitSeconds = quietWaitedMs / 1000;
   results.settings.waitQuietMaxSeconds = quietMaxMs / 1000;
   results.durationSeconds = (Date.now() - started) / 1000;
-  mkdirSync(RESULTS, { recursive: true });
-  const jsonFile = path.join(RESULTS, 'latest.json');
+  mkdirSync(resultsDir, { recursive: true });
+  const jsonFile = path.join(resultsDir, 'latest.json');
   writeFileSync(jsonFile, await formatJson(jsonFile, results));
-  const markdown = writeOutputs(results, RESULTS);
+  const markdown = writeOutputs(results, resultsDir);
   process.stdout.write(`${markdown}\n`);
   log(
-    `wrote ${path.relative(process.cwd(), RESULTS)}/latest.md, latest.json, chart.svg (${results.durationSeconds.toFixed(0)} s)`,
+    `wrote ${path.relative(process.cwd(), resultsDir)}/latest.md, latest.json, chart.svg (${results.durationSeconds.toFixed(0)} s)`,
   );
 }
 

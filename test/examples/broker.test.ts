@@ -5,6 +5,7 @@ import type { BrokerEvents } from '../../examples/broker/broker.js';
 import { MqClient, PublishError } from '../../examples/mq-client/mq-client.js';
 import type { Delivery } from '../../examples/mq-client/mq-client.js';
 import { FaultProxy } from '../../src/testing/fault-proxy.js';
+import { report } from '../figures.js';
 
 const HOST = '127.0.0.1';
 const encoder = new TextEncoder();
@@ -154,8 +155,8 @@ describe('examples/broker', function () {
     expect(unique()).to.equal(total);
     expect(broker.stats().queues.every((q) => q.ready === 0)).to.equal(true);
     const handedOver = snapshot.queues.reduce((n, q) => n + q.messages.length, 0);
-    console.log(
-      `      [figures] restart: ${total} published and consumed, ${handedOver} handed over, ` +
+    report(
+      `restart: ${total} published and consumed, ${handedOver} handed over, ` +
         `${publisher.stats().resent} resent, ${received.length - total} duplicates, ` +
         `${received.filter((d) => d.redelivered).length} redelivered`,
     );

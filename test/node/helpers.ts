@@ -137,10 +137,8 @@ export function expectContiguous(received: readonly number[], atLeast: number, w
 /** Resident set size in bytes. */
 export const rss = (): number => process.memoryUsage().rss;
 
-/** One summary line the lead collects from the test output. */
-export function report(line: string): void {
-  console.log(`      [figures] ${line}`);
-}
+/** One summary line the lead collects: written to test-results/figures.txt (see test/figures.ts). */
+export { report } from '../figures.js';
 
 // ------------------------------------------------------------------ sending under load
 
@@ -410,7 +408,7 @@ function leaked(baseline: Map<string, number>): string[] {
 /**
  * Send `count` messages of 18 B to 2 KiB client → server, keep every message the server reads
  * without copying it, and check them all at the end. Most of them are views of the transport's
- * read buffers (SPEC.md §7 (b)), so this fails if the transport ever reused a read buffer.
+ * read buffers (docs/IMPLEMENTATION.md, "Memory" (b)), so this fails if the transport ever reused a read buffer.
  */
 export async function expectKeptMessagesIntact(
   harness: Harness,

@@ -1,6 +1,7 @@
 /**
- * Checks the implementation against the test vectors of SPEC.md §12, parsed from the spec
- * itself so that the document and the code cannot drift apart.
+ * Checks the implementation's frame decoder (and encoders) against the test vectors of SPEC.md
+ * §12, parsed from the spec itself so that the document and the code cannot drift apart. The
+ * vectors are decoder-only (§12): no engine, no connection state.
  */
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
@@ -39,6 +40,20 @@ const REQUIRED_VALID = [
   'close-ack',
   'error',
   'extension-ignorable',
+  'extension-must-understand',
+  'undefined-flag-bits',
+  'unknown-protobuf-fields',
+  'protobuf-fields-reordered',
+  'protobuf-wire-type-mismatch',
+  'hello-unpacked',
+];
+/** Valid vectors that are not the canonical encoding of their frames (`"canonical": false`). */
+const REQUIRED_NON_CANONICAL = [
+  'undefined-flag-bits',
+  'unknown-protobuf-fields',
+  'protobuf-fields-reordered',
+  'protobuf-wire-type-mismatch',
+  'hello-unpacked',
 ];
 const REQUIRED_INVALID = [
   'bad-preamble-byte',
@@ -48,14 +63,20 @@ const REQUIRED_INVALID = [
   'empty-data-without-end',
   'credit-short',
   'heartbeat-long',
+  'credit-long',
+  'heartbeat-short',
   'control-too-large',
   'credit-counter-overflow',
   'malformed-protobuf',
+  'protobuf-field-zero',
+  'protobuf-u64-overflow',
+  'invalid-utf8',
 ];
 
 type JsonFrame = { type: string } & Record<string, unknown>;
 interface Expectation {
   preamble?: boolean;
+  canonical?: boolean;
   frames?: JsonFrame[];
   error?: string;
 }
@@ -161,6 +182,8 @@ describe('SPEC.md §12 test vectors', () => {
     for (const name of REQUIRED_INVALID) {
       expect(vectors.find((v) => v.name === name)!.expected.error, name).to.be.a('string');
     }
+    const nonCanonical = vectors.filter((v) => v.expected.canonical === false).map((v) => v.name);
+    expect(nonCanonical).to.have.members(REQUIRED_NON_CANONICAL);
   });
 
   for (const vector of vectors) {
@@ -182,10 +205,19 @@ describe('SPEC.md §12 test vectors', () => {
         expect(decoder.bufferedBytes).to.equal(0);
       });
 
-      it(`${name}: the listed frames encode to exactly these bytes`, () => {
-        const encoded = concat([...(options.expectPreamble ? [PREAMBLE] : []), ...frames.map(encodeFrame)]);
-        expect(encoded).to.deep.equal(bytes);
-      });
+      if (expected.canonical === false) {
+        it(`${name}: is not the canonical encoding of the listed frames`, () => {
+          const encoded = concat([...(options.expectPreamble ? [PREAMBLE] : []), ...frames.map(encodeFrame)]);
+          expect(encoded).to.not.deep.equal(bytes);
+          // The canonical bytes decode to the same frames.
+          expect(decodeAll(encoded, options)).to.deep.equal(frames);
+        });
+      } else {
+        it(`${name}: the listed frames encode to exactly these bytes`, () => {
+          const encoded = concat([...(options.expectPreamble ? [PREAMBLE] : []), ...frames.map(encodeFrame)]);
+          expect(encoded).to.deep.equal(bytes);
+        });
+      }
     } else {
       it(`${name}: fails with ${expected.error} at its last byte`, () => {
         expect(bytes.length).to.be.greaterThan(0);

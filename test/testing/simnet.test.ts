@@ -169,7 +169,7 @@ class FakeEngine implements SimEngine {
     this.closed = true;
     this.events.push({
       type: 'closed',
-      info: { clean: false, initiator: 'transport', delivery: emptyReport },
+      info: { clean: false, initiator: 'transport', delivery: emptyReport, unread: 0 },
     });
   }
   get rxBytes(): Uint8Array {

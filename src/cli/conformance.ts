@@ -1,0 +1,116 @@
+/**
+ * `heartwire conformance server HOST:PORT`: test any server implementation of SPEC.md over the
+ * wire, case by case, each named by its SPEC section.
+ * @module
+ */
+import { writeFileSync } from 'node:fs';
+import { serverCases } from '../conformance/cases/index.js';
+import {
+  humanReport,
+  jsonReport,
+  junitReport,
+  resultDetail,
+  resultLine,
+  summaryLine,
+} from '../conformance/report.js';
+import { defaultServerOptions, runServerConformance, selectCases } from '../conformance/runner.js';
+import type { ServerRunOptions } from '../conformance/types.js';
+import { hostPort, integer, parse, UsageError } from './util.js';
+import type { Output } from './util.js';
+
+/** Help text of `heartwire conformance`. */
+export const conformanceHelp = `usage: heartwire conformance server HOST:PORT [options]
+
+Test a server implementation of SPEC.md over the wire: preamble, handshake and each handshake
+error, every frame type's limits, credit rules, flood limits, liveness, termination and delivery
+accounting. Each case runs on fresh connections and is graded PASS, FAIL or INFO (could not
+judge, e.g. the server does not echo), with its SPEC section and what was expected and seen.
+Cases that need echoed messages expect an echo server (heartwire serve). Keep the server's
+timeouts short for a fast run (e.g. heartwire serve --idle-timeout 1000).
+
+options:
+  --json                 print the report as JSON instead of text
+  --junit FILE           also write a JUnit XML report to FILE
+  --only IDS             comma-separated case ids or sections to run (e.g. 7/,§8,3/bad-third-byte)
+  --list                 list the cases and exit
+  --timeout MS           bound on each ordinary wait (default ${defaultServerOptions.timeoutMs})
+  --tolerance MS         allowance in timing checks (default ${defaultServerOptions.toleranceMs})
+  --max-wait MS          longest wait on a timeout the server declared; beyond it the case is
+                         INFO (default ${defaultServerOptions.maxWaitMs})
+  --handshake-timeout MS the server's handshake timeout (default ${defaultServerOptions.handshakeTimeoutMs}, the SPEC default)
+  --idle-timeout MS      idle timeout the runner declares in HELLO (default ${defaultServerOptions.idleTimeoutMs}; the server clamps it)
+  --goaway-within MS     the server sends GOAWAY on every connection within MS (enables §9.2 cases)
+  --jobs N               cases run at the same time (default ${defaultServerOptions.jobs})
+  -h, --help             show this help
+
+exit status: 0 every case passed or was INFO, 1 some case failed, 2 usage error`;
+
+/** Run `heartwire conformance`. */
+export async function conformance(args: string[], output: Output): Promise<number> {
+  const { values, positionals } = parse({
+    args,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean' },
+      junit: { type: 'string' },
+      only: { type: 'string' },
+      list: { type: 'boolean' },
+      timeout: { type: 'string' },
+      tolerance: { type: 'string' },
+      'max-wait': { type: 'string' },
+      'handshake-timeout': { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      'goaway-within': { type: 'string' },
+      jobs: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    output.out(conformanceHelp);
+    return 0;
+  }
+  const [mode, target, ...rest] = positionals;
+  const only = (values.only ?? '').split(',').filter((s) => s !== '');
+  if (values.list) {
+    for (const c of selectCases(serverCases, only))
+      output.out(`${c.section.padEnd(6)} ${c.id.padEnd(40)} ${c.title}`);
+    return 0;
+  }
+  if (mode !== 'server')
+    throw new UsageError(
+      mode === undefined ? 'expected: server HOST:PORT' : `unknown mode '${mode}' (expected: server)`,
+    );
+  if (target === undefined) throw new UsageError('expected HOST:PORT after server');
+  if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
+  const { host, port } = hostPort(target);
+  const d = defaultServerOptions;
+  const options: ServerRunOptions = {
+    host,
+    port,
+    timeoutMs: integer(values.timeout, 'timeout', d.timeoutMs, 1),
+    toleranceMs: integer(values.tolerance, 'tolerance', d.toleranceMs, 0),
+    maxWaitMs: integer(values['max-wait'], 'max-wait', d.maxWaitMs, 0),
+    handshakeTimeoutMs: integer(values['handshake-timeout'], 'handshake-timeout', d.handshakeTimeoutMs, 1),
+    idleTimeoutMs: integer(values['idle-timeout'], 'idle-timeout', d.idleTimeoutMs, 100, 86_400_000),
+    goAwayWithinMs:
+      values['goaway-within'] === undefined
+        ? undefined
+        : integer(values['goaway-within'], 'goaway-within', 0, 1),
+    jobs: integer(values.jobs, 'jobs', d.jobs, 1, 64),
+    only,
+  };
+  if (selectCases(serverCases, only).length === 0)
+    throw new UsageError(`--only '${values.only}' selects no case`);
+  if (!values.json) output.out(`heartwire conformance server ${host}:${port}`);
+  const run = await runServerConformance(options, serverCases, (r) => {
+    if (values.json) return;
+    output.out(resultLine(r));
+    for (const line of resultDetail(r)) output.out(line);
+  });
+  if (values.json) output.out(jsonReport(run));
+  else output.out(summaryLine(run));
+  if (values.junit !== undefined) writeFileSync(values.junit, `${junitReport(run)}\n`);
+  return run.counts.fail > 0 ? 1 : 0;
+}
+
+export { humanReport };

@@ -1,0 +1,228 @@
+/**
+ * `heartwire conformance server`: every case passes against heartwire's own server, and each
+ * deliberately broken server (a correct one behind a frame-rewriting proxy) fails the right case
+ * with the right SPEC section.
+ */
+import { expect } from 'chai';
+import { report } from '../figures.js';
+import { createServer } from '../../src/node/server.js';
+import type { Server } from '../../src/node/server.js';
+import type { Connection } from '../../src/node/connection.js';
+import { serverCases } from '../../src/conformance/cases/index.js';
+import { failingSections, humanReport, junitReport } from '../../src/conformance/report.js';
+import { defaultServerOptions, runServerConformance } from '../../src/conformance/runner.js';
+import type { RunResult, ServerRunOptions } from '../../src/conformance/types.js';
+import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
+import {
+  decodeCloseAck,
+  decodeHello,
+  decodeWelcome,
+  encodeCloseAck,
+  encodeHello,
+  encodeWelcome,
+} from '../../src/protocol/messages.js';
+import { MutatingProxy } from './mutating-proxy.js';
+import type { Mutator } from './mutating-proxy.js';
+
+/** Server timeouts kept short so that the whole run takes seconds. */
+const SERVER = { idleTimeout: 600, handshakeTimeout: 800 };
+
+async function echo(conn: Connection): Promise<void> {
+  try {
+    for await (const message of conn) {
+      if (!conn.write(message)) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            conn.off('drain', done).off('close', done);
+            resolve();
+          };
+          conn.on('drain', done).on('close', done);
+        });
+      }
+    }
+  } catch {
+    // failures are the connection's; the runner sees them on the wire
+  }
+}
+
+function options(port: number, extra: Partial<ServerRunOptions> = {}): ServerRunOptions {
+  return {
+    ...defaultServerOptions,
+    host: '127.0.0.1',
+    port,
+    timeoutMs: 5000,
+    toleranceMs: 250,
+    maxWaitMs: 10_000,
+    handshakeTimeoutMs: SERVER.handshakeTimeout,
+    ...extra,
+  };
+}
+
+function failures(run: RunResult): string[] {
+  return run.results
+    .filter((r) => r.status === 'fail')
+    .map((r) => `${r.id} [${failingSections(r).join(',')}]`);
+}
+
+function explain(run: RunResult): string {
+  return humanReport(run).join('\n');
+}
+
+describe('heartwire conformance server', function () {
+  this.timeout(120_000);
+  const servers: Server[] = [];
+  const proxies: MutatingProxy[] = [];
+
+  async function echoServer(onOpen?: (conn: Connection) => void): Promise<number> {
+    const server = createServer(SERVER, (conn) => {
+      onOpen?.(conn);
+      void echo(conn);
+    });
+    servers.push(server);
+    return (await server.listen(0, '127.0.0.1')).port;
+  }
+
+  async function brokenServer(mutator: Mutator): Promise<number> {
+    const proxy = new MutatingProxy(await echoServer(), mutator);
+    proxies.push(proxy);
+    return proxy.listen();
+  }
+
+  afterEach(async () => {
+    await Promise.all(proxies.splice(0).map((p) => p.close()));
+    await Promise.all(servers.splice(0).map((s) => s.close({ grace: 0 })));
+  });
+
+  it('every case passes against heartwire createServer (echo, short timeouts)', async () => {
+    const run = await runServerConformance(options(await echoServer()));
+    const bySection = new Map<string, number>();
+    for (const r of run.results) bySection.set(r.section, (bySection.get(r.section) ?? 0) + 1);
+    report(
+      `${run.results.length} cases in ${(run.durationMs / 1000).toFixed(1)} s: ${run.counts.pass} pass, ${run.counts.fail} fail, ${run.counts.info} info; per section ${[...bySection].map(([s, n]) => `${s} ${n}`).join(', ')}`,
+    );
+    expect(failures(run), explain(run)).to.deep.equal([]);
+    // Only the GOAWAY cases cannot run without --goaway-within.
+    expect(run.results.filter((r) => r.status === 'info').map((r) => r.id)).to.deep.equal([
+      '9.2/goaway-then-close',
+      '9.2/goaway-grace-expired',
+    ]);
+    expect(run.results.length).to.equal(serverCases.length);
+    const junit = junitReport(run);
+    expect(junit).to.match(/^<\?xml/);
+    expect(junit).to.contain(`tests="${serverCases.length}" failures="0"`);
+  });
+
+  it('the GOAWAY cases pass against a server that goes away (conn.end with a grace)', async () => {
+    const port = await echoServer((conn) => {
+      setTimeout(() => void conn.end({ grace: 700 }).catch(() => {}), 300);
+    });
+    const run = await runServerConformance(options(port, { goAwayWithinMs: 300, only: ['9.2/'] }));
+    expect(failures(run), explain(run)).to.deep.equal([]);
+    expect(run.counts.pass).to.equal(2);
+  });
+
+  // Each broken variant: a correct server behind a proxy that breaks one rule.
+  const variants: {
+    name: string;
+    only: string[];
+    mutator: Mutator;
+    caught: { id: string; section: string }[];
+  }[] = [
+    {
+      name: 'drops its heartbeats',
+      only: ['8/first-heartbeat', '8/heartbeat-schedule'],
+      mutator: { frame: (d, f) => (d === 'down' && f.type === FrameType.HEARTBEAT ? null : f) },
+      caught: [
+        { id: '8/first-heartbeat', section: '§8' },
+        { id: '8/heartbeat-schedule', section: '§8' },
+      ],
+    },
+    {
+      name: 'sends CLOSE_ACK with a wrong sent_messages count',
+      only: ['9.1/'],
+      mutator: {
+        frame(d, f) {
+          if (d !== 'down' || f.type !== FrameType.CLOSE_ACK) return f;
+          const ack = decodeCloseAck(f.payload);
+          return { ...f, payload: encodeCloseAck({ ...ack, sentMessages: ack.sentMessages + 1 }) };
+        },
+      },
+      caught: [
+        { id: '9.1/close-idle', section: '§9.1' },
+        { id: '9.1/close-after-messages', section: '§9.1' },
+      ],
+    },
+    {
+      name: 'ignores the credit the client grants (sees a 16 MiB initial_credit)',
+      only: ['7/rule1-server-respects-credit'],
+      mutator: {
+        frame(d, f) {
+          if (d !== 'up') return f;
+          if (f.type === FrameType.CREDIT) return null;
+          if (f.type !== FrameType.HELLO) return f;
+          return {
+            ...f,
+            payload: encodeHello({ ...decodeHello(f.payload), initialCredit: 16 * 1024 * 1024 }),
+          };
+        },
+      },
+      caught: [{ id: '7/rule1-server-respects-credit', section: '§7' }],
+    },
+    {
+      name: 'accepts a bad preamble',
+      only: ['3/bad-magic-then-hello', '3/bad-third-byte'],
+      mutator: { preambleByte: (d, i, b) => (d === 'up' ? PREAMBLE[i]! : b) },
+      caught: [
+        { id: '3/bad-magic-then-hello', section: '§3' },
+        { id: '3/bad-third-byte', section: '§3' },
+      ],
+    },
+    {
+      name: 'answers with a client_idle_timeout_ms out of range (50)',
+      only: ['6/welcome-fields'],
+      mutator: {
+        frame(d, f) {
+          if (d !== 'down' || f.type !== FrameType.WELCOME) return f;
+          return { ...f, payload: encodeWelcome({ ...decodeWelcome(f.payload), clientIdleTimeoutMs: 50 }) };
+        },
+      },
+      caught: [{ id: '6/welcome-fields', section: '§6' }],
+    },
+    {
+      name: 'sets undefined flag bits on CREDIT and HEARTBEAT',
+      only: ['5.3/received-bytes-reported'],
+      mutator: {
+        frame: (d, f) =>
+          d === 'down' && (f.type === FrameType.CREDIT || f.type === FrameType.HEARTBEAT)
+            ? { ...f, flags: f.flags | 0x80 }
+            : f,
+      },
+      caught: [{ id: '5.3/received-bytes-reported', section: '§4' }],
+    },
+    {
+      name: 'does not enforce the heartbeat flood limit (the proxy forwards one heartbeat in ten)',
+      only: ['8/heartbeat-flood'],
+      mutator: (() => {
+        let n = 0;
+        return {
+          frame: (d: string, f: { type: number; flags: number; payload: Uint8Array }) =>
+            d === 'up' && f.type === FrameType.HEARTBEAT && n++ % 10 !== 0 ? null : f,
+        };
+      })(),
+      caught: [{ id: '8/heartbeat-flood', section: '§8' }],
+    },
+  ];
+
+  for (const variant of variants) {
+    it(`a server that ${variant.name} fails ${variant.caught.map((c) => `${c.id} (${c.section})`).join(', ')}`, async () => {
+      const port = await brokenServer(variant.mutator);
+      const run = await runServerConformance(options(port, { only: variant.only }));
+      for (const { id, section } of variant.caught) {
+        const result = run.results.find((r) => r.id === id);
+        expect(result, `${id} ran`).to.not.equal(undefined);
+        expect(result!.status, explain(run)).to.equal('fail');
+        expect(failingSections(result!), explain(run)).to.include(section);
+      }
+    });
+  }
+});

@@ -1,0 +1,294 @@
+import { expect } from 'chai';
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Broker } from '../../examples/broker/broker.js';
+import { RedisQueueStore } from '../../examples/broker/redis-store.js';
+import { MqClient } from '../../examples/mq-client/mq-client.js';
+import type { Delivery } from '../../examples/mq-client/mq-client.js';
+
+const HOST = '127.0.0.1';
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const text = (delivery: Delivery): string => decoder.decode(delivery.body);
+const MAIN = fileURLToPath(new URL('../../examples/broker/main.ts', import.meta.url));
+
+async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, HOST, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves with the first match of `pattern` in the child's stdout; rejects on exit or after `timeoutMs`. */
+function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(
+      () => done(new Error(`no ${pattern} within ${timeoutMs} ms: ${output}`)),
+      timeoutMs,
+    );
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = pattern.exec(output);
+      if (match !== null) done(undefined, match);
+    };
+    const onExit = (code: number | null): void =>
+      done(new Error(`exited (${code}) before ${pattern}: ${output}`));
+    const done = (error: Error | undefined, match?: RegExpMatchArray): void => {
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.stderr!.off('data', onData);
+      child.off('exit', onExit);
+      if (error !== undefined) reject(error);
+      else resolve(match!);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+/** Kills a child process and waits for its exit. */
+async function kill(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(signal);
+  await exited;
+}
+
+/** Collects deliveries of `queue` in the background, acking each unless `ack` is false. */
+function collect(
+  client: MqClient,
+  queue: string,
+  options: { prefetch?: number; ack?: boolean } = {},
+): Delivery[] {
+  const received: Delivery[] = [];
+  void (async () => {
+    for await (const delivery of client.subscribe(queue, { prefetch: options.prefetch ?? 100 })) {
+      received.push(delivery);
+      if (options.ack !== false) delivery.ack();
+    }
+  })();
+  return received;
+}
+
+describe('examples/broker on Redis Streams', function () {
+  this.timeout(30_000);
+  let redisServer: ChildProcess | undefined;
+  let url = '';
+  const cleanup: (() => Promise<unknown>)[] = [];
+
+  before(async function () {
+    if (spawnSync('redis-server', ['--version']).status !== 0) {
+      console.log(
+        '      [skipped] redis-server not found: `apt-get install redis-server` to run these tests',
+      );
+      this.skip();
+    }
+    const port = await freePort();
+    redisServer = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    await waitForLine(redisServer, /Ready to accept connections/, 10_000);
+    url = `redis://${HOST}:${port}`;
+  });
+  after(async () => {
+    if (redisServer !== undefined) await kill(redisServer, 'SIGTERM');
+  });
+  afterEach(async () => {
+    for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
+  });
+  function track<T extends { close(): Promise<unknown> }>(thing: T): T {
+    cleanup.push(() => thing.close());
+    return thing;
+  }
+
+  it('shares a queue between brokers: publish on one, consume on another, requeue when a consumer leaves', async () => {
+    const stores = [1, 2].map(
+      () => new RedisQueueStore({ redis: url, prefix: 'shared:', leaseTimeout: 1000 }),
+    );
+    const [a, b] = stores.map((store) => track(new Broker({ store })));
+    const portA = (await a!.listen(0, HOST)).port;
+    const portB = (await b!.listen(0, HOST)).port;
+    const publisher = track(new MqClient({ host: HOST, port: portA }));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => publisher.publish('jobs', encoder.encode(`m${i}`))),
+    );
+
+    // A consumer on broker B takes 5 and leaves without acking: they go back to the stream.
+    const leaving = new MqClient({ host: HOST, port: portB });
+    const held = collect(leaving, 'jobs', { prefetch: 5, ack: false });
+    await waitUntil(() => held.length === 5, '5 deliveries on broker B');
+    await sleep(100);
+    expect(held.length).to.equal(5); // prefetch holds across brokers
+    expect(held.map(text)).to.deep.equal(['m0', 'm1', 'm2', 'm3', 'm4']);
+    await leaving.close();
+
+    const consumer = track(new MqClient({ host: HOST, port: portA }));
+    const received = collect(consumer, 'jobs', { prefetch: 8 });
+    await waitUntil(() => received.length === 20, 'all 20 on broker A');
+    expect(received.map(text).sort()).to.deep.equal(Array.from({ length: 20 }, (_, i) => `m${i}`).sort());
+    expect(
+      received
+        .filter((d) => d.redelivered)
+        .map(text)
+        .sort(),
+    ).to.deep.equal(['m0', 'm1', 'm2', 'm3', 'm4']);
+    // Acked entries are deleted: the stream is empty.
+    await waitUntil(() => a!.stats().acked === 20, 'the acks');
+    const redis = stores[0]!.redis;
+    let length = -1;
+    for (let i = 0; i < 100 && length !== 0; i++, await sleep(20)) length = await redis.xlen('shared:jobs');
+    expect(length).to.equal(0);
+  });
+
+  it("gives a dead broker's unacknowledged messages to another one after its lease (XAUTOCLAIM)", async () => {
+    const leaseTimeout = 800;
+    const options = { redis: url, prefix: 'lease:', leaseTimeout };
+    const dying = new RedisQueueStore(options);
+    const a = new Broker({ store: dying });
+    const b = track(new Broker({ store: new RedisQueueStore(options) }));
+    const portA = (await a.listen(0, HOST)).port;
+    const portB = (await b.listen(0, HOST)).port;
+    const publisher = track(new MqClient({ host: HOST, port: portB }));
+    await Promise.all(Array.from({ length: 10 }, (_, i) => publisher.publish('q', encoder.encode(`m${i}`))));
+    const doomed = new MqClient({ host: HOST, port: portA });
+    const held = collect(doomed, 'q', { prefetch: 4, ack: false });
+    await waitUntil(() => held.length === 4, '4 held through broker A');
+    const consumer = track(new MqClient({ host: HOST, port: portB }));
+    const received = collect(consumer, 'q', { prefetch: 100 });
+    await waitUntil(() => received.length === 6, 'the other 6 through broker B');
+
+    // Broker A "dies": its Redis connections go, without giving anything back; its client is cut.
+    const diedAt = performance.now();
+    dying.redis.disconnect();
+    (dying as unknown as { reader: { disconnect(): void } }).reader.disconnect();
+    await dying.close();
+    for (const conn of a.server.connections) conn.abort();
+    await doomed.close();
+    await a.server.close({ grace: 0 });
+
+    await waitUntil(() => received.length === 10, "broker A's 4 through broker B", 5000);
+    const after = performance.now() - diedAt;
+    expect(after).to.be.above(leaseTimeout * 0.9);
+    expect(received.slice(6).every((d) => d.redelivered)).to.equal(true);
+    expect(received.map(text).sort()).to.deep.equal(Array.from({ length: 10 }, (_, i) => `m${i}`).sort());
+    console.log(
+      `      [figures] lease: a dead broker's 4 unacked messages redelivered by another after ${Math.round(after)} ms (leaseTimeout ${leaseTimeout})`,
+    );
+  });
+
+  it('loses nothing when one of three brokers (a child process) is killed under load (counted)', async function () {
+    this.timeout(60_000);
+    const total = 3000;
+    const leaseTimeout = 1000;
+    const started = performance.now();
+    // Broker 0 runs in a child process (main.ts --redis) so that it can be SIGKILLed; brokers 1
+    // and 2 run here (a process per broker costs about 10 s of start-up each on a loaded box).
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        MAIN,
+        '--port',
+        '0',
+        '--redis',
+        url,
+        '--idle-timeout',
+        '2000',
+        '--lease-timeout',
+        String(leaseTimeout),
+        '--max-queue-length',
+        '0',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    cleanup.push(() => kill(child));
+    const local = [1, 2].map(() =>
+      track(
+        new Broker({
+          server: { idleTimeout: 2000 },
+          store: new RedisQueueStore({ redis: url, leaseTimeout, maxQueueLength: 0 }),
+        }),
+      ),
+    );
+    const ports = [
+      Number((await waitForLine(child, /listening on [\d.]+:(\d+)/, 30_000))[1]),
+      ...(await Promise.all(local.map(async (broker) => (await broker.listen(0, HOST)).port))),
+    ];
+    const startup = performance.now() - started;
+    // Client i prefers broker i % 3 and knows the others.
+    const endpoints = (i: number) => [0, 1, 2].map((k) => ({ host: HOST, port: ports[(i + k) % 3]! }));
+    const backoff = { minDelay: 20, maxDelay: 200, attemptStagger: 1000, connectTimeout: 2000 };
+    const producers = [0, 1].map((i) =>
+      track(new MqClient({ endpoints: endpoints(i), resendUnconfirmed: true, ...backoff })),
+    );
+    const consumers = [0, 1, 2].map((i) => track(new MqClient({ endpoints: endpoints(i), ...backoff })));
+    const lists = consumers.map((consumer) => collect(consumer, 'orders', { prefetch: 20 }));
+    const received = (): Delivery[] => lists.flat();
+    await Promise.all([...producers, ...consumers].map((client) => client.connected()));
+
+    // The clients of broker 0 (producer 0 and consumer 0 prefer it): when they are back on another one.
+    const moved: number[] = [];
+    let killedAt = 0;
+    for (const client of [...producers, ...consumers]) {
+      let lost = false;
+      client.on('disconnected', () => (lost = killedAt > 0));
+      client.on('connected', () => {
+        if (lost) moved.push(performance.now() - killedAt);
+        lost = false;
+      });
+    }
+
+    let confirmed = 0;
+    let failed = 0;
+    const publishing = producers.map(async (producer, p) => {
+      for (let i = p; i < total; i += 2) {
+        producer.publish('orders', encoder.encode(`order ${i}`)).then(
+          () => confirmed++,
+          () => failed++,
+        );
+        if (i % 40 >= 38) await sleep(10); // about 4 000 messages/s at most in all
+      }
+    });
+
+    await waitUntil(() => lists.reduce((n, l) => n + l.length, 0) >= total / 3, 'a third consumed', 20_000);
+    killedAt = performance.now();
+    await kill(child); // SIGKILL: no GOAWAY, no requeue, its Redis connections just vanish
+    await Promise.all(publishing);
+    await waitUntil(() => confirmed + failed === total, 'every publish answered', 20_000);
+    const unique = (): number => new Set(received().map(text)).size;
+    await waitUntil(() => unique() === total, 'every message consumed', 20_000).catch(() => {});
+    const lost = total - unique();
+    const duplicates = received().length - unique();
+    const redelivered = received().filter((d) => d.redelivered).length;
+    console.log(
+      `      [figures] broker kill (3 brokers on Redis, SIGKILL one under load): ${total} published, ` +
+        `lost ${lost}, duplicates ${duplicates}, redelivered ${redelivered}, ` +
+        `resent ${producers.reduce((n, p) => n + p.stats().resent, 0)}; ` +
+        `clients of the killed broker on another one after ${moved.map((t) => `${Math.round(t)} ms`).join(', ')}; ` +
+        `child broker started in ${Math.round(startup)} ms`,
+    );
+    expect(failed).to.equal(0);
+    expect(lost).to.equal(0);
+    expect(moved.length).to.be.at.least(1);
+  });
+});
