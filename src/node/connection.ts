@@ -142,6 +142,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private bytesHandedOver = 0;
   private bytesFlushed = 0;
   private flushScheduled = false;
+  /** From the `open` event to the next turn of the event loop (see `emitDeferredGoAway`). */
+  private opening = false;
+  private deferredGoAway: GoAwayInfo | undefined;
   private transportEnded = false;
   private closeInfo: CloseInfo | undefined;
   private resolveClosed!: (info: CloseInfo) => void;
@@ -163,6 +166,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   /** `end()` asked to discard what no consumer will read (`unread: 'discard'`, the default). */
   private discardUnread = false;
   private peerClosed = false;
+  /** Server: the application called `end()` (GOAWAY) before the client closed. */
+  private goAwayRequested = false;
   /**
    * `end()` (client) or the end of the stream (server) waits for the waiting `send()` callers'
    * messages to be accepted; no new message is accepted meanwhile.
@@ -504,13 +509,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
         // A consumer started right after end() (the half-close pattern) still counts.
         setImmediate(() => this.discardIfUnread());
       }
-    } else
+    } else {
+      this.goAwayRequested = true;
       this.engine.goAway(t, {
         graceMs: options.grace ?? this.defaultGrace,
         reason: options.reason,
         message: options.message,
         retryAfterMs: options.retryAfter,
       });
+    }
     this.admitWaiting();
     this.service();
     return this.closed;
@@ -563,6 +570,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     return this.engine.negotiated;
   }
 
+  /**
+   * Client: the server's GOAWAY once received (the `goaway` event's argument), else `undefined`.
+   * A server that sheds load ends a connection right at open: check this after `connect()`.
+   */
+  get goAway(): GoAwayInfo | undefined {
+    return this.engine.receivedGoAway;
+  }
+
   /** Protocol state. */
   get state(): string {
     return this.engine.state;
@@ -579,6 +594,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     });
   }
 
+  /** A GOAWAY that arrived with the handshake, emitted once the caller has the connection. */
+  private emitDeferredGoAway(): void {
+    const goAway = this.deferredGoAway;
+    if (goAway === undefined) return;
+    this.deferredGoAway = undefined;
+    this.emit('goaway', goAway);
+  }
+
   /** Move everything the engine wants to do into the world: events, bytes, the timer. */
   private service(): void {
     const t = now();
@@ -590,6 +613,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           this.resolveOpened(event.negotiated);
           publish('open', { connection: this, negotiated: event.negotiated });
           this.emit('open', event.negotiated);
+          // Until the caller has the connection (connect() resolves in the microtasks after this
+          // pass), a GOAWAY would reach no listener: it is emitted on the next turn instead.
+          this.opening = true;
+          setImmediate(() => {
+            this.opening = false;
+            this.emitDeferredGoAway();
+          });
           break;
         case 'readable':
           this.wakeReaders();
@@ -603,12 +633,22 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           break;
         case 'goaway':
           publish('goaway', { connection: this, goAway: event.goAway });
-          this.emit('goaway', event.goAway);
+          if (this.opening) this.deferredGoAway = event.goAway;
+          else this.emit('goaway', event.goAway);
           break;
         case 'peer-closed':
           this.peerClosed = true;
           this.emit('peer-closed');
           this.wakeReaders();
+          // A server that sent GOAWAY with end() and consumes nothing (load shedding in the
+          // connection handler) finishes when the client closes, as end() would now.
+          if (
+            this.goAwayRequested &&
+            !this.handling &&
+            this.consumers === 0 &&
+            this.listenerCount('readable') === 0
+          )
+            void this.end().catch(() => {});
           break;
         case 'rtt':
           this.emit('rtt', event.rttMs);
@@ -729,6 +769,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     else this.rejectClosed(error);
     this.wakeReaders();
     publish('close', { connection: this, info });
+    this.emitDeferredGoAway(); // `close` stays last
     this.emit('close', info);
   }
 

@@ -1369,6 +1369,11 @@ export class Engine implements FrameSink {
     return this.inbox.length;
   }
 
+  /** Client: the server's GOAWAY, once received (`undefined` before, and on a server). */
+  get receivedGoAway(): GoAwayInfo | undefined {
+    return this.goAwayReceived;
+  }
+
   /** How the connection closed, once closed. */
   get closed(): CloseInfo | undefined {
     return this.closeInfo;
