@@ -2,7 +2,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'src/protocol/proto-descriptor.ts'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'docs/api/**',
+      'test-results/**',
+      'test/bench/results/scratch/**',
+      'src/protocol/proto-descriptor.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

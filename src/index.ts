@@ -13,9 +13,11 @@
 export { createServer, Server } from './node/server.js';
 export type { ServerEvents } from './node/server.js';
 export { connect } from './node/connect.js';
+export type { Payload } from './node/payload.js';
 export { Connection } from './node/connection.js';
 export type { ConnectionEvents, ConnectionStats, HandleOptions } from './node/connection.js';
 export type { ConnectionOptions, ConnectOptions, Endpoint, ServerOptions } from './node/options.js';
+export type { LifecycleOptions } from './node/lifecycle.js';
 export { channels as diagnosticsChannels } from './node/diagnostics.js';
 export { ReconnectingClient } from './node/reconnect.js';
 export type { ReconnectOptions, Disconnection, ReconnectingClientEvents } from './node/reconnect.js';

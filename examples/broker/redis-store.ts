@@ -213,6 +213,25 @@ export class RedisQueueStore implements QueueStore {
     }
     this.reader.disconnect(); // interrupts a blocking read
     await this.reading;
+    // Leave the groups, where this broker holds nothing any more (deleting a consumer that still
+    // has pending entries would orphan them: those stay, for XAUTOCLAIM).
+    for (const queue of this.queues.values()) {
+      if (queue.group === undefined) continue;
+      try {
+        const pending = (await this.redis.xpending(
+          queue.key,
+          this.group,
+          '-',
+          '+',
+          1,
+          this.consumer,
+        )) as unknown[];
+        if (pending.length === 0)
+          await this.redis.xgroup('DELCONSUMER', queue.key, this.group, this.consumer);
+      } catch {
+        // Redis is gone: the consumer stays listed, harmless.
+      }
+    }
     await this.redis.quit().catch(() => this.redis.disconnect()); // after the commands queued above
   }
 

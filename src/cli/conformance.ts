@@ -4,15 +4,15 @@
  * @module
  */
 import { writeFileSync } from 'node:fs';
+import { clientCases } from '../conformance/cases/client.js';
 import { serverCases } from '../conformance/cases/index.js';
 import {
-  humanReport,
-  jsonReport,
-  junitReport,
-  resultDetail,
-  resultLine,
-  summaryLine,
-} from '../conformance/report.js';
+  defaultClientOptions,
+  runClientConformance,
+  selectClientCases,
+} from '../conformance/client-runner.js';
+import type { ClientRunOptions } from '../conformance/client-runner.js';
+import { jsonReport, junitReport, resultDetail, resultLine, summaryLine } from '../conformance/report.js';
 import { defaultServerOptions, runServerConformance, selectCases } from '../conformance/runner.js';
 import type { ServerRunOptions } from '../conformance/types.js';
 import { hostPort, integer, parse, UsageError } from './util.js';
@@ -20,6 +20,7 @@ import type { Output } from './util.js';
 
 /** Help text of `heartwire conformance`. */
 export const conformanceHelp = `usage: heartwire conformance server HOST:PORT [options]
+       heartwire conformance client [--port N] [--host H] [options]
 
 Test a server implementation of SPEC.md over the wire: preamble, handshake and each handshake
 error, every frame type's limits, credit rules, flood limits, liveness, termination and delivery
@@ -27,6 +28,12 @@ accounting. Each case runs on fresh connections and is graded PASS, FAIL or INFO
 judge, e.g. the server does not echo), with its SPEC section and what was expected and seen.
 Cases that need echoed messages expect an echo server (heartwire serve). Keep the server's
 timeouts short for a fast run (e.g. heartwire serve --idle-timeout 1000).
+
+client mode: listen on --port (default 7879; 0 picks one) and play a server that checks a client
+implementation: its HELLO, its reaction to a bad preamble and to each bad WELCOME field, its
+heartbeats and idle deadline, credit, floods, GOAWAY and CLOSE_ACK. The client under test must
+connect again after every close (one connection per case), send messages, and end its connection
+(CLOSE) when it receives GOAWAY.
 
 options:
   --json                 print the report as JSON instead of text
@@ -40,7 +47,9 @@ options:
   --handshake-timeout MS the server's handshake timeout (default ${defaultServerOptions.handshakeTimeoutMs}, the SPEC default)
   --idle-timeout MS      idle timeout the runner declares in HELLO (default ${defaultServerOptions.idleTimeoutMs}; the server clamps it)
   --goaway-within MS     the server sends GOAWAY on every connection within MS (enables §9.2 cases)
-  --jobs N               cases run at the same time (default ${defaultServerOptions.jobs})
+  --jobs N               cases run at the same time (default ${defaultServerOptions.jobs}; server mode)
+  --port N, --host H     where the client mode listens (default 7879, 127.0.0.1)
+  --connect-wait MS      client mode: how long to wait for the client's next connection (default ${defaultClientOptions.connectWaitMs})
   -h, --help             show this help
 
 exit status: 0 every case passed or was INFO, 1 some case failed, 2 usage error`;
@@ -62,6 +71,9 @@ export async function conformance(args: string[], output: Output): Promise<numbe
       'idle-timeout': { type: 'string' },
       'goaway-within': { type: 'string' },
       jobs: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'connect-wait': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -72,13 +84,16 @@ export async function conformance(args: string[], output: Output): Promise<numbe
   const [mode, target, ...rest] = positionals;
   const only = (values.only ?? '').split(',').filter((s) => s !== '');
   if (values.list) {
-    for (const c of selectCases(serverCases, only))
-      output.out(`${c.section.padEnd(6)} ${c.id.padEnd(40)} ${c.title}`);
+    const list = mode === 'client' ? selectClientCases(clientCases, only) : selectCases(serverCases, only);
+    for (const c of list) output.out(`${c.section.padEnd(6)} ${c.id.padEnd(40)} ${c.title}`);
     return 0;
   }
+  if (mode === 'client') return runClient(positionals.slice(1), values, only, output);
   if (mode !== 'server')
     throw new UsageError(
-      mode === undefined ? 'expected: server HOST:PORT' : `unknown mode '${mode}' (expected: server)`,
+      mode === undefined
+        ? 'expected: server HOST:PORT, or client'
+        : `unknown mode '${mode}' (expected: server or client)`,
     );
   if (target === undefined) throw new UsageError('expected HOST:PORT after server');
   if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
@@ -113,4 +128,39 @@ export async function conformance(args: string[], output: Output): Promise<numbe
   return run.counts.fail > 0 ? 1 : 0;
 }
 
-export { humanReport };
+type Values = Record<string, string | boolean | undefined>;
+
+async function runClient(rest: string[], values: Values, only: string[], output: Output): Promise<number> {
+  if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
+  const d = defaultClientOptions;
+  const str = (name: string): string | undefined => values[name] as string | undefined;
+  const options: ClientRunOptions = {
+    host: str('host') ?? '127.0.0.1',
+    port: integer(str('port'), 'port', 7879, 0, 65535),
+    timeoutMs: integer(str('timeout'), 'timeout', d.timeoutMs, 1),
+    toleranceMs: integer(str('tolerance'), 'tolerance', d.toleranceMs, 0),
+    maxWaitMs: integer(str('max-wait'), 'max-wait', d.maxWaitMs, 0),
+    connectWaitMs: integer(str('connect-wait'), 'connect-wait', d.connectWaitMs, 1),
+    only,
+  };
+  if (selectClientCases(clientCases, only).length === 0) throw new UsageError('--only selects no case');
+  const json = values.json === true;
+  const run = await runClientConformance(options, clientCases, {
+    onListening: (a) => {
+      if (!json)
+        output.out(
+          `heartwire conformance client: listening on ${a.address}:${a.port}; connect the client under test (again after every close)`,
+        );
+    },
+    onResult: (r) => {
+      if (json) return;
+      output.out(resultLine(r));
+      for (const line of resultDetail(r)) output.out(line);
+    },
+  });
+  if (json) output.out(jsonReport(run));
+  else output.out(summaryLine(run));
+  const junit = str('junit');
+  if (junit !== undefined) writeFileSync(junit, `${junitReport(run)}\n`);
+  return run.counts.fail > 0 ? 1 : 0;
+}

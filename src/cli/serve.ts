@@ -2,8 +2,14 @@
  * `heartwire serve`: an echo or sink server, to ping, to test against, to watch.
  * @module
  */
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createServer } from '../index.js';
 import type { Connection } from '../index.js';
+import { supervise } from './cluster.js';
+import type { WorkerMessage } from './cluster.js';
 import { bytes, integer, parse, UsageError } from './util.js';
 import type { Output } from './util.js';
 
@@ -18,9 +24,16 @@ options:
   --mode echo|sink    echo every message back (default), or read and drop them
   --idle-timeout MS   silence tolerated before a client is declared dead (default 20000)
   --grace MS          GOAWAY grace period at shutdown (default 2000)
+  --workers N|auto    run N server processes on one port with node:cluster (auto: one per
+                      core); the primary hands each connection to a worker, round-robin
   -h, --help          show this help
 
-It prints one line per connection opened and closed, with the reason of any failure.`;
+It prints one line per connection opened and closed, with the reason of any failure.
+
+With --workers: a worker that crashes is replaced (backoff 100 ms doubling to 30 s); SIGUSR2 to
+the primary rolls one worker: a replacement starts, then the oldest worker drains (GOAWAY with
+the grace to each of its clients, which reconnect to the live workers) and exits; Ctrl-C or
+SIGTERM drains every worker.`;
 
 /**
  * Run `heartwire serve`. Resolves with the exit code once `stop` resolves (the CLI passes
@@ -35,6 +48,7 @@ export async function serve(args: string[], output: Output, stop: Promise<unknow
       mode: { type: 'string' },
       'idle-timeout': { type: 'string' },
       grace: { type: 'string' },
+      workers: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -48,15 +62,56 @@ export async function serve(args: string[], output: Output, stop: Promise<unknow
   if (mode !== 'echo' && mode !== 'sink') throw new UsageError(`--mode must be echo or sink, got '${mode}'`);
   const idleTimeout = integer(values['idle-timeout'], 'idle-timeout', 20_000, 100, 86_400_000);
   const grace = integer(values.grace, 'grace', 2000);
+  const workers =
+    values.workers === 'auto' ? availableParallelism() : integer(values.workers, 'workers', 0, 1, 1024);
+
+  if (workers > 0 && cluster.isPrimary) {
+    const here = fileURLToPath(import.meta.url);
+    let roll = (): void => {};
+    const code = await supervise({
+      workers,
+      exec: fileURLToPath(new URL(`./main${extname(here)}`, import.meta.url)),
+      args: ['serve', ...args],
+      grace,
+      mode,
+      output,
+      stop,
+      onRoll: (rollOne) => process.on('SIGUSR2', (roll = rollOne)),
+    });
+    process.off('SIGUSR2', roll);
+    return code;
+  }
+  const worker = cluster.isWorker ? cluster.worker : undefined;
+  if (worker !== undefined) {
+    // A worker: lines carry its id; it drains when the primary says so or disappears.
+    const prefix = `[worker ${worker.id}] `;
+    const { out, err } = output;
+    output = { out: (line) => out(prefix + line), err: (line) => err(prefix + line) };
+    stop = Promise.race([
+      stop,
+      new Promise<void>((resolve) => {
+        worker.on('message', (message: unknown) => {
+          if ((message as { heartwire?: unknown } | null)?.heartwire === 'drain') resolve();
+        });
+        worker.on('disconnect', () => resolve());
+      }),
+    ]);
+  }
+  const tell = (message: WorkerMessage): void => {
+    if (worker !== undefined && worker.isConnected()) worker.send(message, undefined, () => {});
+  };
+  let accepted = 0;
 
   const server = createServer({ idleTimeout }, (conn) => {
     const { remoteAddress, remotePort } = conn.stats();
     output.out(`+ connection ${conn.id} from ${remoteAddress}:${remotePort}`);
+    tell({ heartwire: 'connections', open: server.connections.size, accepted: ++accepted });
     conn.on('close', (info) => {
       const s = conn.stats();
       const traffic = `${s.messagesReceived} messages (${bytes(s.bytesReceived)}) in, ${s.messagesSent} (${bytes(s.bytesSent)}) out`;
       const how = info.clean ? 'closed cleanly' : `lost: ${info.error?.code} (${info.error?.message})`;
       output.out(`- connection ${conn.id} ${how}; ${traffic}`);
+      tell({ heartwire: 'connections', open: server.connections.size, accepted });
     });
     void (mode === 'echo' ? echo(conn) : sink(conn)).catch(() => {}); // failures are reported by 'close'
   });
@@ -68,8 +123,9 @@ export async function serve(args: string[], output: Output, stop: Promise<unknow
     return 1;
   }
   output.out(
-    `heartwire ${mode} server listening on ${address.address}:${address.port} (idle timeout ${idleTimeout} ms); Ctrl-C to stop`,
+    `heartwire ${mode} server listening on ${address.address}:${address.port} (idle timeout ${idleTimeout} ms${worker ? `, pid ${process.pid}` : ''}); Ctrl-C to stop`,
   );
+  tell({ heartwire: 'listening', address: `${address.address}:${address.port}` });
   await stop;
   output.out(`shutting down: GOAWAY to ${server.connections.size} connection(s), grace ${grace} ms`);
   await server.close({ grace });

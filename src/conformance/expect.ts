@@ -7,7 +7,7 @@ import { FrameType } from '../protocol/constants.js';
 import { WireErrorCode } from '../protocol/errors.js';
 import type { WireErrorName } from '../protocol/errors.js';
 import { codeName, frameName } from './peer.js';
-import type { ClientPeer } from './peer.js';
+import type { ClientPeer, WirePeer } from './peer.js';
 import type { CaseContext, Outcome } from './types.js';
 import { CaseFailure } from './types.js';
 
@@ -16,7 +16,7 @@ export const fail = (expected: string, seen: string): Outcome => ({ status: 'fai
 export const info = (expected: string, seen: string): Outcome => ({ status: 'info', expected, seen });
 
 /** What the peer did so far, in a few words: frames received, error, end. */
-export function describe(peer: ClientPeer, from = 0): string {
+export function describe(peer: WirePeer, from = 0): string {
   const parts: string[] = [];
   const frames = peer.received.slice(from).map((r) => frameName(r.frame));
   if (frames.length > 0) {
@@ -38,8 +38,8 @@ export function describe(peer: ClientPeer, from = 0): string {
  * side that detects an error sends ERROR, then closes the transport without waiting).
  */
 export async function expectError(
-  context: CaseContext,
-  peer: ClientPeer,
+  context: { options: { timeoutMs: number } },
+  peer: WirePeer,
   codes: WireErrorName[],
   options: { within?: number; noErrorFrame?: 'allowed' | 'after-close-ack' } = {},
 ): Promise<Outcome> {
@@ -57,7 +57,7 @@ export async function expectError(
   if (peer.error === undefined) {
     if (options.noErrorFrame === 'allowed')
       return pass(expected, `transport closed without ERROR (allowed here)`);
-    if (options.noErrorFrame === 'after-close-ack' && peer.closeAckAt !== undefined) {
+    if (options.noErrorFrame === 'after-close-ack' && (peer as ClientPeer).closeAckAt !== undefined) {
       return pass(expected, 'CLOSE_ACK, then the transport closed (no ERROR is sent after CLOSE_ACK)');
     }
     return fail(expected, `transport closed without an ERROR frame: ${describe(peer)}`);

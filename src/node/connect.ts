@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { Engine } from '../protocol/engine.js';
 import { ConnectError, HeartwireError, UsageError } from '../protocol/errors.js';
 import { Connection } from './connection.js';
-import { engineOptions } from './options.js';
+import { engineOptions, validateConnectOptions } from './options.js';
 import type { ConnectOptions, Endpoint } from './options.js';
 import { applyKeepAlive } from './socket-options.js';
 
@@ -34,17 +34,17 @@ interface Attempt {
  * handshake wins and the others are closed. Rejects with a `ConnectError` listing every address
  * tried (`CONNECT_TIMEOUT` when every attempt timed out, `CONNECT_FAILED` otherwise), or
  * `CANCELLED` when `signal` aborts.
+ *
+ * Options are validated synchronously: invalid ones throw (not reject) a `TypeError` with `code`
+ * `ERR_INVALID_ARG_TYPE` or a `RangeError` with `code` `ERR_OUT_OF_RANGE`, naming the option.
  */
 export function connect(options: ConnectOptions): Promise<Connection> {
+  validateConnectOptions(options);
   const endpoints: readonly Endpoint[] =
     options.endpoints ??
     (options.path !== undefined
       ? [{ path: options.path }]
-      : options.port !== undefined
-        ? [{ host: options.host ?? '127.0.0.1', port: options.port }]
-        : []);
-  if (endpoints.length === 0)
-    return Promise.reject(new RangeError('heartwire: connect() needs port, path or endpoints'));
+      : [{ host: options.host ?? '127.0.0.1', port: options.port! }]);
   const stagger = options.attemptStagger ?? 250;
   const connectTimeout = options.connectTimeout ?? 10_000;
   const attempts: Attempt[] = endpoints.map((endpoint) => ({

@@ -10,6 +10,8 @@ import { Engine } from '../protocol/engine.js';
 import { HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
+import { payloadBytes } from './payload.js';
+import type { Payload } from './payload.js';
 import { WheelTimer, sharedWheel } from './timer-wheel.js';
 
 const now = (): number => performance.now();
@@ -147,6 +149,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private deferredGoAway: GoAwayInfo | undefined;
   private transportEnded = false;
   private closeInfo: CloseInfo | undefined;
+  private closeEmitted = false;
   private resolveClosed!: (info: CloseInfo) => void;
   private rejectClosed!: (error: Error) => void;
   private resolveOpened!: (n: Negotiated) => void;
@@ -250,8 +253,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * when the queue is full (the caller ignored false, or `send()` callers are waiting for room),
    * `CONNECTION_CLOSED` when the connection no longer accepts messages, `MESSAGE_TOO_LARGE`.
    * Every message `write()` queued is in the delivery report of `closed`.
+   *
+   * `payload`: a `Uint8Array`/`Buffer`, any other `ArrayBufferView` or an `ArrayBuffer` (sent as
+   * its bytes, not copied: do not modify it afterwards, the send queue keeps it until the peer
+   * has consumed it), or a string (sent as UTF-8). Anything else throws a `TypeError`
+   * (`ERR_INVALID_ARG_TYPE`) synchronously.
    */
-  write(payload: Uint8Array): boolean {
+  write(message: Payload): boolean {
+    const payload = payloadBytes(message);
     if (this.waitHead < this.waiting.length) this.admitWaiting();
     if (this.waitHead === this.waiting.length && !this.endWhenFlushed) {
       if (this.engine.trySend(this.lastNow, payload)) {
@@ -276,8 +285,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * delivery report of `closed` whatever happens next. Rejects when the message is not accepted:
    * `CONNECTION_CLOSED`, `MESSAGE_TOO_LARGE`, or the connection's close error when it closes
    * while the caller waits. A rejected message was not sent and is in no report.
+   *
+   * `payload` as for `write()`. A payload of another type is a programming error: `send()` throws
+   * the `TypeError` (`ERR_INVALID_ARG_TYPE`) synchronously rather than returning a rejection.
    */
-  send(payload: Uint8Array): Promise<void> {
+  send(message: Payload): Promise<void> {
+    const payload = payloadBytes(message);
     try {
       if (this.waitHead < this.waiting.length) this.admitWaiting();
       if (
@@ -311,6 +324,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * and do the `end()` that waited for them.
    */
   private admitWaiting(): void {
+    if (this.settleIfEngineClosed()) return; // never into a closed engine (the waiting reject)
     const engine = this.engine;
     const t = now();
     while (this.waitHead < this.waiting.length) {
@@ -477,7 +491,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * End the connection gracefully. Client: protocol half-close (CLOSE after everything queued),
    * then the server finishes and the connection closes cleanly. Server: GOAWAY with a grace
    * period (default `defaultGrace`); the client is expected to end, else it is force-closed at the
-   * deadline. Resolves like `closed`.
+   * deadline. Resolves like `closed`. Never throws: once the connection has closed (even from
+   * inside a listener of an event that was queued before the close) it returns the settled
+   * `closed` promise.
    *
    * Unread messages (a client, or a server after `peer-closed`): with `unread: 'discard'` (the
    * default), `end()` does not wait for messages nobody reads. When no consumer is running — no
@@ -501,6 +517,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       unread?: 'discard' | 'wait';
     } = {},
   ): Promise<CloseInfo> {
+    // Never throws: after the close (even one not dispatched yet) it returns the settled `closed`.
+    if (this.settleIfEngineClosed()) return this.closed;
     const t = now();
     if (this.role === 'client' || this.peerClosed) {
       this.endWhenFlushed = true;
@@ -534,8 +552,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.service();
   }
 
-  /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. */
+  /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. Never throws; a no-op once closed. */
   abort(error?: HeartwireError): void {
+    if (this.settleIfEngineClosed()) return;
     this.engine.abort(now(), error);
     this.service();
   }
@@ -608,6 +627,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.lastNow = t;
     this.transmit(t);
     for (let event = this.engine.pollEvent(); event !== undefined; event = this.engine.pollEvent()) {
+      // Events queued before the engine closed are dispatched after it closed: settle the close
+      // first, so that a listener calling end()/abort() gets the settled `closed` and nothing is
+      // moved into the dead engine. The `close` event itself stays last.
+      if (this.closeInfo === undefined && this.engine.state === 'closed') this.settleIfEngineClosed();
       switch (event.type) {
         case 'open':
           this.resolveOpened(event.negotiated);
@@ -664,7 +687,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           this.socket.end();
           break;
         case 'closed':
-          this.onClosed(event.info);
+          this.settleClose(event.info);
+          if (!this.closeEmitted) {
+            this.closeEmitted = true;
+            publish('close', { connection: this, info: event.info });
+            this.emitDeferredGoAway(); // `close` stays last
+            this.emit('close', event.info);
+          }
           break;
       }
     }
@@ -742,7 +771,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     if (this.drained > DRAIN_MAX_BYTES && !this.socket.destroyed) this.socket.destroy();
   }
 
-  private onClosed(info: CloseInfo): void {
+  /** True once the engine is closed; settles the close (promises, socket) the first time. */
+  private settleIfEngineClosed(): boolean {
+    if (this.closeInfo !== undefined) return true;
+    const info = this.engine.closed;
+    if (info === undefined) return false;
+    this.settleClose(info);
+    return true;
+  }
+
+  /** Everything a close does but the `close` event (emitted when the engine's event comes). */
+  private settleClose(info: CloseInfo): void {
     if (this.closeInfo !== undefined) return;
     this.closeInfo = info;
     const t = now();
@@ -764,13 +803,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     sharedWheel().cancel(this.timer);
     const error = info.error ?? new UsageError('CONNECTION_CLOSED', 'connection closed');
     this.rejectWaiting(error);
-    this.rejectOpened(error);
+    // A handshake that completed resolves `opened` (its `open` event may still be queued).
+    if (this.engine.negotiated === undefined) this.rejectOpened(error);
     if (info.clean) this.resolveClosed(info);
     else this.rejectClosed(error);
     this.wakeReaders();
-    publish('close', { connection: this, info });
-    this.emitDeferredGoAway(); // `close` stays last
-    this.emit('close', info);
   }
 
   // ------------------------------------------------------------------ explicit resource management

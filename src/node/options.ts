@@ -3,7 +3,16 @@
  * @module
  */
 import type { ConnectionOptions as TlsConnectionOptions, TlsOptions } from 'node:tls';
+import {
+  MAX_FRAME_PAYLOAD,
+  MAX_IDLE_TIMEOUT_MS,
+  MIN_FRAME_PAYLOAD,
+  MIN_IDLE_TIMEOUT_MS,
+  MIN_INITIAL_CREDIT,
+} from '../protocol/constants.js';
+import { Engine } from '../protocol/engine.js';
 import type { EngineOptions, MemoryBudget } from '../protocol/types.js';
+import type { LifecycleOptions } from './lifecycle.js';
 
 /** Options of a connection, client or server side. Times in ms, sizes in bytes. */
 export interface ConnectionOptions {
@@ -65,10 +74,16 @@ export interface ConnectOptions extends ConnectionOptions {
 }
 
 /** Options of `createServer()`. */
-export interface ServerOptions extends ConnectionOptions {
+export interface ServerOptions extends ConnectionOptions, LifecycleOptions {
   /** Serve TLS with these `node:tls` options (key and cert at least). */
   tls?: TlsOptions;
-  /** Maximum simultaneous connections; beyond it new ones get ERROR `REFUSED`. Default 10 000. */
+  /**
+   * Maximum simultaneous connections, counting those still in the handshake. When full, a new
+   * socket evicts the oldest connection that has not completed the handshake (it gets ERROR
+   * `REFUSED` if it sent the preamble); only when every slot holds a handshaken connection is the
+   * new socket refused (preamble + ERROR `REFUSED`). So silent or slow sockets cannot keep out
+   * clients that complete the handshake. Default 10 000; 0 refuses every connection.
+   */
   maxConnections?: number;
   /** Range the server clamps the client's idle timeout to. Default [1000, 86 400 000]. */
   clientIdleTimeoutRange?: readonly [number, number];
@@ -99,4 +114,199 @@ export function engineOptions(
     budget: options.memoryBudget,
     seed: (Math.random() * 0x1_0000_0000) >>> 0,
   };
+}
+
+// ------------------------------------------------------------------ validation
+
+/** An option of the wrong type (Node's `ERR_INVALID_ARG_TYPE`). */
+export class InvalidOptionTypeError extends TypeError {
+  readonly code = 'ERR_INVALID_ARG_TYPE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'TypeError';
+  }
+}
+
+/** An option out of its range (Node's `ERR_OUT_OF_RANGE`). */
+export class OptionRangeError extends RangeError {
+  readonly code = 'ERR_OUT_OF_RANGE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RangeError';
+  }
+}
+
+type Check = (name: string, value: unknown) => void;
+
+/** Longest time option: what a Node timer can wait (about 24.8 days). */
+const MAX_TIMEOUT_MS = 0x7fff_ffff;
+
+function received(value: unknown): string {
+  if (value === null) return 'Received null';
+  if (typeof value === 'function') return `Received function ${value.name || '<anonymous>'}`;
+  if (typeof value === 'object') return `Received an instance of ${value.constructor?.name ?? 'Object'}`;
+  let shown = typeof value === 'string' ? `'${value.slice(0, 25)}'` : String(value);
+  if (typeof value === 'string' && value.length > 25) shown = `${shown.slice(0, -1)}...'`;
+  return typeof value === 'number' ? `Received ${shown}` : `Received type ${typeof value} (${shown})`;
+}
+
+function typeError(name: string, what: string, value: unknown): InvalidOptionTypeError {
+  return new InvalidOptionTypeError(`The "${name}" option must be ${what}. ${received(value)}`);
+}
+
+/** A number in [min, max]; `integer` requires a whole number; Infinity only if `max` is Infinity. */
+function number(min: number, max = Number.MAX_SAFE_INTEGER, integer = false): Check {
+  return (name, value) => {
+    if (typeof value !== 'number') throw typeError(name, 'of type number', value);
+    const whole = integer && Number.isFinite(value) && !Number.isInteger(value);
+    if (!(value >= min && value <= max) || whole) {
+      const range = `${integer ? 'an integer ' : ''}>= ${min}${max === Number.POSITIVE_INFINITY ? '' : ` and <= ${max}`}`;
+      throw new OptionRangeError(
+        `The value of "${name}" is out of range. It must be ${range}. ${received(value)}`,
+      );
+    }
+  };
+}
+
+const bool: Check = (name, value) => {
+  if (typeof value !== 'boolean') throw typeError(name, 'of type boolean', value);
+};
+const string: Check = (name, value) => {
+  if (typeof value !== 'string') throw typeError(name, 'of type string', value);
+};
+const host: Check = (name, value) => {
+  string(name, value);
+  if (value === '') throw new OptionRangeError(`The value of "${name}" must not be empty. Received ''`);
+};
+const port = number(1, 65_535, true);
+const object: Check = (name, value) => {
+  if (typeof value !== 'object' || value === null) throw typeError(name, 'an object', value);
+};
+const func: Check = (name, value) => {
+  if (typeof value !== 'function') throw typeError(name, 'a function', value);
+};
+const stringArray: Check = (name, value) => {
+  if (!Array.isArray(value)) throw typeError(name, 'an array of strings', value);
+  value.forEach((item, i) => string(`${name}[${i}]`, item));
+};
+
+const connectionChecks: Record<string, Check> = {
+  idleTimeout: number(MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS),
+  receiveWindow: number(MIN_INITIAL_CREDIT, Number.MAX_SAFE_INTEGER, true),
+  initialReceiveWindow: number(MIN_INITIAL_CREDIT, Number.MAX_SAFE_INTEGER, true),
+  maxMessageSize: number(1, Number.MAX_SAFE_INTEGER, true),
+  maxFramePayload: number(MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD, true),
+  maxSendQueue: number(1, Number.MAX_SAFE_INTEGER, true),
+  handshakeTimeout: number(1, MAX_TIMEOUT_MS),
+  closeTimeout: number(1, MAX_TIMEOUT_MS),
+  writeStallTimeout: number(0, MAX_TIMEOUT_MS),
+  creditStallTimeout: number(0, MAX_TIMEOUT_MS),
+  socketBufferTarget: number(1, Number.MAX_SAFE_INTEGER, true),
+  applicationProtocols: stringArray,
+  memoryBudget: (name, value) => {
+    object(name, value);
+    for (const method of ['reserve', 'release'] as const) {
+      if (typeof (value as Record<string, unknown>)[method] !== 'function')
+        throw typeError(`${name}.${method}`, 'a function', (value as Record<string, unknown>)[method]);
+    }
+  },
+  signal: (name, value) => {
+    if (!(value instanceof AbortSignal)) throw typeError(name, 'an instance of AbortSignal', value);
+  },
+};
+
+const connectChecks: Record<string, Check> = {
+  ...connectionChecks,
+  host,
+  port,
+  path: host,
+  endpoints: (name, value) => {
+    if (!Array.isArray(value) || value.length === 0)
+      throw typeError(name, 'a non-empty array of { host, port }', value);
+    value.forEach((endpoint: unknown, i) => {
+      object(`${name}[${i}]`, endpoint);
+      const e = endpoint as { host?: unknown; port?: unknown; path?: unknown };
+      if (e.path !== undefined && e.port === undefined) {
+        host(`${name}[${i}].path`, e.path);
+        return;
+      }
+      host(`${name}[${i}].host`, e.host);
+      port(`${name}[${i}].port`, e.port);
+    });
+  },
+  attemptStagger: number(0, MAX_TIMEOUT_MS),
+  connectTimeout: number(1, MAX_TIMEOUT_MS),
+  tls: (name, value) => {
+    if (typeof value !== 'boolean') object(name, value);
+  },
+  localAddress: string,
+};
+
+const serverChecks: Record<string, Check> = {
+  ...connectionChecks,
+  tls: object,
+  maxConnections: (name, value) => {
+    if (value !== Number.POSITIVE_INFINITY) number(0, Number.MAX_SAFE_INTEGER, true)(name, value);
+  },
+  clientIdleTimeoutRange: (name, value) => {
+    if (!Array.isArray(value) || value.length !== 2) throw typeError(name, 'an array [min, max]', value);
+    number(MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS)(`${name}[0]`, value[0]);
+    number(value[0] as number, MAX_IDLE_TIMEOUT_MS)(`${name}[1]`, value[1]);
+  },
+  defaultGrace: number(0, 0xffff_ffff),
+};
+
+const reconnectChecks: Record<string, Check> = {
+  ...connectChecks,
+  minDelay: number(0, MAX_TIMEOUT_MS),
+  maxDelay: number(0, MAX_TIMEOUT_MS),
+  stableAfter: number(0, MAX_TIMEOUT_MS),
+  maxAttempts: (name, value) => {
+    if (value !== Number.POSITIVE_INFINITY) number(1, Number.MAX_SAFE_INTEGER, true)(name, value);
+  },
+  endOnGoAway: bool,
+  random: func,
+};
+
+function validate(
+  options: unknown,
+  checks: Record<string, Check>,
+  role: 'client' | 'server',
+): asserts options is ConnectionOptions {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) throw typeError('options', 'an object', options);
+  const record = options as Record<string, unknown>;
+  for (const [key, check] of Object.entries(checks)) {
+    const value = record[key];
+    if (value !== undefined) check(key, value);
+  }
+  // The engine checks the combination (e.g. a window too small for the frame size): its
+  // RangeError, thrown here rather than at the first connection.
+  try {
+    new Engine(engineOptions(role, record as ConnectionOptions));
+  } catch (error) {
+    throw new OptionRangeError(`Invalid options: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * Validate `connect()` options synchronously: a `TypeError` (`code` `ERR_INVALID_ARG_TYPE`) or
+ * `RangeError` (`ERR_OUT_OF_RANGE`) naming the option. Unknown options are ignored.
+ */
+export function validateConnectOptions(options: unknown): asserts options is ConnectOptions {
+  validate(options, connectChecks, 'client');
+  const o = options as ConnectOptions | undefined;
+  if (o?.port === undefined && o?.path === undefined && o?.endpoints === undefined)
+    throw typeError('port', 'of type number (or "path" or "endpoints" given)', undefined);
+}
+
+/** Validate `createServer()` options synchronously (see {@link validateConnectOptions}). */
+export function validateServerOptions(options: unknown): asserts options is ServerOptions | undefined {
+  validate(options, serverChecks, 'server');
+}
+
+/** Validate `ReconnectingClient` options synchronously (see {@link validateConnectOptions}). */
+export function validateReconnectOptions(options: unknown): void {
+  validate(options, reconnectChecks, 'client');
+  validateConnectOptions(options);
 }

@@ -9,6 +9,7 @@ import { HeartwireError } from '../protocol/errors.js';
 import { connect } from './connect.js';
 import type { Connection } from './connection.js';
 import type { ConnectOptions } from './options.js';
+import { validateReconnectOptions } from './options.js';
 
 /** Options of {@link ReconnectingClient}: `connect()` options plus the backoff policy. */
 export interface ReconnectOptions extends ConnectOptions {
@@ -68,8 +69,10 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private doNotReconnect = false;
   private waiters: ((c: Connection) => void)[] = [];
 
+  /** Throws a `TypeError` (`ERR_INVALID_ARG_TYPE`) or `RangeError` (`ERR_OUT_OF_RANGE`) on an invalid option. */
   constructor(options: ReconnectOptions) {
     super();
+    validateReconnectOptions(options);
     this.options = options;
     queueMicrotask(() => void this.attempt());
   }

@@ -9,10 +9,11 @@ import tls from 'node:tls';
 import { PREAMBLE, FrameType } from '../protocol/constants.js';
 import { encodeControlFrame } from '../protocol/codec.js';
 import { Engine } from '../protocol/engine.js';
-import { HandlerError, WireErrorCode } from '../protocol/errors.js';
+import { HandlerError, HeartwireError, WireErrorCode } from '../protocol/errors.js';
 import { Connection } from './connection.js';
+import { ConnectionLifecycle } from './lifecycle.js';
 import { applyKeepAlive } from './socket-options.js';
-import { engineOptions } from './options.js';
+import { InvalidOptionTypeError, engineOptions, validateServerOptions } from './options.js';
 import type { ServerOptions } from './options.js';
 
 /** Events of a {@link Server}, with their arguments. */
@@ -24,7 +25,9 @@ export interface ServerEvents {
   connection: [Connection];
   /**
    * A connection was refused because `maxConnections` was reached (or the server is closing):
-   * the client got ERROR `REFUSED`. For monitoring; nothing to do.
+   * the client got ERROR `REFUSED`. When full, a new socket is refused only if every slot holds a
+   * handshaken connection; otherwise the oldest connection still in the handshake is evicted to
+   * make room for it (and reported here). For monitoring; nothing to do.
    */
   refused: [{ remoteAddress: string | undefined }];
   /**
@@ -61,12 +64,19 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly connections = new Set<Connection>();
   private closing: Promise<void> | undefined;
   private warnedHandlerError = false;
+  private listenPending = false;
+  /** Connections still in the handshake, oldest first (see `accept()`). */
+  private readonly handshaking = new Set<Connection>();
+  /** Maximum connection age and load shedding (`maxConnectionAge`, `targetConnections`). */
+  private readonly lifecycle: ConnectionLifecycle;
 
   constructor(options: ServerOptions = {}, onConnection?: (connection: Connection) => unknown) {
     // captureRejections: a rejected promise returned by a listener comes back to
     // [captureRejectionSymbol] below instead of becoming an unhandled rejection.
     super({ captureRejections: true });
+    validateServerOptions(options);
     this.options = options;
+    this.lifecycle = new ConnectionLifecycle(options); // validates its options synchronously
     const onSocket = (socket: Socket): void => this.accept(socket);
     if (options.tls !== undefined) {
       // Half-open only once TLS is up (see accept()), so a failed client's FIN closes its socket;
@@ -80,13 +90,22 @@ export class Server extends EventEmitter<ServerEvents> {
     } else {
       this.listener = net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
     }
-    this.listener.on('error', (error) => this.emit('error', error));
+    this.listener.on('error', (error) => {
+      if (this.listenPending) return; // listen() rejects with it: its caller owns it
+      if (this.listenerCount('error') > 0) this.emit('error', error);
+      else
+        process.emitWarning(`heartwire server: ${String(error)} (listen to 'error' to handle it)`, {
+          type: 'HeartwireWarning',
+          code: 'HEARTWIRE_SERVER_ERROR',
+        });
+    });
     if (onConnection !== undefined) this.on('connection', onConnection);
   }
 
   /**
    * Start listening on TCP `port` (default 0: any free port) and `host` (default 127.0.0.1);
-   * resolves to the bound address.
+   * resolves to the bound address. A failure (e.g. `EADDRINUSE`) rejects the returned promise
+   * and nothing else: no `'error'` event, so `try { await server.listen(port) }` catches it.
    */
   listen(port?: number, host?: string): Promise<AddressInfo>;
   /**
@@ -100,15 +119,25 @@ export class Server extends EventEmitter<ServerEvents> {
     host = '127.0.0.1',
   ): Promise<AddressInfo | { path: string }> {
     return new Promise((resolve, reject) => {
-      const onError = (error: Error): void => reject(error);
+      const onError = (error: Error): void => {
+        this.listenPending = false;
+        reject(error);
+      };
+      this.listenPending = true;
       this.listener.once('error', onError);
       const listening = (): void => {
+        this.listenPending = false;
         this.listener.off('error', onError);
         const address = this.listener.address();
         resolve(typeof address === 'string' ? { path: address } : (address as AddressInfo));
       };
-      if (typeof portOrOptions === 'object') this.listener.listen(portOrOptions.path, listening);
-      else this.listener.listen(portOrOptions, host, listening);
+      try {
+        if (typeof portOrOptions === 'object') this.listener.listen(portOrOptions.path, listening);
+        else this.listener.listen(portOrOptions, host, listening);
+      } catch (error) {
+        this.listener.off('error', onError);
+        onError(error as Error);
+      }
     });
   }
 
@@ -121,9 +150,26 @@ export class Server extends EventEmitter<ServerEvents> {
   private accept(socket: Socket): void {
     socket.on('error', () => {}); // the connection's own listener reports errors; never crash
     socket.allowHalfOpen = true; // the client's FIN is not the end of our stream (SPEC.md §9.1)
-    if (this.closing !== undefined || this.connections.size >= (this.options.maxConnections ?? 10_000)) {
+    if (this.closing !== undefined) {
       this.refuse(socket);
       return;
+    }
+    if (this.connections.size >= (this.options.maxConnections ?? 10_000)) {
+      // Full. Sockets that have not completed the handshake must not keep out clients that can:
+      // the oldest of them makes room (it gets ERROR REFUSED if it sent the preamble). Only
+      // when every slot holds a handshaken connection is the newcomer refused.
+      const oldest = this.handshaking.values().next().value;
+      if (oldest === undefined) {
+        this.refuse(socket);
+        return;
+      }
+      this.emit('refused', { remoteAddress: oldest.stats().remoteAddress });
+      oldest.abort(
+        new HeartwireError(
+          'REFUSED',
+          'connection limit reached: a connection still in the handshake made room for a newer one',
+        ),
+      );
     }
     applyKeepAlive(socket, this.options.idleTimeout);
     const engine = new Engine(engineOptions('server', this.options));
@@ -133,7 +179,10 @@ export class Server extends EventEmitter<ServerEvents> {
       maxSendQueue: this.options.maxSendQueue,
     });
     this.connections.add(connection);
+    this.handshaking.add(connection);
     connection.once('open', () => {
+      this.handshaking.delete(connection);
+      this.lifecycle.opened(connection); // arms the age timer, or sheds it (GOAWAY OVERLOADED)
       try {
         this.emit('connection', connection);
       } catch (error) {
@@ -141,7 +190,9 @@ export class Server extends EventEmitter<ServerEvents> {
       }
     });
     connection.once('close', () => {
+      this.handshaking.delete(connection);
       this.connections.delete(connection);
+      this.lifecycle.closed(connection);
     });
   }
 
@@ -190,7 +241,11 @@ export class Server extends EventEmitter<ServerEvents> {
       drained += chunk.length;
       if (drained > 1024 * 1024) socket.destroy();
     });
-    setTimeout(() => socket.destroy(), 1000).unref();
+    // Destroyed after 1 s in any case. The timer is not unref'd: `server.close()` waits for this
+    // socket, and an unref'd timer as the last handle would let the process exit with the close
+    // unsettled (exit code 13).
+    const timer = setTimeout(() => socket.destroy(), 1000);
+    socket.once('close', () => clearTimeout(timer));
   }
 
   /**
@@ -204,6 +259,7 @@ export class Server extends EventEmitter<ServerEvents> {
    */
   close(options: { grace?: number; message?: string } = {}): Promise<void> {
     if (this.closing !== undefined) return this.closing;
+    this.lifecycle.stop();
     const grace = options.grace ?? this.options.defaultGrace ?? 5000;
     const listenerClosed = new Promise<void>((resolve) => {
       if (!this.listener.listening) resolve();
@@ -236,7 +292,8 @@ export class Server extends EventEmitter<ServerEvents> {
  * Create a heartwire server; `onConnection` is added as a `connection` listener. It may be
  * async: the server owns the promise it returns (see {@link Server}: a rejection with the
  * connection's own close error is swallowed; any other error aborts that connection and is
- * emitted as `'handler-error'`).
+ * emitted as `'handler-error'`). Options are validated synchronously: invalid ones throw a
+ * `TypeError` (`ERR_INVALID_ARG_TYPE`) or `RangeError` (`ERR_OUT_OF_RANGE`) naming the option.
  */
 export function createServer(
   options?: ServerOptions,
@@ -247,5 +304,7 @@ export function createServer(
   a?: ServerOptions | ((connection: Connection) => unknown),
   b?: (connection: Connection) => unknown,
 ): Server {
+  if (b !== undefined && typeof b !== 'function')
+    throw new InvalidOptionTypeError(`The "onConnection" argument must be a function. Received ${typeof b}`);
   return typeof a === 'function' ? new Server({}, a) : new Server(a, b);
 }

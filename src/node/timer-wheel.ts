@@ -79,6 +79,11 @@ export class TimerWheel {
 
   constructor(private readonly source: TimerSource = nodeSource) {}
 
+  /** The wheel's clock (monotonic, ms): deadlines are on this scale. */
+  now(): number {
+    return this.source.now();
+  }
+
   /** Timers armed. */
   get size(): number {
     let n = 0;

@@ -122,7 +122,7 @@ describe('heartwire conformance (command)', function () {
   });
 
   it('exits 2 on bad usage; --list lists the cases by section', async () => {
-    const bad = start(['conformance', 'client']);
+    const bad = start(['conformance', 'frobnicate']);
     children.push(bad);
     expect(await bad.exited).to.equal(2);
     const list = start(['conformance', '--list', '--only', '§7']);

@@ -20,6 +20,8 @@ export interface Mutator {
   preambleByte?(direction: Direction, index: number, byte: number): number;
   /** Returns the frame to forward (possibly changed), or null to drop it (default: unchanged). */
   frame?(direction: Direction, frame: ProxyFrame): ProxyFrame | null;
+  /** When the server half-closes, reset the client's connection instead of passing the FIN on. */
+  resetOnServerEnd?: boolean;
 }
 
 function encode(frame: ProxyFrame): Buffer {
@@ -109,7 +111,10 @@ export class MutatingProxy {
     client.on('data', (chunk: Buffer) => up.push(chunk));
     upstream.on('data', (chunk: Buffer) => down.push(chunk));
     client.on('end', () => upstream.end());
-    upstream.on('end', () => client.end());
+    upstream.on('end', () => {
+      if (this.mutator.resetOnServerEnd === true) client.resetAndDestroy();
+      else client.end();
+    });
     client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());

@@ -200,6 +200,12 @@ describe('heartwire conformance server', function () {
       caught: [{ id: '5.3/received-bytes-reported', section: '§4' }],
     },
     {
+      name: 'resets the connection right after ERROR instead of half-closing',
+      only: ['11/error-then-half-close'],
+      mutator: { resetOnServerEnd: true },
+      caught: [{ id: '11/error-then-half-close', section: '§11' }],
+    },
+    {
       name: 'does not enforce the heartbeat flood limit (the proxy forwards one heartbeat in ten)',
       only: ['8/heartbeat-flood'],
       mutator: (() => {

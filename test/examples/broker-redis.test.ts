@@ -157,6 +157,15 @@ describe('examples/broker on Redis Streams', function () {
     let length = -1;
     for (let i = 0; i < 100 && length !== 0; i++, await sleep(20)) length = await redis.xlen('shared:jobs');
     expect(length).to.equal(0);
+    // A broker that closes leaves the consumer group (it holds nothing any more).
+    const consumersBefore = (await stores[1]!.redis.xinfo(
+      'CONSUMERS',
+      'shared:jobs',
+      'brokers',
+    )) as unknown[];
+    await a!.close({ grace: 100 });
+    const consumersAfter = (await stores[1]!.redis.xinfo('CONSUMERS', 'shared:jobs', 'brokers')) as unknown[];
+    expect(consumersAfter.length).to.equal(consumersBefore.length - 1);
   });
 
   it("gives a dead broker's unacknowledged messages to another one after its lease (XAUTOCLAIM)", async () => {

@@ -3,11 +3,35 @@
  * owned by the server, end()/abort() inside event handlers after the engine closed, option
  * validation, listen() errors, payload types, typed errors with causes.
  */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
+import { connect } from '../../src/node/connect.js';
+import { ReconnectingClient } from '../../src/node/reconnect.js';
+import { Server, createServer } from '../../src/node/server.js';
+import type { Disconnection } from '../../src/node/reconnect.js';
+import { encodeControlFrame } from '../../src/protocol/codec.js';
+import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
+import type { Welcome } from '../../src/protocol/frames.js';
 import { HandlerError } from '../../src/protocol/errors.js';
 import type { Connection } from '../../src/node/connection.js';
-import type { Server } from '../../src/node/server.js';
-import { codeOf, observe, rejection, useHarness, waitFor, within } from './helpers.js';
+import {
+  LOCALHOST,
+  REPO_ROOT,
+  codeOf,
+  report,
+  helloBytes,
+  observe,
+  rejection,
+  useHarness,
+  waitFor,
+  within,
+} from './helpers.js';
+import type { Harness, RawPeer } from './helpers.js';
 
 describe('node API: the server owns its connection handlers (A1)', function () {
   this.timeout(30_000);
@@ -108,5 +132,451 @@ describe('node API: the server owns its connection handlers (A1)', function () {
     } finally {
       process.off('warning', onWarning);
     }
+  });
+});
+
+/** A hostile heartwire server on a raw socket: answers HELLO with WELCOME, then runs `script`. */
+async function rawServer(
+  h: () => Harness,
+  script: (socket: net.Socket) => void,
+  welcome: Partial<Welcome> = {},
+): Promise<number> {
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => {});
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > 0 && !answered) {
+        answered = true;
+        socket.write(
+          Buffer.concat([
+            PREAMBLE,
+            encodeControlFrame({
+              type: FrameType.WELCOME,
+              welcome: {
+                version: 1,
+                extensions: [],
+                idleTimeoutMs: 10_000,
+                initialCredit: 1024,
+                maxFramePayload: 65_536,
+                maxMessageSize: 1_000_000,
+                clientIdleTimeoutMs: 10_000,
+                applicationProtocol: '',
+                ...welcome,
+              },
+            }),
+          ]),
+        );
+        script(socket);
+      }
+    });
+    let answered = false;
+  });
+  await new Promise<void>((resolve) => server.listen(0, LOCALHOST, resolve));
+  h().defer(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  h().defer(() => {
+    for (const socket of sockets) socket.destroy();
+  });
+  const sockets: net.Socket[] = [];
+  server.on('connection', (socket) => sockets.push(socket));
+  return (server.address() as net.AddressInfo).port;
+}
+
+const INDEX = pathToFileURL(path.join(REPO_ROOT, 'src/index.ts')).href;
+
+const goAwayAndError = (): Buffer =>
+  Buffer.concat([
+    encodeControlFrame({
+      type: FrameType.GOAWAY,
+      goAway: {
+        graceMs: 1000,
+        reason: 1,
+        consumedMessages: 0,
+        retryAfterMs: 0,
+        doNotReconnect: true,
+        message: 'bye',
+      },
+    }),
+    encodeControlFrame({
+      type: FrameType.ERROR,
+      error: { code: 13, message: 'gone', consumedMessages: 0, deliveredMessages: 0 },
+    }),
+  ]);
+
+describe('node API: end()/abort() never throw, even for events dispatched after the close (A2)', function () {
+  this.timeout(30_000);
+  const h = useHarness();
+
+  it("client: GOAWAY and ERROR in one read while write() has queued messages; end() on 'goaway'", async () => {
+    let sendTrigger!: () => void;
+    const trigger = new Promise<void>((resolve) => (sendTrigger = resolve));
+    const port = await rawServer(h, (socket) => void trigger.then(() => socket.write(goAwayAndError())));
+    const conn = await h().connect({ port, maxSendQueue: 1024 });
+    let queued = 0;
+    for (let i = 0; i < 10 && queued === 0; i++) if (!conn.write(new Uint8Array(4000))) queued++;
+    expect(queued, 'writes that returned false (queued)').to.be.greaterThan(0);
+    const calls: { threw: unknown; result: Promise<unknown> | undefined }[] = [];
+    conn.on('goaway', () => {
+      let result: Promise<unknown> | undefined;
+      let threw: unknown;
+      try {
+        result = conn.end();
+        conn.abort();
+      } catch (error) {
+        threw = error;
+      }
+      calls.push({ threw, result });
+    });
+    sendTrigger();
+    const closed = await within(observe(conn.closed), 10_000, 'closed');
+    expect(calls.length, 'goaway events').to.equal(1);
+    expect(calls[0]!.threw, 'end() threw').to.equal(undefined);
+    expect(calls[0]!.result, 'end() returns closed').to.equal(conn.closed);
+    expect(codeOf(rejection(closed, 'closed'))).to.equal('CANCELLED');
+  });
+
+  it("server: the client's CLOSE and ERROR in one write while the server's write() has queued messages; end() on 'peer-closed'", async () => {
+    const { server, port } = await h().server({ maxSendQueue: 1024 });
+    const calls: { threw: unknown; result: Promise<unknown> | undefined }[] = [];
+    let queued = 0;
+    let serverConn: Connection | undefined;
+    server.on('connection', (conn) => {
+      serverConn = conn;
+      for (let i = 0; i < 10 && queued === 0; i++) if (!conn.write(new Uint8Array(4000))) queued++;
+      conn.on('peer-closed', () => {
+        let result: Promise<unknown> | undefined;
+        let threw: unknown;
+        try {
+          result = conn.end();
+        } catch (error) {
+          threw = error;
+        }
+        calls.push({ threw, result });
+      });
+    });
+    const raw = h().raw(port);
+    await raw.connected;
+    raw.write(helloBytes({ initialCredit: 1024 }));
+    await raw.waitForFrame(FrameType.WELCOME, 5000);
+    await waitFor(() => serverConn !== undefined, 5000, 'the server connection');
+    expect(queued, 'server writes that returned false (queued)').to.be.greaterThan(0);
+    raw.write(
+      Buffer.concat([
+        encodeControlFrame({ type: FrameType.CLOSE, close: { sentMessages: 0, consumedMessages: 0 } }),
+        encodeControlFrame({
+          type: FrameType.ERROR,
+          error: { code: 13, message: 'gone', consumedMessages: 0, deliveredMessages: 0 },
+        }),
+      ]),
+    );
+    const closed = await within(observe(serverConn!.closed), 10_000, 'server closed');
+    expect(calls.length, 'peer-closed events').to.equal(1);
+    expect(calls[0]!.threw, 'end() threw').to.equal(undefined);
+    expect(calls[0]!.result).to.equal(serverConn!.closed);
+    expect(codeOf(rejection(closed, 'closed'))).to.equal('CANCELLED');
+  });
+
+  it("ReconnectingClient's own GOAWAY handling: GOAWAY + ERROR in one read with queued writes", async () => {
+    const port = await rawServer(h, (socket) => setTimeout(() => socket.write(goAwayAndError()), 100));
+    const client = new ReconnectingClient({ host: LOCALHOST, port, maxSendQueue: 1024, maxAttempts: 1 });
+    h().defer(() => client.close());
+    client.on('connected', (conn) => {
+      for (let i = 0; i < 10; i++) if (!conn.write(new Uint8Array(4000))) break;
+    });
+    const stopped = new Promise((resolve) => client.once('stopped', resolve));
+    const disconnected = await within(
+      new Promise<Disconnection>((resolve) => client.once('disconnected', resolve)),
+      10_000,
+      'disconnected',
+    );
+    expect(codeOf(disconnected.error)).to.equal('CANCELLED');
+    await within(stopped, 10_000, 'stopped (the server said doNotReconnect)');
+  });
+});
+
+describe('node API: options are validated synchronously, naming the option (A3)', () => {
+  const timeBad = ['1000', -1, Number.NaN, 0, Number.POSITIVE_INFINITY];
+  const sizeBad = ['65536', -1, Number.NaN, 0, Number.POSITIVE_INFINITY, 1.5];
+  const zeroOk = ['10', -1, Number.NaN, Number.POSITIVE_INFINITY];
+  const common: Record<string, unknown[]> = {
+    idleTimeout: [...timeBad, 50, 86_400_001],
+    receiveWindow: [...sizeBad, 1000],
+    initialReceiveWindow: [...sizeBad, 1000],
+    maxMessageSize: sizeBad,
+    maxFramePayload: [...sizeBad, 1023],
+    maxSendQueue: sizeBad,
+    handshakeTimeout: timeBad,
+    closeTimeout: timeBad,
+    writeStallTimeout: zeroOk,
+    creditStallTimeout: zeroOk,
+    socketBufferTarget: sizeBad,
+    applicationProtocols: ['x', [1]],
+    memoryBudget: [1, {}],
+    signal: ['abort', {}],
+  };
+  const connectOnly: Record<string, unknown[]> = {
+    port: ['8080', -1, Number.NaN, 0, Number.POSITIVE_INFINITY, 65_536],
+    host: [5, ''],
+    endpoints: [[], [{ host: 'h', port: '1' }], 'h:1'],
+    connectTimeout: timeBad,
+    attemptStagger: zeroOk,
+    tls: ['yes'],
+    localAddress: [1],
+  };
+  const serverOnly: Record<string, unknown[]> = {
+    maxConnections: ['10', -1, Number.NaN, 1.5],
+    defaultGrace: zeroOk,
+    clientIdleTimeoutRange: ['x', [1000], [5000, 1000], [0, 1000]],
+    tls: ['yes'],
+  };
+  const reconnectOnly: Record<string, unknown[]> = {
+    minDelay: zeroOk,
+    maxDelay: zeroOk,
+    stableAfter: zeroOk,
+    maxAttempts: ['3', -1, Number.NaN, 0, 1.5],
+    endOnGoAway: ['yes'],
+    random: [0.5],
+  };
+  const apis: [string, (options: Record<string, unknown>) => unknown, Record<string, unknown[]>][] = [
+    ['connect()', (o) => connect({ port: 1, ...o }), { ...common, ...connectOnly }],
+    ['createServer()', (o) => createServer(o), { ...common, ...serverOnly }],
+    [
+      'new ReconnectingClient()',
+      (o) => new ReconnectingClient({ port: 1, maxAttempts: 1, ...o }),
+      { ...common, ...connectOnly, ...reconnectOnly },
+    ],
+  ];
+  for (const [api, call, table] of apis) {
+    it(`${api}: every bad value throws TypeError ERR_INVALID_ARG_TYPE or RangeError ERR_OUT_OF_RANGE at once`, () => {
+      let cases = 0;
+      for (const [option, values] of Object.entries(table)) {
+        for (const value of values) {
+          let thrown: unknown;
+          let result: unknown;
+          try {
+            result = call({ [option]: value });
+          } catch (error) {
+            thrown = error;
+          }
+          if (result instanceof Promise) result.catch(() => {});
+          if (result instanceof ReconnectingClient) void result.close();
+          if (result instanceof Server) void result.close();
+          const what = `${api} { ${option}: ${typeof value === 'string' ? `'${value}'` : (JSON.stringify(value) ?? String(value))} }`;
+          expect(thrown, `${what} did not throw synchronously`).to.be.instanceOf(Error);
+          const error = thrown as Error & { code?: string };
+          if (error instanceof TypeError) expect(error.code, what).to.equal('ERR_INVALID_ARG_TYPE');
+          else {
+            expect(error, what).to.be.instanceOf(RangeError);
+            expect(error.code, what).to.equal('ERR_OUT_OF_RANGE');
+          }
+          if (typeof value === 'string' && option !== 'host' && option !== 'localAddress')
+            expect(error, `${what}: a string is a type error`).to.be.instanceOf(TypeError);
+          expect(error.message, `${what}: the message names the option`).to.include(option);
+          cases++;
+        }
+      }
+      expect(cases).to.be.greaterThan(50);
+    });
+  }
+
+  it('valid edge values are accepted (0 where it means "off", Infinity where it means "no limit")', async () => {
+    const server = createServer({ maxConnections: 0, defaultGrace: 0, writeStallTimeout: 0 });
+    await server.close();
+    const unlimited = createServer({ maxConnections: Number.POSITIVE_INFINITY });
+    await unlimited.close();
+    const client = new ReconnectingClient({
+      port: 1,
+      maxAttempts: Number.POSITIVE_INFINITY,
+      minDelay: 0,
+      creditStallTimeout: 0,
+      attemptStagger: 0,
+    });
+    await client.close();
+    await connect({ port: 1, writeStallTimeout: 0 }).catch(() => undefined);
+  });
+
+  it('connect() without port or endpoints throws a TypeError', () => {
+    expect(() => connect({} as never)).to.throw(TypeError, /port/);
+  });
+});
+
+/** Run a module's source with tsx in a child process (bounded); its exit status and output. */
+function runModule(
+  source: string,
+  ms: number,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'heartwire-api-'));
+  const file = path.join(dir, 'main.mts');
+  writeFileSync(file, source.replaceAll("'heartwire'", `'${INDEX}'`));
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('node API: server.listen() and server.close() (A4, D14)', function () {
+  this.timeout(60_000);
+  const h = useHarness();
+
+  it('await server.listen(busyPort) in try/catch: a rejection only, no crash (A4)', async () => {
+    const { port } = await h().server({});
+    const result = await runModule(
+      `import { createServer } from 'heartwire';
+       const server = createServer(() => {});
+       try {
+         await server.listen(${port}, '127.0.0.1');
+         console.log('listening?');
+       } catch (error) {
+         console.log('caught', (error as NodeJS.ErrnoException).code);
+       }
+       await new Promise((resolve) => setTimeout(resolve, 200));
+       console.log('alive');`,
+      30_000,
+    );
+    expect(result.stdout, result.stderr).to.equal('caught EADDRINUSE\nalive\n');
+    expect(result.code).to.equal(0);
+  });
+
+  it('in process too: listen() on a busy port rejects and emits no error event', async () => {
+    const { port } = await h().server({});
+    const server = createServer();
+    const errors: Error[] = [];
+    server.on('error', (error) => errors.push(error));
+    const outcome = await observe(server.listen(port, LOCALHOST));
+    expect(codeOf(rejection(outcome, 'listen'))).to.equal('EADDRINUSE');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(errors).to.deep.equal([]);
+    await server.close();
+  });
+
+  it('await server.close() after a refused connection (maxConnections: 0) settles; the process exits 0 (D14)', async () => {
+    const result = await runModule(
+      `import { createServer, connect } from 'heartwire';
+       const server = createServer({ maxConnections: 0 }, () => {});
+       const { port } = await server.listen(0, '127.0.0.1');
+       try {
+         await connect({ host: '127.0.0.1', port });
+       } catch (error) {
+         console.log('connect', (error as { code?: string }).code);
+       }
+       const t0 = performance.now();
+       await server.close();
+       console.log('closed in', Math.round(performance.now() - t0), 'ms');`,
+      30_000,
+    );
+    expect(result.code, `exit code (13: the close never settled); stderr:\n${result.stderr}`).to.equal(0);
+    const ms = Number(/closed in (\d+) ms/.exec(result.stdout)?.[1]);
+    expect(ms, result.stdout).to.be.lessThan(3000);
+    report(`server.close() after a refused connection settled in ${ms} ms (exit code ${result.code})`);
+  });
+});
+
+describe('node API: silent sockets do not keep handshaking clients out (C10)', function () {
+  this.timeout(60_000);
+  const h = useHarness();
+
+  it('50 slots held by silent sockets: legitimate connects still succeed; handshaken connections are never evicted', async () => {
+    const slots = 50;
+    const { server, port } = await h().server({ maxConnections: slots, handshakeTimeout: 20_000 });
+    let refused = 0;
+    server.on('refused', () => refused++);
+    const silent: RawPeer[] = [];
+    for (let i = 0; i < slots; i++) silent.push(h().raw(port));
+    await Promise.all(silent.map((r) => r.connected));
+    await waitFor(() => server.connections.size === slots, 10_000, 'every slot taken by a silent socket');
+
+    const legit: Connection[] = [];
+    const times: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t0 = performance.now();
+      legit.push(await within(h().connect({ port }), 10_000, `legitimate connect ${i}`));
+      times.push(performance.now() - t0);
+    }
+    await waitFor(() => silent.filter((r) => r.ended).length >= 10, 10_000, 'evicted sockets ended');
+    expect(server.connections.size).to.be.at.most(slots);
+    expect(refused, 'silent sockets evicted').to.equal(10);
+
+    // Fill every slot with handshaken connections: now a newcomer is refused, nobody evicted.
+    const more = await Promise.all(
+      Array.from({ length: slots - legit.length }, () => within(h().connect({ port }), 20_000, 'fill')),
+    );
+    const handshaken = [...legit, ...more];
+    await waitFor(() => silent.every((r) => r.ended), 10_000, 'every silent socket evicted');
+    const outcome = await observe(h().connect({ port }));
+    expect(codeOf(rejection(outcome, 'the connect beyond maxConnections'))).to.equal('CONNECT_FAILED');
+    expect(String((outcome as { error: Error }).error.message)).to.include('REFUSED');
+    expect(
+      handshaken.every((c) => c.state === 'open'),
+      'handshaken connections still open',
+    ).to.equal(true);
+    report(
+      `maxConnections ${slots}, all held by silent sockets: 10 of 10 legitimate connects accepted (median ${Math.round(
+        times.sort((a, b) => a - b)[5]!,
+      )} ms, max ${Math.round(times.at(-1)!)} ms), 10 silent sockets evicted; with ${slots} handshaken connections the next connect is refused`,
+    );
+  });
+});
+
+describe('node API: payloads are bytes, a string is UTF-8, anything else a TypeError (A5)', function () {
+  this.timeout(30_000);
+  const h = useHarness();
+
+  it('every ArrayBufferView, ArrayBuffer and string arrives as its bytes; other values throw synchronously', async () => {
+    const received: Uint8Array[] = [];
+    const { server, port } = await h().server({});
+    server.on('connection', (conn) => {
+      void (async () => {
+        for await (const message of conn) received.push(message.slice());
+      })().catch(() => {});
+    });
+    const client = await h().connect({ port });
+    const backing = new ArrayBuffer(16);
+    new Uint8Array(backing).set([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    const cases: [string, unknown, number[]][] = [
+      ['a string (UTF-8)', 'héllo', [...new TextEncoder().encode('héllo')]],
+      ['a Uint16Array', Uint16Array.of(1, 0x0203), [1, 0, 3, 2]],
+      ['a DataView on part of a buffer', new DataView(backing, 4, 3), [4, 5, 6]],
+      ['an ArrayBuffer', backing.slice(0, 2), [0, 1]],
+      ['a Float32Array subarray', new Float32Array(backing).subarray(1, 2), [4, 5, 6, 7]],
+      ['a Buffer', Buffer.from([9, 8, 7]), [9, 8, 7]],
+      ['an empty string', '', []],
+    ];
+    for (const [, payload] of cases) await client.send(payload as never);
+    client.write('by write()' as never);
+    const bad: unknown[] = [42, {}, [1, 2, 3], null, undefined, true, Symbol('x'), () => 1];
+    let thrown = 0;
+    for (const value of bad) {
+      for (const call of [() => client.write(value as never), () => client.send(value as never)]) {
+        try {
+          const result = call();
+          if (result instanceof Promise) result.catch(() => {});
+          expect.fail(`${String(value)} was accepted`);
+        } catch (error) {
+          expect(error, String(value)).to.be.instanceOf(TypeError);
+          expect((error as { code?: string }).code).to.equal('ERR_INVALID_ARG_TYPE');
+          thrown++;
+        }
+      }
+    }
+    expect(thrown).to.equal(bad.length * 2);
+    expect(Number.isFinite(client.stats().sendCredit), 'sendCredit').to.equal(true);
+    await waitFor(() => received.length === cases.length + 1, 10_000, 'every message');
+    cases.forEach(([what, , bytes], i) => expect([...received[i]!], what).to.deep.equal(bytes));
+    expect(new TextDecoder().decode(received[cases.length])).to.equal('by write()');
+    const info = await within(client.end(), 10_000, 'a clean end');
+    expect(info.clean).to.equal(true);
+    expect(info.delivery.queued).to.equal(cases.length + 1);
   });
 });

@@ -220,9 +220,14 @@ export const handshakeCases: ConformanceCase[] = [
   ]),
   refusedHello(
     'hello-empty',
-    'an empty HELLO (vector hello-empty) is rejected by the handshake',
+    'an empty HELLO (vector hello-empty): UNSUPPORTED_VERSION (versions are checked first)',
     { versions: [], idleTimeoutMs: 0, initialCredit: 0, maxFramePayload: 0, maxMessageSize: 0 },
-    ['PROTOCOL_ERROR', 'UNSUPPORTED_VERSION'],
+    ['UNSUPPORTED_VERSION'],
+  ),
+  refusedHello(
+    'validation-order',
+    'idle_timeout_ms 0 and initial_credit 0: PROTOCOL_ERROR (checks in the order of §6 Validation)',
+    { idleTimeoutMs: 0, initialCredit: 0, maxFramePayload: 0 },
   ),
   refusedHello('idle-timeout-0', 'idle_timeout_ms 0: PROTOCOL_ERROR', { idleTimeoutMs: 0 }),
   refusedHello('idle-timeout-99', 'idle_timeout_ms 99 (below 100): PROTOCOL_ERROR', { idleTimeoutMs: 99 }),
@@ -323,6 +328,24 @@ export const handshakeCases: ConformanceCase[] = [
       return welcomeThenAlive(context, peer, 'WELCOME despite a 312-byte application protocol name');
     },
   },
+  rawHello(
+    '5.4/repeated-field-last-wins',
+    'a HELLO with idle_timeout_ms twice (50, then 1000) is accepted: the last value wins',
+    (h) => [...pbVarint(3, 50), ...pbVarint(3, h.idleTimeoutMs)],
+    'accept',
+  ),
+  rawHello(
+    '5.4/unknown-groups',
+    'a HELLO with unknown group fields nested 3 deep is accepted',
+    () => [0x9b, 0x01, 0x08, 0x01, 0xa3, 0x01, 0xab, 0x01, 0xac, 0x01, 0xa4, 0x01, 0x9c, 0x01],
+    'accept',
+  ),
+  rawHello(
+    '5.4/invalid-utf8',
+    'a HELLO application protocol that is not valid UTF-8 (ff fe): PROTOCOL_ERROR',
+    () => pbBytes(7, [0x63, 0xff, 0xfe]),
+    'reject',
+  ),
   {
     id: '12/non-canonical-hello',
     section: '§12',
@@ -378,6 +401,37 @@ export const handshakeCases: ConformanceCase[] = [
     },
   },
 ];
+
+/** A hand-encoded HELLO: the default fields plus `extra` bytes; accepted or PROTOCOL_ERROR. */
+function rawHello(
+  id: string,
+  title: string,
+  extra: (hello: Hello) => number[],
+  verdict: 'accept' | 'reject',
+): ConformanceCase {
+  return {
+    id,
+    section: `§${id.split('/')[0]}`,
+    title,
+    async run(context) {
+      const hello = defaultHello({ idleTimeoutMs: context.options.idleTimeoutMs });
+      const peer = await context.connect();
+      const body = Uint8Array.from([
+        ...pbVarint(1, 1),
+        ...pbVarint(3, hello.idleTimeoutMs),
+        ...pbVarint(4, hello.initialCredit),
+        ...pbVarint(5, hello.maxFramePayload),
+        ...pbVarint(6, hello.maxMessageSize),
+        ...extra(hello),
+      ]);
+      peer.hello = hello;
+      peer.grantedLimit = peer.window = hello.initialCredit;
+      peer.send(concat(PREAMBLE, rawFrame(FrameType.HELLO, 0, body)));
+      if (verdict === 'reject') return expectError(context, peer, ['PROTOCOL_ERROR']);
+      return welcomeThenAlive(context, peer, title);
+    },
+  };
+}
 
 async function welcomeThenAlive(context: CaseContext, peer: ClientPeer, what: string): Promise<Outcome> {
   const welcome = await peer.until(

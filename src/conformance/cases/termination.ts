@@ -7,7 +7,7 @@ import { FrameType } from '../../protocol/constants.js';
 import { describe, expectAlive, expectError, fail, info, pass } from '../expect.js';
 import type { ClientPeer } from '../peer.js';
 import type { CaseContext, ConformanceCase, Outcome } from '../types.js';
-import { closeFrame, concat, dataFrame, header, pattern } from '../wire.js';
+import { closeFrame, concat, dataFrame, header, heartbeatFrame, pattern } from '../wire.js';
 
 /** Sends `count` small messages within credit. */
 async function sendSome(context: CaseContext, peer: ClientPeer, count: number): Promise<void> {
@@ -140,14 +140,68 @@ export const terminationCases: ConformanceCase[] = [
       peer.closeSent = true;
       peer.finishOnCloseAck = false;
       peer.send(closeFrame({ sentMessages: 3, consumedMessages: 0 }));
-      const outcome = await expectError(context, peer, ['PROTOCOL_ERROR']);
-      if (outcome.status === 'fail' && peer.closeAckAt !== undefined) {
-        return info(
-          outcome.expected,
-          'CLOSE_ACK (the SPEC states the check for CLOSE_ACK only, §9.1 rule 3)',
-        );
+      return expectError(context, peer, ['PROTOCOL_ERROR']);
+    },
+  },
+  {
+    id: '9.1/close-with-incomplete-message',
+    section: '§9.1',
+    title: 'CLOSE while a client message is incomplete (DATA without END): PROTOCOL_ERROR',
+    async run(context) {
+      const peer = await context.open();
+      peer.closeSent = true;
+      peer.finishOnCloseAck = false;
+      peer.send(concat(dataFrame(pattern(600), false), closeFrame({ sentMessages: 0, consumedMessages: 0 })));
+      peer.noteDataSent(600, false);
+      return expectError(context, peer, ['PROTOCOL_ERROR']);
+    },
+  },
+  {
+    id: '9.1/close-consumed-beyond-sent',
+    section: '§9.1',
+    title: 'CLOSE reporting more server messages consumed than the server sent: PROTOCOL_ERROR',
+    async run(context) {
+      const peer = await context.open();
+      peer.closeSent = true;
+      peer.finishOnCloseAck = false;
+      peer.send(closeFrame({ sentMessages: 0, consumedMessages: peer.messages.length + 3 }));
+      return expectError(context, peer, ['PROTOCOL_ERROR']);
+    },
+  },
+  {
+    id: '11/error-then-half-close',
+    section: '§11',
+    title:
+      'after sending ERROR the server half-closes and drains: FIN, no reset while the client still writes',
+    async run(context) {
+      const peer = await context.open();
+      peer.stopHeartbeats();
+      peer.send(header(0, 0x03));
+      const expected = 'ERROR PROTOCOL_ERROR, then FIN; our writes for 300 ms after it cause no reset';
+      const got = await peer.until(
+        () =>
+          peer.eofAt !== undefined || peer.closedAt !== undefined || peer.socketError !== undefined
+            ? true
+            : undefined,
+        context.options.timeoutMs,
+      );
+      if (got === undefined || peer.error === undefined) return fail(expected, describe(peer));
+      if (peer.eofAt === undefined) return fail(expected, `no FIN: ${describe(peer)}`);
+      for (let i = 0; i < 6; i++) {
+        peer.send(heartbeatFrame(peer.heartbeatFields()));
+        await peer.sleep(50);
       }
-      return outcome;
+      if (peer.socketError !== undefined)
+        return fail(expected, `reset while draining: ${peer.socketError.message}`);
+      peer.end();
+      if (!(await peer.waitEnded(context.options.timeoutMs)) || peer.closedAt === undefined) {
+        await peer.until(() => (peer.closedAt !== undefined ? true : undefined), context.options.timeoutMs);
+      }
+      if (peer.closedAt === undefined) return fail(expected, 'the server did not close after our FIN');
+      return pass(
+        expected,
+        `ERROR ${peer.error.code}, FIN at ${Math.round(peer.eofAt)} ms, no reset; closed after our FIN`,
+      );
     },
   },
   {

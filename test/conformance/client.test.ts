@@ -1,0 +1,165 @@
+/**
+ * `heartwire conformance client`: every case passes against heartwire's own client (connect()
+ * in a loop), and broken clients (the same client behind a frame-rewriting proxy) fail the right
+ * case with the right SPEC section.
+ */
+import { expect } from 'chai';
+import { clientCases } from '../../src/conformance/cases/client.js';
+import { defaultClientOptions, runClientConformance } from '../../src/conformance/client-runner.js';
+import type { ClientRunOptions } from '../../src/conformance/client-runner.js';
+import { failingSections, humanReport } from '../../src/conformance/report.js';
+import type { RunResult } from '../../src/conformance/types.js';
+import { connect } from '../../src/node/connect.js';
+import type { Connection } from '../../src/node/connection.js';
+import { FrameType } from '../../src/protocol/constants.js';
+import { decodeCloseAck, decodeWelcome, encodeCloseAck, encodeWelcome } from '../../src/protocol/messages.js';
+import { report as figure } from '../figures.js';
+import { MutatingProxy } from './mutating-proxy.js';
+import type { Mutator } from './mutating-proxy.js';
+
+/**
+ * heartwire's client as the conformance run expects a client to behave: connect again after
+ * every close, send a few messages, consume everything, end on GOAWAY.
+ */
+function clientLoop(port: () => number | undefined): { stop: () => Promise<void> } {
+  let stopped = false;
+  let current: Connection | undefined;
+  const loop = (async () => {
+    while (!stopped) {
+      const p = port();
+      if (p !== undefined) {
+        try {
+          const conn = await connect({
+            host: '127.0.0.1',
+            port: p,
+            idleTimeout: 1000,
+            handshakeTimeout: 3000,
+          });
+          current = conn;
+          conn.on('goaway', () => void conn.end().catch(() => {}));
+          void (async () => {
+            for await (const _message of conn);
+          })().catch(() => {});
+          for (let i = 0; i < 6 && !stopped; i++) await conn.send(new Uint8Array(700).fill(i));
+          await conn.closed.catch(() => {});
+        } catch {
+          // a refused handshake is what many cases provoke; connect again
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      current?.abort();
+      await loop;
+    },
+  };
+}
+
+function failures(run: RunResult): string[] {
+  return run.results
+    .filter((r) => r.status === 'fail')
+    .map((r) => `${r.id} [${failingSections(r).join(',')}]`);
+}
+
+async function runAgainst(only: string[], mutator?: Mutator): Promise<RunResult> {
+  let port: number | undefined;
+  let proxy: MutatingProxy | undefined;
+  const client = clientLoop(() => port);
+  const options: ClientRunOptions = {
+    ...defaultClientOptions,
+    host: '127.0.0.1',
+    port: 0,
+    toleranceMs: 250,
+    timeoutMs: 5000,
+    connectWaitMs: 20_000,
+    only,
+  };
+  try {
+    return await runClientConformance(options, clientCases, {
+      onListening: (address) => {
+        if (mutator === undefined) port = address.port;
+        else {
+          proxy = new MutatingProxy(address.port, mutator);
+          void proxy.listen().then((p) => (port = p));
+        }
+      },
+    });
+  } finally {
+    await client.stop();
+    await proxy?.close();
+  }
+}
+
+describe('heartwire conformance client', function () {
+  this.timeout(120_000);
+
+  it("every case passes against heartwire's own client", async () => {
+    const run = await runAgainst([]);
+    figure(
+      `conformance client: ${run.results.length} cases against connect() in ${(run.durationMs / 1000).toFixed(1)} s: ${run.counts.pass} pass, ${run.counts.fail} fail, ${run.counts.info} info`,
+    );
+    expect(failures(run), humanReport(run).join('\n')).to.deep.equal([]);
+    expect(run.counts.info, humanReport(run).join('\n')).to.equal(0);
+    expect(run.results.length).to.equal(clientCases.length);
+  });
+
+  const variants: {
+    name: string;
+    only: string[];
+    mutator: Mutator;
+    caught: { id: string; section: string }[];
+  }[] = [
+    {
+      name: 'sends no heartbeats',
+      only: ['8/client-first-heartbeat', '8/client-heartbeat-schedule'],
+      mutator: { frame: (d, f) => (d === 'up' && f.type === FrameType.HEARTBEAT ? null : f) },
+      caught: [
+        { id: '8/client-first-heartbeat', section: '§8' },
+        { id: '8/client-heartbeat-schedule', section: '§8' },
+      ],
+    },
+    {
+      name: 'ignores the credit granted (sees a 16 MiB initial_credit)',
+      only: ['7/client-respects-credit'],
+      mutator: {
+        frame(d, f) {
+          if (d !== 'down' || f.type !== FrameType.WELCOME) return f;
+          return {
+            ...f,
+            payload: encodeWelcome({ ...decodeWelcome(f.payload), initialCredit: 16 * 1024 * 1024 }),
+          };
+        },
+      },
+      caught: [{ id: '7/client-respects-credit', section: '§7' }],
+    },
+    {
+      name: 'does not check CLOSE_ACK counts (the proxy hides the mismatch)',
+      only: ['9.1/client-checks-close-ack'],
+      mutator: {
+        frame(d, f) {
+          if (d !== 'down' || f.type !== FrameType.CLOSE_ACK) return f;
+          const ack = decodeCloseAck(f.payload);
+          return {
+            ...f,
+            payload: encodeCloseAck({ ...ack, sentMessages: Math.max(0, ack.sentMessages - 1) }),
+          };
+        },
+      },
+      caught: [{ id: '9.1/client-checks-close-ack', section: '§9.1' }],
+    },
+  ];
+
+  for (const variant of variants) {
+    it(`a client that ${variant.name} fails ${variant.caught.map((c) => `${c.id} (${c.section})`).join(', ')}`, async () => {
+      const run = await runAgainst(variant.only, variant.mutator);
+      for (const { id, section } of variant.caught) {
+        const result = run.results.find((r) => r.id === id)!;
+        expect(result.status, humanReport(run).join('\n')).to.equal('fail');
+        expect(failingSections(result), humanReport(run).join('\n')).to.include(section);
+      }
+    });
+  }
+});
