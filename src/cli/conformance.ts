@@ -47,6 +47,10 @@ options:
   --handshake-timeout MS the server's handshake timeout (default ${defaultServerOptions.handshakeTimeoutMs}, the SPEC default)
   --idle-timeout MS      idle timeout the runner declares in HELLO (default ${defaultServerOptions.idleTimeoutMs}; the server clamps it)
   --goaway-within MS     the server sends GOAWAY on every connection within MS (enables §9.2 cases)
+  --random N             server mode: instead of the fixed cases, N random sequences (messages,
+                         CREDIT, HEARTBEAT, extension frames in random writes, then CLOSE or one
+                         invalid frame); a failure is shrunk and printed with its seed
+  --seed S               the seed of --random (default: a new one, printed)
   --jobs N               cases run at the same time (default ${defaultServerOptions.jobs}; server mode)
   --port N, --host H     where the client mode listens (default 7879, 127.0.0.1)
   --connect-wait MS      client mode: how long to wait for the client's next connection (default ${defaultClientOptions.connectWaitMs})
@@ -74,6 +78,8 @@ export async function conformance(args: string[], output: Output): Promise<numbe
       port: { type: 'string' },
       host: { type: 'string' },
       'connect-wait': { type: 'string' },
+      random: { type: 'string' },
+      seed: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -114,10 +120,23 @@ export async function conformance(args: string[], output: Output): Promise<numbe
     jobs: integer(values.jobs, 'jobs', d.jobs, 1, 64),
     only,
   };
-  if (selectCases(serverCases, only).length === 0)
+  let cases = serverCases;
+  if (values.random !== undefined) {
+    const runs = integer(values.random, 'random', 100, 1, 1_000_000);
+    const seed = integer(values.seed, 'seed', (Math.random() * 0x7fffffff) | 0, 0, 0x7fffffff);
+    // fast-check is an optional peer dependency: loaded only for --random.
+    const { randomCase } = await import('../conformance/random.js').catch((error: unknown) => {
+      throw new Error('--random needs the optional dependency fast-check: npm install fast-check', {
+        cause: error,
+      });
+    });
+    cases = [randomCase(runs, seed)];
+    options.only = [];
+  } else if (values.seed !== undefined) throw new UsageError('--seed goes with --random');
+  if (selectCases(cases, options.only).length === 0)
     throw new UsageError(`--only '${values.only}' selects no case`);
   if (!values.json) output.out(`heartwire conformance server ${host}:${port}`);
-  const run = await runServerConformance(options, serverCases, (r) => {
+  const run = await runServerConformance(options, cases, (r) => {
     if (values.json) return;
     output.out(resultLine(r));
     for (const line of resultDetail(r)) output.out(line);

@@ -14,6 +14,8 @@ import { Connection } from './connection.js';
 import { ConnectionLifecycle } from './lifecycle.js';
 import { applyKeepAlive } from './socket-options.js';
 import { InvalidOptionTypeError, engineOptions, validateServerOptions } from './options.js';
+import { DEFAULT_SERVER_MEMORY_BUDGET, SharedMemoryBudget } from '../protocol/budget.js';
+import type { MemoryBudget } from '../protocol/types.js';
 import type { ServerOptions } from './options.js';
 
 /** Events of a {@link Server}, with their arguments. */
@@ -62,6 +64,14 @@ export class Server extends EventEmitter<ServerEvents> {
   private readonly listener: net.Server;
   /** Every connection not yet closed, including those still in the handshake. */
   readonly connections = new Set<Connection>();
+
+  /**
+   * The budget the connections' receive windows grow into: `memoryBudget` if given, else one of
+   * `DEFAULT_SERVER_MEMORY_BUDGET` (256 MiB) for this server.
+   */
+  get memoryBudget(): MemoryBudget {
+    return this.options.memoryBudget!;
+  }
   private closing: Promise<void> | undefined;
   private warnedHandlerError = false;
   private listenPending = false;
@@ -75,7 +85,12 @@ export class Server extends EventEmitter<ServerEvents> {
     // [captureRejectionSymbol] below instead of becoming an unhandled rejection.
     super({ captureRejections: true });
     validateServerOptions(options);
-    this.options = options;
+    // Servers share one memory budget between their connections by default (SPEC.md §7, "Shared
+    // memory"): window growth beyond each connection's initial window comes from it.
+    this.options =
+      options.memoryBudget === undefined
+        ? { ...options, memoryBudget: new SharedMemoryBudget(DEFAULT_SERVER_MEMORY_BUDGET) }
+        : options;
     this.lifecycle = new ConnectionLifecycle(options); // validates its options synchronously
     const onSocket = (socket: Socket): void => this.accept(socket);
     if (options.tls !== undefined) {

@@ -95,6 +95,13 @@ const DEFAULT_RTT_MS = 1;
 const RTT_QUEUEING_MS = 4;
 /** After this long without DATA, a grown receive window shrinks back to its initial size. */
 const WINDOW_IDLE_SHRINK_MS = 2000;
+/**
+ * How often a connection holding an incomplete message under a shared budget samples whether the
+ * message pins memory (see `Engine.checkPin`) and retries growth the budget refused.
+ */
+const PIN_CHECK_MS = 100;
+/** Credit with which a sender can always send a frame of its message (SPEC.md §7 rule 5). */
+const PIN_CREDIT = FRAME_HEADER_SIZE + MIN_FRAGMENT + MESSAGE_CREDIT_OVERHEAD;
 /** Timer lateness beyond which a liveness deadline is not trusted (our own process stalled). */
 const LATE_TIMER_TOLERANCE_MS = 250;
 /**
@@ -314,9 +321,14 @@ function resolveSettings(options: EngineOptions): Settings {
     64 * 1024,
     MIN_INITIAL_CREDIT,
   );
+  // A shared budget may cap what one connection reserves beyond its initial window.
+  const share = options.budget?.maxShare;
   const maxWindow = Math.max(
     initialWindow,
-    positiveOption('maxWindowBytes', options.maxWindowBytes, 8 * 1024 * 1024, MIN_INITIAL_CREDIT),
+    Math.min(
+      positiveOption('maxWindowBytes', options.maxWindowBytes, 8 * 1024 * 1024, MIN_INITIAL_CREDIT),
+      share === undefined ? Number.POSITIVE_INFINITY : initialWindow + Math.floor(share),
+    ),
   );
   const maxFramePayload = positiveOption(
     'maxFramePayloadBytes',
@@ -451,6 +463,11 @@ export class Engine implements FrameSink {
    * room needs to be made for it yet: see `ensurePartialRoom`).
    */
   private frameInProgress = false;
+  /** Next sample of the incomplete message's pin time (+∞: none; see `checkPin`). */
+  private pinCheckAt = Number.POSITIVE_INFINITY;
+  private pinSampledAt = 0;
+  /** Time the incomplete message made no progress although its sender had credit, sampled. */
+  private pinnedMs = 0;
   /** Cost of recent large messages (decaying), so the window keeps room for two in flight. */
   private largeMessageCost = 0;
   /** Start of the current rate interval of window tuning, and `C` then. */
@@ -719,6 +736,7 @@ export class Engine implements FrameSink {
       this.heartbeatDue = true;
       this.nextHeartbeatAt = now + this.heartbeatPeriod();
     }
+    if (now >= this.pinCheckAt && this.checkPin(now)) return;
     if (this.shrinkDeadline() !== undefined && now >= this.shrinkDeadline()!) {
       this.window = this.settings.initialWindow;
       this.returnReservation();
@@ -742,6 +760,7 @@ export class Engine implements FrameSink {
       this.handshakeDeadline ?? none,
       this.writeStallDeadline() ?? none,
       this.shrinkDeadline() ?? none,
+      this.pinCheckAt,
     );
     if (this.blockedSince !== undefined) {
       if (!this.stallReported) next = Math.min(next, this.blockedSince + this.settings.creditStallReportMs);
@@ -1535,11 +1554,13 @@ export class Engine implements FrameSink {
         this.chunkDataBytes += stop - start;
         this.assembly = message;
         this.assemblyFill = stop - start;
+        this.startPinWatch();
         this.partialBytes = frameLength;
         this.partialCost = cost;
         this.frameInProgress = true;
         return;
       }
+      if (this.partialCost === 0) this.startPinWatch();
       this.partialBytes += frameLength;
       this.partialCost += cost;
       if (this.partialBytes > this.settings.maxMessageBytes) {
@@ -1551,6 +1572,7 @@ export class Engine implements FrameSink {
     } else if (this.currentState === 'closed') {
       return;
     } else if (this.assembly !== undefined) {
+      this.lastDataAt = this.now;
       this.assembly.set(source.subarray(start, stop), this.assemblyFill);
       this.chunkDataBytes += stop - start;
       this.assemblyFill += stop - start;
@@ -1561,6 +1583,7 @@ export class Engine implements FrameSink {
       this.partialMessageReceived(message);
       return;
     }
+    if (!first) this.lastDataAt = this.now;
     this.appendPartial(source, start, stop);
     if (!last) {
       this.frameInProgress = true;
@@ -1597,6 +1620,7 @@ export class Engine implements FrameSink {
     this.inbox.push(message, cost);
     this.partialBytes = 0;
     this.partialCost = 0;
+    this.pinCheckAt = Number.POSITIVE_INFINITY;
     this.messageReceived();
   }
 
@@ -2085,12 +2109,54 @@ export class Engine implements FrameSink {
       return;
     }
     const missing = target - this.settings.initialWindow - this.reservedExtra;
-    if (missing > 0) this.reservedExtra += budget.reserve(missing);
+    if (missing > 0) this.reservedExtra += budget.reserve(missing, this.reservedExtra, this.now);
     // Whole bytes, whatever a budget grants.
     this.window = Math.max(
       this.window,
       Math.floor(Math.min(target, this.settings.initialWindow + this.reservedExtra)),
     );
+  }
+
+  /** An incomplete message starts: sample its pin time while a shared budget can be short. */
+  private startPinWatch(): void {
+    if (this.settings.budget?.pinTimeoutMs === undefined) return;
+    this.pinnedMs = 0;
+    this.pinSampledAt = this.now;
+    this.pinCheckAt = this.now + PIN_CHECK_MS;
+  }
+
+  /**
+   * Sample the incomplete message (SPEC.md §7, "Shared memory"): time in which no DATA arrived
+   * although the sender had credit for its next frame (or had a frame under way) counts as pinned.
+   * While the budget is short, a message pinned for `pinTimeoutMs` is cut (`ENHANCE_YOUR_CALM`);
+   * otherwise after the larger of that and the idle timeout. Room the budget refused before is
+   * retried. Returns true when the connection failed.
+   */
+  private checkPin(now: number): boolean {
+    const budget = this.settings.budget!;
+    if (this.partialCost === 0) {
+      this.pinCheckAt = Number.POSITIVE_INFINITY;
+      return false;
+    }
+    const couldSend = this.frameInProgress || this.grantedLimit - this.receivedCredit >= PIN_CREDIT;
+    if (couldSend && this.lastDataAt <= this.pinSampledAt) this.pinnedMs += now - this.pinSampledAt;
+    this.pinSampledAt = now;
+    this.pinCheckAt = now + PIN_CHECK_MS;
+    const pinTimeout = budget.pinTimeoutMs!;
+    const short = budget.underPressure?.(now) ?? false;
+    if (this.pinnedMs >= (short ? pinTimeout : Math.max(pinTimeout, this.localIdleTimeout))) {
+      this.fail(
+        new ProtocolError(
+          'ENHANCE_YOUR_CALM',
+          `an incomplete message held ${this.partialCost} credit bytes without progress for ${Math.round(this.pinnedMs)} ms${short ? ' while memory is short' : ''}`,
+        ),
+        'remote',
+        true,
+      );
+      return true;
+    }
+    if (!this.frameInProgress) this.ensurePartialRoom(now);
+    return false;
   }
 
   /** Return budget reservations beyond what the window and the outstanding grant need. */
@@ -2244,6 +2310,7 @@ export class Engine implements FrameSink {
     this.assembly = undefined;
     this.partial = [];
     this.partialBlock = undefined;
+    this.pinCheckAt = Number.POSITIVE_INFINITY;
     this.heartbeatDue = false;
     this.creditDirty = false;
     this.consumedReportDue = false;

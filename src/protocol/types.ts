@@ -27,10 +27,19 @@ export type ConnectionState =
  * Pure bookkeeping: no allocation happens here.
  */
 export interface MemoryBudget {
-  /** Try to reserve `bytes`; returns how many were reserved (0 … bytes). */
-  reserve(bytes: number): number;
+  /**
+   * Try to reserve `bytes` for a connection that holds `held` bytes already, at time `now`;
+   * returns how many were reserved (0 … bytes).
+   */
+  reserve(bytes: number, held?: number, now?: number): number;
   /** Return `bytes` previously reserved. */
   release(bytes: number): void;
+  /** Most bytes one connection may reserve (its window is capped to its initial window plus this). */
+  readonly maxShare?: number;
+  /** Pin time after which an incomplete message is cut while {@link underPressure} (ms). */
+  readonly pinTimeoutMs?: number;
+  /** True while memory is short: a reservation was refused for lack of capacity recently. */
+  underPressure?(now: number): boolean;
 }
 
 /** Options of an engine. Every time is in milliseconds, every size in bytes. */

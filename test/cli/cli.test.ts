@@ -26,7 +26,7 @@ function start(args: string[]): Cli {
     stdout: '',
     stderr: '',
     exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
-    waitFor(pattern, timeoutMs = 10_000) {
+    waitFor(pattern, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
         const check = (): void => {
           const match = pattern.exec(cli.stdout);
@@ -56,7 +56,7 @@ async function run(args: string[]): Promise<{ code: number | null; stdout: strin
 }
 
 describe('heartwire command', function () {
-  this.timeout(20_000);
+  this.timeout(60_000); // each command start compiles the sources with tsx: seconds on a loaded machine
   const running: Cli[] = [];
   afterEach(() => {
     for (const cli of running.splice(0)) if (cli.child.exitCode === null) cli.child.kill('SIGKILL');

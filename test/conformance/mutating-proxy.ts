@@ -18,6 +18,8 @@ export interface ProxyFrame {
 export interface Mutator {
   /** Rewrites preamble byte `index` (0–7) of a direction (default: unchanged). */
   preambleByte?(direction: Direction, index: number, byte: number): number;
+  /** Frame types `frame` wants to see; others stream through unbuffered (default: every type). */
+  types?: readonly number[];
   /** Returns the frame to forward (possibly changed), or null to drop it (default: unchanged). */
   frame?(direction: Direction, frame: ProxyFrame): ProxyFrame | null;
   /** When the server half-closes, reset the client's connection instead of passing the FIN on. */
@@ -37,6 +39,8 @@ function encode(frame: ProxyFrame): Buffer {
 class Pipe {
   private preambleIndex = 0;
   private buffer = Buffer.alloc(0);
+  /** Payload bytes of the current frame still to stream through unparsed. */
+  private passthrough = 0;
   constructor(
     private readonly direction: Direction,
     private readonly to: Socket,
@@ -56,8 +60,23 @@ class Pipe {
       data = data.subarray(n);
     }
     this.buffer = this.buffer.length === 0 ? Buffer.from(data) : Buffer.concat([this.buffer, data]);
-    while (this.buffer.length >= 6) {
+    for (;;) {
+      if (this.passthrough > 0) {
+        const n = Math.min(this.passthrough, this.buffer.length);
+        this.write(this.buffer.subarray(0, n));
+        this.buffer = this.buffer.subarray(n);
+        this.passthrough -= n;
+        if (this.passthrough > 0) return;
+      }
+      if (this.buffer.length < 6) return;
       const length = this.buffer.readUInt32BE(0);
+      const types = this.mutator.types;
+      if (this.mutator.frame === undefined || (types !== undefined && !types.includes(this.buffer[4]!))) {
+        this.write(this.buffer.subarray(0, 6));
+        this.buffer = this.buffer.subarray(6);
+        this.passthrough = length;
+        continue;
+      }
       if (length > 64 * 1024 * 1024) {
         // Not a frame we can hold: pass the rest through untouched.
         this.write(this.buffer);

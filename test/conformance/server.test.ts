@@ -10,6 +10,7 @@ import type { Server } from '../../src/node/server.js';
 import type { Connection } from '../../src/node/connection.js';
 import { serverCases } from '../../src/conformance/cases/index.js';
 import { failingSections, humanReport, junitReport } from '../../src/conformance/report.js';
+import { randomCase } from '../../src/conformance/random.js';
 import { defaultServerOptions, runServerConformance } from '../../src/conformance/runner.js';
 import type { RunResult, ServerRunOptions } from '../../src/conformance/types.js';
 import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
@@ -119,6 +120,29 @@ describe('heartwire conformance server', function () {
     const run = await runServerConformance(options(port, { goAwayWithinMs: 300, only: ['9.2/'] }));
     expect(failures(run), explain(run)).to.deep.equal([]);
     expect(run.counts.pass).to.equal(2);
+  });
+
+  it('--random: 50 random sequences pass against createServer; against a server with wrong CLOSE_ACK counts the failure is shrunk and names §9.1 and the seed', async () => {
+    const good = await runServerConformance(options(await echoServer()), [randomCase(50, 7)]);
+    expect(failures(good), explain(good)).to.deep.equal([]);
+    const port = await brokenServer({
+      types: [FrameType.CLOSE_ACK],
+      frame(d, f) {
+        if (d !== 'down' || f.type !== FrameType.CLOSE_ACK) return f;
+        const ack = decodeCloseAck(f.payload);
+        return ack.deliveredMessages < 2
+          ? f
+          : { ...f, payload: encodeCloseAck({ ...ack, deliveredMessages: ack.deliveredMessages - 1 }) };
+      },
+    });
+    const bad = await runServerConformance(options(port), [randomCase(50, 7)]);
+    const result = bad.results[0]!;
+    report(`conformance --random 50 --seed 7: ${good.results[0]!.seen}; broken server: ${result.seen}`);
+    expect(result.status).to.equal('fail');
+    expect(result.seen).to.contain('§9.1');
+    expect(result.seen).to.contain('--seed 7');
+    // Shrunk to the smallest sequence that still fails: two empty messages, then CLOSE.
+    expect(result.seen).to.contain('[message(0), message(0)] then CLOSE');
   });
 
   // Each broken variant: a correct server behind a proxy that breaks one rule.
