@@ -47,11 +47,15 @@ export interface HandleOptions {
   onError?: (error: unknown, message: Uint8Array) => void;
 }
 
-interface PendingSend {
-  seq: number;
+/** A `send()` caller waiting for room in the send queue; its message is not accepted yet. */
+interface WaitingSend {
+  payload: Uint8Array;
   resolve: () => void;
   reject: (error: Error) => void;
 }
+
+/** What `send()` returns for a message accepted at once (one shared, already resolved promise). */
+const ACCEPTED: Promise<void> = Promise.resolve();
 
 /**
  * Events of a {@link Connection}, with their arguments. Listeners run synchronously inside the
@@ -97,7 +101,7 @@ export interface ConnectionEvents {
   'credit-stall': [number];
   /** Credit arrived after a reported `credit-stall`; the argument is how long, in ms, data waited in all. */
   'credit-resumed': [number];
-  /** `write()` may be called again after it returned false (the overflow reached the engine). */
+  /** `write()` may be called again after it returned false (the send queue is below its bound). */
   drain: [];
   /**
    * The connection is closed, clean or not: always emitted exactly once, last. The
@@ -110,8 +114,9 @@ export interface ConnectionEvents {
 /**
  * One heartwire connection over a socket. Created by `connect()` or by a `Server`.
  *
- * Sending: `await send(bytes)` (resolves once the message is framed within the peer's credit) or
- * the synchronous `write(bytes)` (returns false when the caller should wait for `drain`).
+ * Sending: `await send(bytes)` (resolves once the message is accepted into the bounded send
+ * queue, waiting while the queue is full) or the synchronous `write(bytes)` (returns false when
+ * the caller should wait for `drain`). Every accepted message is in the delivery report.
  * Receiving: `for await (const msg of conn)`, or `handle(fn, { concurrency })`.
  * Ending: `end()` (client: half-close; server: GOAWAY with grace), then `await conn.closed`.
  */
@@ -127,7 +132,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private readonly engine: Engine;
   private readonly socket: Socket;
   private readonly socketBufferTarget: number;
-  private readonly maxSendQueue: number;
   private readonly defaultGrace: number;
   /** The engine's one timer, in the process-wide coarse wheel (see timer-wheel.ts). */
   private readonly timer = new WheelTimer(() => {
@@ -145,6 +149,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private bytesHandedOver = 0;
   private bytesFlushed = 0;
   private flushScheduled = false;
+  /** From the `open` event to the next turn of the event loop (see `emitDeferredGoAway`). */
+  private opening = false;
+  private deferredGoAway: GoAwayInfo | undefined;
   private transportEnded = false;
   private closeInfo: CloseInfo | undefined;
   private closeEmitted = false;
@@ -152,12 +159,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private rejectClosed!: (error: Error) => void;
   private resolveOpened!: (n: Negotiated) => void;
   private rejectOpened!: (error: Error) => void;
-  /** Messages accepted by `write()`/`send()`: the engine's queue, then overflow. */
-  private accepted = 0;
-  private readonly overflow: Uint8Array[] = [];
-  private overflowBytes = 0;
-  private readonly pendingSends: PendingSend[] = [];
-  private pendingHead = 0;
+  /**
+   * `send()` callers waiting for room in the engine's send queue, in call order (`waiting[waitHead]`
+   * first). Their messages are not accepted: nothing here is in the delivery report.
+   */
+  private waiting: (WaitingSend | undefined)[] = [];
+  private waitHead = 0;
+  /** `write()` returned false: emit `drain` once the send queue is below its bound again. */
   private drainWanted = false;
   private readers: (() => void)[] = [];
   private handling = false;
@@ -166,7 +174,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   /** `end()` asked to discard what no consumer will read (`unread: 'discard'`, the default). */
   private discardUnread = false;
   private peerClosed = false;
-  /** `end()` (client) or the end of the stream (server) waits for the overflow to reach the engine. */
+  /** Server: the application called `end()` (GOAWAY) before the client closed. */
+  private goAwayRequested = false;
+  /**
+   * `end()` (client) or the end of the stream (server) waits for the waiting `send()` callers'
+   * messages to be accepted; no new message is accepted meanwhile.
+   */
   private endWhenFlushed = false;
 
   /** @internal Created by `connect()` and `Server`. */
@@ -187,7 +200,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.engine = engine;
     this.socketBufferTarget = options.socketBufferTarget ?? 256 * 1024;
     this.defaultGrace = options.defaultGrace ?? 5000;
-    this.maxSendQueue = options.maxSendQueue ?? 1024 * 1024;
     this.closed = new Promise<CloseInfo>((resolve, reject) => {
       this.resolveClosed = resolve;
       this.rejectClosed = reject;
@@ -240,57 +252,120 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   // ------------------------------------------------------------------ sending
 
   /**
-   * Queue a message. Returns true when more may be queued, false when the caller should wait
-   * for `drain` before writing more. A message is never dropped: false means "queued, slow down".
-   * Throws `UsageError` (`CONNECTION_CLOSED`, `MESSAGE_TOO_LARGE`, `SEND_QUEUE_FULL` when the
-   * caller ignored false and the overflow reached `maxSendQueue` again).
+   * Queue a message, synchronously. Returns true when more may be queued, false when the message
+   * filled the send queue (`maxSendQueue`): it is queued (never dropped), and the caller should
+   * wait for `drain` before writing more. Throws `UsageError`, queuing nothing: `SEND_QUEUE_FULL`
+   * when the queue is full (the caller ignored false, or `send()` callers are waiting for room),
+   * `CONNECTION_CLOSED` when the connection no longer accepts messages, `MESSAGE_TOO_LARGE`.
+   * Every message `write()` queued is in the delivery report of `closed`.
    *
    * `payload`: a `Uint8Array`/`Buffer`, any other `ArrayBufferView` or an `ArrayBuffer` (sent as
-   * its bytes, not copied: do not modify it until `send()` resolves), or a string (sent as UTF-8).
-   * Anything else throws a `TypeError` (`ERR_INVALID_ARG_TYPE`) synchronously.
+   * its bytes, not copied: do not modify it afterwards, the send queue keeps it until the peer
+   * has consumed it), or a string (sent as UTF-8). Anything else throws a `TypeError`
+   * (`ERR_INVALID_ARG_TYPE`) synchronously.
    */
   write(message: Payload): boolean {
     const payload = payloadBytes(message);
-    if (this.overflow.length === 0 && this.engine.trySend(this.lastNow, payload)) {
-      this.accepted++;
-      this.scheduleFlush();
-      return true;
+    if (this.waitHead < this.waiting.length) this.admitWaiting();
+    if (this.waitHead === this.waiting.length && !this.endWhenFlushed) {
+      if (this.engine.trySend(this.lastNow, payload)) {
+        this.scheduleFlush();
+        if (!this.engine.sendQueueFull) return true;
+        this.drainWanted = true;
+        return false;
+      }
     }
-    this.engine.assertSendable(payload);
-    if (this.overflow.length > 0 && this.overflowBytes + payload.length > this.maxSendQueue) {
-      throw new UsageError(
-        'SEND_QUEUE_FULL',
-        'the send queue is full: wait for drain (write() returned false)',
-      );
-    }
-    this.overflow.push(payload);
-    this.overflowBytes += payload.length;
-    this.accepted++;
-    this.drainWanted = true;
-    return false;
+    this.assertAccepting(payload);
+    throw new UsageError(
+      'SEND_QUEUE_FULL',
+      'the send queue is full (maxSendQueue): wait for drain (write() returned false)',
+    );
   }
 
   /**
-   * Queue a message and resolve once it has been framed within the peer's credit and handed to
-   * the socket (back-pressure: a stalled peer makes this wait). Rejects if the connection closes
-   * first; then `closed`'s delivery report says whether it may have been processed.
+   * Queue a message. Resolves once it is accepted into the send queue: at once (in a microtask)
+   * while the queue is below its bound (`maxSendQueue`); otherwise the caller waits, in call
+   * order, until the peer has consumed enough for the queue to take it (back-pressure: a peer
+   * that grants no credit or consumes nothing makes this wait). An accepted message is in the
+   * delivery report of `closed` whatever happens next. Rejects when the message is not accepted:
+   * `CONNECTION_CLOSED`, `MESSAGE_TOO_LARGE`, or the connection's close error when it closes
+   * while the caller waits. A rejected message was not sent and is in no report.
    *
    * `payload` as for `write()`. A payload of another type is a programming error: `send()` throws
    * the `TypeError` (`ERR_INVALID_ARG_TYPE`) synchronously rather than returning a rejection.
    */
   send(message: Payload): Promise<void> {
     const payload = payloadBytes(message);
-    let promise: Promise<void>;
     try {
-      this.write(payload);
-      const seq = this.accepted;
-      promise = new Promise<void>((resolve, reject) => this.pendingSends.push({ seq, resolve, reject }));
-      this.settleSends();
+      if (this.waitHead < this.waiting.length) this.admitWaiting();
+      if (
+        this.waitHead === this.waiting.length &&
+        !this.endWhenFlushed &&
+        this.engine.trySend(this.lastNow, payload)
+      ) {
+        this.scheduleFlush();
+        return ACCEPTED;
+      }
+      this.assertAccepting(payload);
     } catch (error) {
-      promise = Promise.reject(error);
+      const rejected = Promise.reject(error as Error);
+      rejected.catch(() => {});
+      return rejected;
     }
+    const promise = new Promise<void>((resolve, reject) => this.waiting.push({ payload, resolve, reject }));
     promise.catch(() => {});
     return promise;
+  }
+
+  /** Throw what a message would be refused for, but a full send queue. */
+  private assertAccepting(payload: Uint8Array): void {
+    if (this.endWhenFlushed) throw new UsageError('CONNECTION_CLOSED', 'cannot send after end()');
+    this.engine.assertSendable(payload);
+  }
+
+  /**
+   * Accept the waiting `send()` callers' messages while the send queue has room, in order; then,
+   * once nobody waits and the queue is below its bound, emit `drain` (if `write()` returned false)
+   * and do the `end()` that waited for them.
+   */
+  private admitWaiting(): void {
+    if (this.settleIfEngineClosed()) return; // never into a closed engine (the waiting reject)
+    const engine = this.engine;
+    const t = now();
+    while (this.waitHead < this.waiting.length) {
+      const next = this.waiting[this.waitHead]!;
+      try {
+        if (!engine.trySend(t, next.payload)) break;
+      } catch (error) {
+        this.waiting[this.waitHead++] = undefined;
+        next.reject(error as Error);
+        continue;
+      }
+      this.waiting[this.waitHead++] = undefined;
+      next.resolve();
+    }
+    if (this.waitHead === this.waiting.length) {
+      if (this.waitHead > 0) {
+        this.waiting = [];
+        this.waitHead = 0;
+      }
+    } else {
+      if (this.waitHead > 1024 && this.waitHead * 2 > this.waiting.length) {
+        this.waiting.splice(0, this.waitHead);
+        this.waitHead = 0;
+      }
+      return;
+    }
+    if (this.waitHead !== 0 || engine.state === 'closed') return;
+    if (this.drainWanted && !engine.sendQueueFull) {
+      this.drainWanted = false;
+      queueMicrotask(() => this.emit('drain'));
+    }
+    if (this.endWhenFlushed) {
+      this.endWhenFlushed = false;
+      if (this.role === 'client') engine.close(t);
+      else engine.finish(t);
+    }
   }
 
   // ------------------------------------------------------------------ receiving
@@ -522,7 +597,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private endOfStream(): void {
     if (this.role === 'server' && this.peerClosed && this.engine.state === 'peer-closed') {
       this.endWhenFlushed = true;
-      this.moveOverflow();
+      this.admitWaiting();
       this.service();
     }
     if (this.closeInfo !== undefined && !this.closeInfo.clean) throw this.closeInfo.error;
@@ -583,14 +658,16 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
         // A consumer started right after end() (the half-close pattern) still counts.
         setImmediate(() => this.discardIfUnread());
       }
-    } else
+    } else {
+      this.goAwayRequested = true;
       this.engine.goAway(t, {
         graceMs: options.grace ?? this.defaultGrace,
         reason: options.reason,
         message: options.message,
         retryAfterMs: options.retryAfter,
       });
-    this.moveOverflow();
+    }
+    this.admitWaiting();
     this.service();
     return this.closed;
   }
@@ -643,6 +720,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     return this.engine.negotiated;
   }
 
+  /**
+   * Client: the server's GOAWAY once received (the `goaway` event's argument), else `undefined`.
+   * A server that sheds load ends a connection right at open: check this after `connect()`.
+   */
+  get goAway(): GoAwayInfo | undefined {
+    return this.engine.receivedGoAway;
+  }
+
   /** Protocol state. */
   get state(): string {
     return this.engine.state;
@@ -657,6 +742,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       this.flushScheduled = false;
       this.service();
     });
+  }
+
+  /** A GOAWAY that arrived with the handshake, emitted once the caller has the connection. */
+  private emitDeferredGoAway(): void {
+    const goAway = this.deferredGoAway;
+    if (goAway === undefined) return;
+    this.deferredGoAway = undefined;
+    this.emit('goaway', goAway);
   }
 
   /** Move everything the engine wants to do into the world: events, bytes, the timer. */
@@ -674,25 +767,42 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           this.resolveOpened(event.negotiated);
           publish('open', { connection: this, negotiated: event.negotiated });
           this.emit('open', event.negotiated);
+          // Until the caller has the connection (connect() resolves in the microtasks after this
+          // pass), a GOAWAY would reach no listener: it is emitted on the next turn instead.
+          this.opening = true;
+          setImmediate(() => {
+            this.opening = false;
+            this.emitDeferredGoAway();
+          });
           break;
         case 'readable':
           this.wakeReaders();
           this.emit('readable');
           break;
         case 'writable':
-          this.moveOverflow();
+          this.admitWaiting();
           break;
         case 'state':
           publish('state', { connection: this, from: event.from, to: event.to });
           break;
         case 'goaway':
           publish('goaway', { connection: this, goAway: event.goAway });
-          this.emit('goaway', event.goAway);
+          if (this.opening) this.deferredGoAway = event.goAway;
+          else this.emit('goaway', event.goAway);
           break;
         case 'peer-closed':
           this.peerClosed = true;
           this.emit('peer-closed');
           this.wakeReaders();
+          // A server that sent GOAWAY with end() and consumes nothing (load shedding in the
+          // connection handler) finishes when the client closes, as end() would now.
+          if (
+            this.goAwayRequested &&
+            !this.handling &&
+            this.consumers === 0 &&
+            this.listenerCount('readable') === 0
+          )
+            void this.end().catch(() => {});
           break;
         case 'rtt':
           this.emit('rtt', event.rttMs);
@@ -712,13 +822,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           if (!this.closeEmitted) {
             this.closeEmitted = true;
             publish('close', { connection: this, info: event.info });
+            this.emitDeferredGoAway(); // `close` stays last
             this.emit('close', event.info);
           }
           break;
       }
     }
     this.transmit(t);
-    this.settleSends();
     if (!this.socket.destroyed) this.reportBacklog(t);
     this.armTimer();
   }
@@ -758,41 +868,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.engine.transmitBacklog(t, backlog);
   }
 
-  private moveOverflow(): void {
-    if (this.settleIfEngineClosed()) return; // never into a closed engine
-    const t = now();
-    while (this.overflow.length > 0) {
-      const next = this.overflow[0]!;
-      if (!this.engine.trySend(t, next)) return;
-      this.overflow.shift();
-      this.overflowBytes -= next.length;
-    }
-    if (this.drainWanted) {
-      this.drainWanted = false;
-      queueMicrotask(() => this.emit('drain'));
-    }
-    if (this.endWhenFlushed) {
-      this.endWhenFlushed = false;
-      if (this.role === 'client') this.engine.close(t);
-      else this.engine.finish(t);
-    }
-  }
-
-  private settleSends(): void {
-    // Overflow messages reach the engine in order, so adapter and engine numbers agree.
-    const written = this.engine.writtenMessages;
-    while (this.pendingHead < this.pendingSends.length) {
-      const pending = this.pendingSends[this.pendingHead]!;
-      if (pending.seq > written) break;
-      this.pendingSends[this.pendingHead++] = undefined as unknown as PendingSend;
-      pending.resolve();
-    }
-    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pendingSends.length) {
-      this.pendingSends.splice(0, this.pendingHead);
-      this.pendingHead = 0;
-    }
-  }
-
   private armTimer(): void {
     const deadline = this.engine.nextDeadline();
     const timer = this.timer;
@@ -804,6 +879,19 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     // would cost a wake-up for nothing.
     if (timer.armed && timer.deadline === deadline) return;
     sharedWheel().schedule(timer, deadline, this.engine.timerSlack);
+  }
+
+  /**
+   * The connection closed: the waiting `send()` callers' messages were never accepted (they are in
+   * no report); their promises reject with the close error.
+   */
+  private rejectWaiting(error: Error): void {
+    const waiting = this.waiting;
+    const head = this.waitHead;
+    this.waiting = [];
+    this.waitHead = 0;
+    this.endWhenFlushed = false;
+    for (let i = head; i < waiting.length; i++) waiting[i]!.reject(error);
   }
 
   /** Bytes read and discarded after the close, while draining (SPEC.md §11). */
@@ -845,13 +933,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     }
     sharedWheel().cancel(this.timer);
     const error = info.error ?? new UsageError('CONNECTION_CLOSED', 'connection closed');
-    while (this.pendingHead < this.pendingSends.length) {
-      this.pendingSends[this.pendingHead++]!.reject(error);
-    }
-    this.pendingSends.length = 0;
-    this.pendingHead = 0;
-    this.overflow.length = 0;
-    this.overflowBytes = 0;
+    this.rejectWaiting(error);
     // A handshake that completed resolves `opened` (its `open` event may still be queued).
     if (this.engine.negotiated === undefined) this.rejectOpened(error);
     if (info.clean) this.resolveClosed(info);

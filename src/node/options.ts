@@ -26,7 +26,12 @@ export interface ConnectionOptions {
   maxMessageSize?: number;
   /** Largest DATA frame payload this side accepts. Default 64 KiB. */
   maxFramePayload?: number;
-  /** Bytes of messages queued locally beyond the peer's credit before `write()` returns false. Default 1 MiB. */
+  /**
+   * Bound of the send queue, which keeps every accepted message until the peer reports it
+   * consumed (for the delivery report): messages are accepted while it holds less than this,
+   * each counting its payload plus 64 bytes; then `write()` returns false and `send()` waits.
+   * It also caps the bytes in flight (keep it above bandwidth × RTT). Default 4 MiB.
+   */
   maxSendQueue?: number;
   /** Bound on the heartwire handshake (after TCP/TLS connect). Default 10 000. */
   handshakeTimeout?: number;

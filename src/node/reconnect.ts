@@ -4,7 +4,7 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import type { CloseInfo } from '../protocol/types.js';
+import type { CloseInfo, GoAwayInfo } from '../protocol/types.js';
 import { HeartwireError } from '../protocol/errors.js';
 import { connect } from './connect.js';
 import type { Connection } from './connection.js';
@@ -148,12 +148,18 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     const generation = ++this.generation;
     this.current = connection;
     const openedAt = performance.now();
-    connection.on('goaway', (goAway) => {
+    let goneAway = false;
+    const onGoAway = (goAway: GoAwayInfo): void => {
+      if (goneAway) return;
+      goneAway = true;
       this.draining = connection;
       this.retryAfter = goAway.retryAfterMs;
       this.doNotReconnect = goAway.doNotReconnect;
       if (this.options.endOnGoAway !== false) void connection.end().catch(() => undefined);
-    });
+    };
+    connection.on('goaway', onGoAway);
+    // A server shedding load sends GOAWAY right at open: honour it even if it came before us.
+    if (connection.goAway !== undefined) onGoAway(connection.goAway);
     connection.once('close', (info) => {
       if (this.current === connection) this.current = undefined;
       if (performance.now() - openedAt >= (this.options.stableAfter ?? 10_000)) this.failures = 0;

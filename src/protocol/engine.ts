@@ -121,11 +121,18 @@ const PARTIAL_BLOCK_SIZE = 16 * 1024;
  * rule anyway.
  */
 const COPY_RECEIVED_MAX = 3 * FRAME_HEADER_SIZE - 1;
+/**
+ * What a message counts in the send queue on top of its payload bytes (its share of the queue's
+ * bookkeeping), so the queue's bound also bounds how many messages it holds (SPEC.md §9.4).
+ */
+export const SEND_QUEUE_MESSAGE_OVERHEAD = 64;
 /** Smallest ring capacity, and the capacity from which an emptied ring returns to it. */
 const RING_MIN_CAPACITY = 16;
 const RING_SHRINK_CAPACITY = 1024;
 
 export { dataFrameCost };
+
+const WRITABLE: EngineEvent = { type: 'writable' };
 
 /** Resolved options with defaults applied. */
 interface Settings {
@@ -347,7 +354,7 @@ function resolveSettings(options: EngineOptions): Settings {
     maxWindow,
     maxFramePayload,
     maxMessageBytes,
-    maxSendQueueBytes: positiveOption('maxSendQueueBytes', options.maxSendQueueBytes, 1024 * 1024),
+    maxSendQueueBytes: positiveOption('maxSendQueueBytes', options.maxSendQueueBytes, 4 * 1024 * 1024),
     handshakeTimeoutMs: positiveOption('handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000),
     closeTimeoutMs: positiveOption('closeTimeoutMs', options.closeTimeoutMs, 30_000),
     writeStallTimeoutMs:
@@ -383,14 +390,23 @@ export class Engine implements FrameSink {
   private readonly controlQueue: Uint8Array[] = [];
   private heartbeatDue = false;
   private creditDirty = false;
+  /** A CREDIT is due to report consumption, without raising the limit (see `reportIfDrained`). */
+  private consumedReportDue = false;
   private closeFrameDue = false;
   /** The frame that ends our transmissions is due: CLOSE_ACK (server) or the final CREDIT (client). */
   private finalFrameDue = false;
   private preambleSent = false;
 
   // --- outbound: data lane and delivery accounting ---
-  /** Messages `peerConsumed + 1` … `queuedCount`, oldest first. */
+  /**
+   * The send queue: messages `peerConsumed + 1` … `queuedCount`, oldest first, kept until the
+   * peer reports them consumed (the delivery report needs the payloads of the others). One
+   * queue, one bound: `sendQueueBytes` (payloads + SEND_QUEUE_MESSAGE_OVERHEAD each) is below
+   * `maxSendQueueBytes` whenever a message is accepted.
+   */
   private readonly outbox = new Ring<Uint8Array>();
+  /** What the messages in `outbox` count against `maxSendQueueBytes`. */
+  private outboxBytes = 0;
   /** State of the `pollTransmit` call under way: output, batch buffer, its unwritten start and fill. */
   private txOut: Uint8Array[] | undefined;
   private txBatch: Uint8Array | undefined;
@@ -408,9 +424,8 @@ export class Engine implements FrameSink {
   private writtenCount = 0;
   /** Payload bytes queued and not yet framed. */
   private queuedBytes = 0;
+  /** The send queue reached its bound: emit `writable` once it is below it again. */
   private writableWanted = false;
-  /** Size of the message `trySend` last refused: `writable` fires once it would fit. */
-  private refusedBytes = 0;
   /** S: credit bytes sent. P: highest limit granted by the peer. */
   private sentCredit = 0;
   private peerLimit = 0;
@@ -474,6 +489,8 @@ export class Engine implements FrameSink {
   private discardedCount = 0;
   /** Contiguous prefix of released messages. */
   private consumedCount = 0;
+  /** `consumedCount` as last sent in a CREDIT or HEARTBEAT. */
+  private consumedReported = 0;
   /**
    * Messages handed out by `take()` and not yet consumed, in delivery order: each one's credit
    * cost, or `-1 - cost` once released (numbers, not objects: no allocation per message).
@@ -796,16 +813,21 @@ export class Engine implements FrameSink {
   // ------------------------------------------------------------------ application calls
 
   /**
-   * Queue a message. Returns false (nothing queued) when the send queue is full: wait for the
-   * `writable` event. Throws {@link UsageError} when the connection no longer accepts messages
+   * Queue a message (accept it: from now on it is in the delivery report). Returns false, and
+   * queues nothing, when the send queue is full (`sendQueueFull`): wait for the `writable`
+   * event. The send queue holds every message until the peer reports it consumed, so it bounds
+   * what this side retains, whatever the peer's credit: a message is accepted while the queue
+   * is below `maxSendQueueBytes`, so it never exceeds that bound by more than one message.
+   * Throws {@link UsageError} when the connection no longer accepts messages
    * (`CONNECTION_CLOSED`) or the message exceeds the peer's limit (`MESSAGE_TOO_LARGE`).
    */
   trySend(now: number, payload: Uint8Array): boolean {
     this.now = now;
     if (!this.sendOpen || payload.length > this.peerMaxMessageBytes) this.assertSendable(payload);
-    if (this.queuedBytes > 0 && this.queuedBytes + payload.length > this.settings.maxSendQueueBytes) {
+    const max = this.settings.maxSendQueueBytes;
+    let bytes = this.outboxBytes;
+    if (bytes >= max) {
       this.writableWanted = true;
-      this.refusedBytes = payload.length;
       return false;
     }
     if (this.queuedCount >= MAX_COUNTER) {
@@ -817,6 +839,9 @@ export class Engine implements FrameSink {
     this.outbox.push(payload);
     this.queuedCount++;
     this.queuedBytes += payload.length;
+    bytes += payload.length + SEND_QUEUE_MESSAGE_OVERHEAD;
+    this.outboxBytes = bytes;
+    if (bytes >= max) this.writableWanted = true;
     // Only a sender short of credit can become blocked by queuing more.
     if (this.blockedSince === undefined && this.creditAvailable() < dataFrameCost(1, true))
       this.updateBlocked(now);
@@ -856,6 +881,21 @@ export class Engine implements FrameSink {
     return this.writtenCount;
   }
 
+  /** Messages accepted by `trySend` so far (`delivery.queued`). */
+  get acceptedMessages(): number {
+    return this.queuedCount;
+  }
+
+  /** What the send queue holds, counted against `maxSendQueueBytes` (see `trySend`). */
+  get sendQueueBytes(): number {
+    return this.outboxBytes;
+  }
+
+  /** True when `trySend` would refuse a message because the send queue is at its bound. */
+  get sendQueueFull(): boolean {
+    return this.outboxBytes >= this.settings.maxSendQueueBytes;
+  }
+
   /** Take the next message and consume it at once (its credit returns to the peer). */
   read(now: number): Uint8Array | undefined {
     if (this.taken.length > 0) {
@@ -875,6 +915,7 @@ export class Engine implements FrameSink {
     this.releasedCredit += this.inbox.shiftedCost;
     if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
     else if (this.grantable() - this.grantedLimit >= this.window / 4) this.maybeGrantCredit(now);
+    else if (this.inbox.length === 0) this.reportIfDrained();
     if (this.reservedExtra > 0 && this.reservedExtra > this.window - this.settings.initialWindow)
       this.returnReservation();
     if (this.currentState !== 'open') this.checkTermination();
@@ -921,6 +962,7 @@ export class Engine implements FrameSink {
     }
     if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
     else this.maybeGrantCredit(now);
+    if (this.inbox.length === 0) this.reportIfDrained();
     if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
     this.checkTermination();
   }
@@ -1059,14 +1101,21 @@ export class Engine implements FrameSink {
    * never makes DATA sendable.
    */
   get mayTransmitAfterRead(): boolean {
-    return this.creditDirty || this.currentState !== 'open';
+    return this.creditDirty || this.consumedReportDue || this.currentState !== 'open';
   }
 
   /** True if `pollTransmit` would return bytes (control frames, or DATA within credit). */
   get wantsToTransmit(): boolean {
     if (this.controlQueue.length > 0) return true;
     if (this.currentState === 'closed') return false;
-    if (this.heartbeatDue || this.creditDirty || this.closeFrameDue || this.finalFrameDue) return true;
+    if (
+      this.heartbeatDue ||
+      this.creditDirty ||
+      this.consumedReportDue ||
+      this.closeFrameDue ||
+      this.finalFrameDue
+    )
+      return true;
     return (
       this.negotiatedValues !== undefined && this.sendIndex < this.outbox.length && this.creditAvailable() > 0
     );
@@ -1122,17 +1171,22 @@ export class Engine implements FrameSink {
         creditLimit: this.grantedLimit,
         consumedMessages: this.consumedCount,
       });
+      this.consumedReported = this.consumedCount;
       this.txPos += HEARTBEAT_FRAME_SIZE;
       this.heartbeatsSent++;
       this.creditDirty = false;
+      this.consumedReportDue = false;
     }
     this.heartbeatDue = false;
-    if (this.creditDirty) {
+    if (this.creditDirty || this.consumedReportDue) {
       const target = this.room(CREDIT_FRAME_SIZE);
-      this.raiseLimit();
+      // A consumption report alone repeats the limit granted (rule 3: it changes nothing).
+      if (this.creditDirty) this.raiseLimit();
       writeCreditFrame(target, this.txPos, this.grantedLimit, this.consumedCount);
+      this.consumedReported = this.consumedCount;
       this.txPos += CREDIT_FRAME_SIZE;
       this.creditDirty = false;
+      this.consumedReportDue = false;
     }
 
     // DATA frames, within the peer's credit and the caller's budget.
@@ -1213,13 +1267,6 @@ export class Engine implements FrameSink {
     this.txOut = undefined;
     this.txBatch = undefined;
     this.updateBlocked(now);
-    if (
-      this.writableWanted &&
-      (this.queuedBytes === 0 || this.queuedBytes + this.refusedBytes <= this.settings.maxSendQueueBytes)
-    ) {
-      this.writableWanted = false;
-      this.emit({ type: 'writable' });
-    }
 
     this.checkTermination();
     if (this.closeFrameDue) {
@@ -1364,6 +1411,11 @@ export class Engine implements FrameSink {
     return this.inbox.length;
   }
 
+  /** Client: the server's GOAWAY, once received (`undefined` before, and on a server). */
+  get receivedGoAway(): GoAwayInfo | undefined {
+    return this.goAwayReceived;
+  }
+
   /** How the connection closed, once closed. */
   get closed(): CloseInfo | undefined {
     return this.closeInfo;
@@ -1402,6 +1454,7 @@ export class Engine implements FrameSink {
       receiveWindow: this.window,
       heldBytes: this.heldBytes,
       queuedBytes: this.queuedBytes,
+      sendQueueBytes: this.outboxBytes,
       creditBlockedMs: this.creditBlockedTotal + blockedNow,
       lastReceivedAt: this.started ? this.lastReceivedAt : undefined,
       lastSentAt: this.lastSentAt,
@@ -1842,10 +1895,18 @@ export class Engine implements FrameSink {
         );
       }
       const count = consumed - this.peerConsumed;
-      this.outbox.discard(count);
+      const outbox = this.outbox;
+      let bytes = this.outboxBytes;
+      for (let i = 0; i < count; i++) bytes -= outbox.at(i)!.length + SEND_QUEUE_MESSAGE_OVERHEAD;
+      this.outboxBytes = bytes;
+      outbox.discard(count);
       this.sendIndex -= count;
       this.peerConsumed = consumed;
       changed = true;
+      if (this.writableWanted && bytes < this.settings.maxSendQueueBytes) {
+        this.writableWanted = false;
+        this.emit(WRITABLE);
+      }
     }
     return changed;
   }
@@ -1978,6 +2039,24 @@ export class Engine implements FrameSink {
   /** The largest limit we may grant now: `C + W` (SPEC.md §7 rule 4). */
   private grantable(): number {
     return this.releasedCredit + this.window;
+  }
+
+  /**
+   * The application has consumed every message held: report the consumption now, in a CREDIT
+   * that raises the limit only if a grant is due anyway (window tuning is unchanged). The sender
+   * keeps each message until it learns it was consumed, in a bounded send queue, so a sender
+   * whose queue holds less than our grant step (W / 4) would otherwise wait for our next
+   * heartbeat (SPEC.md §7 rule 5). At most one CREDIT each time the application catches up.
+   */
+  private reportIfDrained(): void {
+    if (
+      !this.creditDirty &&
+      this.consumedCount > this.consumedReported &&
+      this.taken.length === 0 &&
+      this.negotiatedValues !== undefined &&
+      this.sendsCredit()
+    )
+      this.consumedReportDue = true;
   }
 
   private maybeGrantCredit(now: number): void {
@@ -2257,6 +2336,7 @@ export class Engine implements FrameSink {
     this.pinCheckAt = Number.POSITIVE_INFINITY;
     this.heartbeatDue = false;
     this.creditDirty = false;
+    this.consumedReportDue = false;
     this.closeFrameDue = false;
     this.finalFrameDue = false;
     if (this.blockedSince !== undefined) {

@@ -56,7 +56,14 @@ export interface EngineOptions {
   maxFramePayloadBytes?: number;
   /** Largest message this side accepts. Default 4 MiB; clamped so that it fits `maxWindowBytes`. */
   maxMessageBytes?: number;
-  /** Bytes of messages the application may queue beyond the peer's credit. Default 1 MiB. A single message larger than this is accepted when the queue is empty. */
+  /**
+   * Bound of the send queue, which holds every message accepted and not yet reported consumed by
+   * the peer (queued, in flight, or delivered and not consumed): `trySend` accepts a message
+   * while the queue holds less than this, counting each message's payload plus 64 bytes, so the
+   * queue never exceeds it by more than one message. This is all a sender retains for the
+   * delivery report, whatever credit the peer grants; it also caps the bytes in flight, so keep
+   * it above the path's bandwidth-delay product. Default 4 MiB.
+   */
   maxSendQueueBytes?: number;
   /** Bound on the handshake. Default 10 000. */
   handshakeTimeoutMs?: number;
@@ -235,8 +242,13 @@ export interface EngineStats {
   receiveWindow: number;
   /** Credit bytes held for unconsumed input (≤ receive window). */
   heldBytes: number;
-  /** Bytes of messages queued locally, not yet sent. */
+  /** Payload bytes of messages queued locally, not yet sent. */
   queuedBytes: number;
+  /**
+   * What the send queue holds against its bound (`maxSendQueueBytes`): every message not yet
+   * reported consumed by the peer, its payload plus 64 bytes.
+   */
+  sendQueueBytes: number;
   /** Total time spent blocked on the peer's credit, in ms. */
   creditBlockedMs: number;
   /** Time of the last byte received and sent, on the clock the engine is driven with (`performance.now()` in the Node transport). */

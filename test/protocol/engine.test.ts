@@ -87,9 +87,21 @@ describe('Engine', () => {
       const client = pair.client.engine;
       let accepted = 0;
       while (client.trySend(0, bytes(400))) accepted++;
-      expect(accepted).to.equal(2); // a third would make 1200 > 1000
+      // Accepted while the queue (payload + 64 per message) is below its bound: 0, 464, 928 < 1000,
+      // then 1392: a fourth is refused. The queue never exceeds its bound by more than one message.
+      expect(accepted).to.equal(3);
+      expect(client.sendQueueFull).to.equal(true);
+      expect(client.stats().sendQueueBytes).to.equal(3 * 464);
       pair.pump();
+      // Sent, but the queue keeps every message until the peer reports it consumed.
+      expect(pair.eventsOf(pair.client, 'writable').length).to.equal(0);
+      expect(client.trySend(0, bytes(400))).to.equal(false);
+      for (let i = 0; i < 3; i++) {
+        expect(pair.server.engine.read(0)).to.have.length(400); // one message fits the 1024-byte window
+        pair.pump();
+      }
       expect(pair.eventsOf(pair.client, 'writable').length).to.equal(1);
+      expect(client.stats().sendQueueBytes).to.equal(0);
     });
   });
 

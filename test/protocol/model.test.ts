@@ -67,7 +67,7 @@
  */
 import fc from 'fast-check';
 import { FRAME_HEADER_SIZE, MESSAGE_CREDIT_OVERHEAD } from '../../src/protocol/constants.js';
-import { Engine } from '../../src/protocol/engine.js';
+import { Engine, SEND_QUEUE_MESSAGE_OVERHEAD } from '../../src/protocol/engine.js';
 import type { Side } from '../../src/testing/simnet.js';
 import {
   CoverageStats,
@@ -110,7 +110,9 @@ function idle(config: ModelConfig, side: Side): number {
  * per message) / bandwidth, plus one round trip (data out, credit back, each at most
  * `maxTransitMs`, plus the longest hold of a taking consumer) per `(W − 2·262) / 2` credit
  * bytes, W the receiver's initial window (a blocked sender gets at least W − 262 of credit back
- * once its data is consumed, and wastes at most 262 on an END frame that does not fit), plus slack.
+ * once its data is consumed, and wastes at most 262 on an END frame that does not fit), or per
+ * what the sender's queue holds if that is less (it keeps each message until reported consumed;
+ * a round then includes the receiver's report, at worst its next heartbeat), plus slack.
  */
 function progressBoundMs(model: Model): number {
   let total = 2000 + 2 * Math.max(idle(model.config, 'client'), idle(model.config, 'server'));
@@ -126,9 +128,19 @@ function progressBoundMs(model: Model): number {
     }
     const consumer = model.config.consumers[to];
     const hold = consumer.kind === 'take' ? Math.max(...consumer.holdMs) : 0;
-    const rtt = maxTransitMs(model, from) + maxTransitMs(model, to) + hold;
+    // A round: transit both ways, the consumer's hold, and the receiver's report of consumption
+    // (at once when it has consumed all it holds, else with a grant or its next heartbeat).
+    const report = (1.1 * idle(model.config, from)) / 3;
+    const rtt = maxTransitMs(model, from) + maxTransitMs(model, to) + hold + report;
     const window = model.config[to].initialWindowBytes!;
-    const perRound = Math.max(64, (window - 2 * (FRAME_HEADER_SIZE + MESSAGE_CREDIT_OVERHEAD)) / 2);
+    const byWindow = Math.max(64, (window - 2 * (FRAME_HEADER_SIZE + MESSAGE_CREDIT_OVERHEAD)) / 2);
+    // The sender's queue keeps every message until it is reported consumed: at most this many
+    // messages are between the two applications in a round.
+    const queue = model.config[from].maxSendQueueBytes ?? 4 * 1024 * 1024;
+    const payload = pending.length === 0 ? 0 : pending.reduce((n, p) => n + p.length, 0) / pending.length;
+    const inQueue = Math.max(1, Math.floor(queue / (payload + SEND_QUEUE_MESSAGE_OVERHEAD)));
+    const byQueue = pending.length === 0 ? byWindow : (inQueue * cost) / pending.length;
+    const perRound = Math.min(byWindow, byQueue);
     total += cost / model.net.path(from).bandwidthBytesPerMs + (Math.ceil(cost / perRound) + 2) * rtt;
   }
   return Math.ceil(total);
@@ -797,9 +809,14 @@ describe('model: two engines over the simulated network', function () {
               model.start();
               model.advance(config.client.idleTimeoutMs!);
               // The client does not consume: its initial window must take all of them (272 credit
-              // bytes each), or the server could not send them, nor CLOSE_ACK after them.
+              // bytes each), or the server could not send them, nor CLOSE_ACK after them; and the
+              // server's send queue, which keeps them until they are consumed, must accept them.
               model.net.pauseConsumer('client');
-              const fits = Math.floor(config.client.initialWindowBytes! / 272);
+              const queue = config.server.maxSendQueueBytes ?? 4 * 1024 * 1024;
+              const fits = Math.min(
+                Math.floor(config.client.initialWindowBytes! / 272),
+                Math.ceil(queue / (10 + SEND_QUEUE_MESSAGE_OVERHEAD)),
+              );
               for (let i = 0; i < Math.max(1, Math.min(count, fits)); i++) {
                 model.apply({ kind: 'send', side: 'server', bytes: 10 });
               }
