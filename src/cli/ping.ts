@@ -5,7 +5,7 @@
  * @module
  */
 import { connect } from '../index.js';
-import type { Connection } from '../index.js';
+import type { Connection, GoAwayInfo } from '../index.js';
 import { bytes, delay, hostPort, integer, ms, parse, UsageError } from './util.js';
 import type { Output } from './util.js';
 
@@ -109,6 +109,15 @@ export async function ping(args: string[], output: Output, stop: Promise<unknown
     },
   );
   const stopped = stop.then(() => 'stopped' as const);
+  // The server is shutting down (GOAWAY): stop probing and end within its grace, as a client should.
+  const goneAway = new Promise<'goaway'>((resolve) => {
+    const onGoAway = (goAway: GoAwayInfo): void => {
+      output.out(`goaway from ${name}: ${goAway.message || 'the server is shutting down'}; ending`);
+      resolve('goaway');
+    };
+    if (conn.goAway !== undefined) onGoAway(conn.goAway);
+    else conn.once('goaway', onGoAway);
+  });
 
   const started = performance.now();
   let sent = 0;
@@ -121,7 +130,12 @@ export async function ping(args: string[], output: Output, stop: Promise<unknown
         break; // closed: reported below
       }
     }
-    const outcome = await Promise.race([delay(interval).then(() => 'tick' as const), stopped, closed]);
+    const outcome = await Promise.race([
+      delay(interval).then(() => 'tick' as const),
+      stopped,
+      closed,
+      goneAway,
+    ]);
     if (outcome !== 'tick') break;
     const s = conn.stats();
     output.out(

@@ -10,6 +10,7 @@ import { Engine } from '../protocol/engine.js';
 import { AbortError, HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
+import { validateHandleArguments } from './options.js';
 import { payloadBytes } from './payload.js';
 import type { Payload } from './payload.js';
 import { WheelTimer, sharedWheel } from './timer-wheel.js';
@@ -451,7 +452,16 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * lanes run, in a p-queue when `concurrency` > 1; with a synchronous handler one lane runs a
    * whole batch of ready messages without a task or promise per message.
    */
-  async handle(handler: (message: Uint8Array) => unknown, options: HandleOptions = {}): Promise<void> {
+  handle(handler: (message: Uint8Array) => unknown, options: HandleOptions = {}): Promise<void> {
+    // Arguments are checked synchronously (TypeError / RangeError), like every option.
+    validateHandleArguments(handler, options);
+    return this.runHandlers(handler, options);
+  }
+
+  private async runHandlers(
+    handler: (message: Uint8Array) => unknown,
+    options: HandleOptions,
+  ): Promise<void> {
     if (this.handling)
       throw new UsageError('HANDLE_ALREADY_RUNNING', 'handle() is already running on this connection');
     this.handling = true;

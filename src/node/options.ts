@@ -310,3 +310,18 @@ export function validateReconnectOptions(options: unknown): void {
   validate(options, reconnectChecks, 'client');
   validateConnectOptions(options);
 }
+
+/**
+ * Check `handle()`'s arguments: a function, `concurrency` a whole number ≥ 1 (or Infinity is
+ * refused: a bound is the point), `onError` a function if given.
+ */
+export function validateHandleArguments(handler: unknown, options: unknown): void {
+  if (typeof handler !== 'function')
+    throw new InvalidOptionTypeError(`The "handler" argument must be of type function. ${received(handler)}`);
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object') throw typeError('options', 'an object', options);
+  const { concurrency, onError } = options as { concurrency?: unknown; onError?: unknown };
+  if (concurrency !== undefined) number(1, 1_000_000, true)('concurrency', concurrency);
+  if (onError !== undefined && typeof onError !== 'function')
+    throw typeError('onError', 'of type function', onError);
+}

@@ -859,7 +859,14 @@ export class Engine implements FrameSink {
       throw new UsageError('NOT_OPEN', 'the handshake has not completed: wait for the open event');
     }
     if (state !== 'open' && state !== 'going-away' && state !== 'peer-closed') {
-      throw new UsageError('CONNECTION_CLOSED', `cannot send in state ${state}`);
+      // The close error says why (a peer's ERROR, a heartbeat timeout, …): keep it as the cause.
+      throw new UsageError(
+        'CONNECTION_CLOSED',
+        this.closeInfo?.error === undefined
+          ? `cannot send in state ${state}`
+          : `cannot send: the connection closed (${this.closeInfo.error.code})`,
+        { cause: this.closeInfo?.error },
+      );
     }
     if (this.settings.role === 'server' && this.finishRequested && state === 'peer-closed') {
       throw new UsageError(

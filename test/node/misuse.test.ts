@@ -1,0 +1,49 @@
+/**
+ * Misuse found by a newcomer's run of the README: handle()'s arguments are checked synchronously,
+ * and a send() after the connection failed says why (the close error as its cause).
+ */
+import { expect } from 'chai';
+import type { Connection } from '../../src/node/connection.js';
+import { useHarness, waitFor, within, observe, rejection } from './helpers.js';
+
+describe('node API: misuse is reported at the call, with the reason', function () {
+  this.timeout(30_000);
+  const h = useHarness();
+
+  it('handle() checks its arguments synchronously (TypeError / RangeError)', async () => {
+    const { port } = await h().server({});
+    const conn = await h().connect({ port });
+    const bad = conn as unknown as { handle: (...args: unknown[]) => Promise<void> };
+    expect(() => bad.handle('x')).to.throw(TypeError, /"handler" argument must be of type function/);
+    for (const concurrency of [0, -1, 1.5, Infinity, Number.NaN])
+      expect(() => conn.handle(() => {}, { concurrency }), String(concurrency)).to.throw(RangeError);
+    expect(() => bad.handle(() => {}, { concurrency: '2' })).to.throw(TypeError);
+    expect(() => bad.handle(() => {}, { onError: 'log' })).to.throw(TypeError);
+    // Nothing was started by the refused calls: a valid call is still the first handle().
+    const handled = conn.handle(() => {}, { concurrency: 2 });
+    handled.catch(() => {}); // the harness aborts the connection at the end of the test
+    expect(conn.state).to.equal('open');
+    const second = rejection(await observe(conn.handle(() => {})), 'second handle()');
+    expect(second.code).to.equal('HANDLE_ALREADY_RUNNING');
+  });
+
+  it('send() after the connection failed rejects with the close error as its cause', async () => {
+    let serverSide: Connection | undefined;
+    const { port } = await h().server({}, (conn) => {
+      serverSide = conn;
+    });
+    const client = await h().connect({ port });
+    await waitFor(() => serverSide !== undefined, 5000, 'the server side');
+    serverSide!.abort();
+    const closeError = rejection(await within(observe(client.closed), 10_000, 'client closed'), 'closed');
+    let thrown: unknown;
+    try {
+      await client.send(new Uint8Array(8));
+    } catch (error) {
+      thrown = error;
+    }
+    expect((thrown as { code?: string }).code).to.equal('CONNECTION_CLOSED');
+    expect((thrown as Error).cause).to.equal(closeError);
+    expect((thrown as Error).message).to.include(String((closeError as { code?: string }).code));
+  });
+});
