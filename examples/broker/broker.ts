@@ -500,10 +500,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** Queue a message to the client; a full send queue pauses deliveries and reading until `'drain'`. */
   private send(session: Session, envelope: Envelope): void {
+    const bytes = encode(envelope);
     try {
-      if (!session.conn.write(encode(envelope))) session.writable = false;
-    } catch {
-      // The connection is closing; its 'close' listener requeues what it held.
+      if (!session.conn.write(bytes)) session.writable = false;
+    } catch (error) {
+      // A full send queue (write() already returned false; a confirm or an error can still be
+      // due): wait for room, in order, instead of dropping it. Otherwise the connection is
+      // closing, and its 'close' listener requeues what it held.
+      if ((error as { code?: unknown }).code === 'SEND_QUEUE_FULL') session.conn.send(bytes).catch(() => {});
     }
   }
 }

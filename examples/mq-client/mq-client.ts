@@ -452,11 +452,17 @@ export class MqClient extends EventEmitter<MqClientEvents> {
   private settle(session: Session, envelope: Envelope): boolean {
     session.unsettled--;
     let sent = false;
+    const bytes = encode(envelope);
     try {
-      session.conn.write(encode(envelope));
+      session.conn.write(bytes);
       sent = true;
-    } catch {
-      // The connection is closing or gone: the broker redelivers the message.
+    } catch (error) {
+      // A full send queue (publishes filled it): the ack waits for room instead of being dropped.
+      // Otherwise the connection is closing or gone: the broker redelivers the message.
+      if ((error as { code?: unknown }).code === 'SEND_QUEUE_FULL') {
+        session.conn.send(bytes).catch(() => {});
+        sent = true;
+      }
     }
     this.maybeEnd(session);
     return sent;
