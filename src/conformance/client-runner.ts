@@ -12,7 +12,7 @@ import type { Welcome } from '../protocol/frames.js';
 import { describe } from './expect.js';
 import { ServerPeer } from './peer.js';
 import type { CaseResult, Outcome, RunResult, Status } from './types.js';
-import { CaseFailure } from './types.js';
+import { CaseFailure, runWithinBudget } from './types.js';
 
 /** Options of a run against a client. Times in ms. */
 export interface ClientRunOptions {
@@ -203,30 +203,13 @@ async function runClientCase(
   };
   const started = performance.now();
   const budget = test.budgetMs?.(options) ?? 4 * options.timeoutMs;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<Outcome>((resolve) => {
-    timer = setTimeout(
-      () =>
-        resolve({
-          status: 'fail',
-          expected: test.title,
-          seen: `did not finish within ${budget} ms: ${describe(peer)}`,
-        }),
-      budget,
-    );
-  });
-  let outcome: Outcome;
-  try {
-    outcome = await Promise.race([test.run(context), timeout]);
-  } catch (error) {
-    outcome =
-      error instanceof CaseFailure
-        ? error.outcome
-        : { status: 'fail', expected: test.title, seen: `runner error: ${(error as Error).message}` };
-  } finally {
-    clearTimeout(timer);
-    peer.destroy();
-  }
+  const outcome = await runWithinBudget(
+    test.title,
+    budget,
+    () => test.run(context),
+    () => `did not finish within ${budget} ms: ${describe(peer)}`,
+    () => peer.destroy(),
+  );
   const result: CaseResult = {
     id: test.id,
     section: test.section,

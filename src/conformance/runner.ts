@@ -14,12 +14,11 @@ import type {
   CaseResult,
   ConformanceCase,
   OpenOptions,
-  Outcome,
   RunResult,
   ServerRunOptions,
   Status,
 } from './types.js';
-import { CaseFailure } from './types.js';
+import { CaseFailure, runWithinBudget } from './types.js';
 import { defaultHello } from './wire.js';
 
 /** Defaults of {@link ServerRunOptions} (all but host and port). */
@@ -89,30 +88,16 @@ export async function runCase(test: ConformanceCase, options: ServerRunOptions):
   };
   const started = performance.now();
   const budget = test.budgetMs?.(options) ?? 4 * options.timeoutMs;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<Outcome>((resolve) => {
-    timer = setTimeout(
-      () =>
-        resolve({
-          status: 'fail',
-          expected: test.title,
-          seen: `the case did not finish within its budget of ${budget} ms: ${peers.length > 0 ? describe(peers[peers.length - 1]!) : 'not connected'}`,
-        }),
-      budget,
-    );
-  });
-  let outcome: Outcome;
-  try {
-    outcome = await Promise.race([test.run(context), timeout]);
-  } catch (error) {
-    outcome =
-      error instanceof CaseFailure
-        ? error.outcome
-        : { status: 'fail', expected: test.title, seen: `runner error: ${(error as Error).message}` };
-  } finally {
-    clearTimeout(timer);
-    for (const peer of peers) peer.destroy();
-  }
+  const outcome = await runWithinBudget(
+    test.title,
+    budget,
+    () => test.run(context),
+    () =>
+      `the case did not finish within its budget of ${budget} ms: ${peers.length > 0 ? describe(peers[peers.length - 1]!) : 'not connected'}`,
+    () => {
+      for (const peer of peers) peer.destroy();
+    },
+  );
   const violations = peers.flatMap((p) => p.violations);
   const result: CaseResult = {
     id: test.id,

@@ -105,5 +105,32 @@ export class CaseFailure extends Error {
   }
 }
 
+/**
+ * Run one case within its time budget: its outcome, a failure naming what was seen when the
+ * budget ran out (`late()`), or a runner error. `cleanup` runs in every case.
+ */
+export async function runWithinBudget(
+  title: string,
+  budget: number,
+  run: () => Promise<Outcome>,
+  late: () => string,
+  cleanup: () => void,
+): Promise<Outcome> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<Outcome>((resolve) => {
+    timer = setTimeout(() => resolve({ status: 'fail', expected: title, seen: late() }), budget);
+  });
+  try {
+    return await Promise.race([run(), timeout]);
+  } catch (error) {
+    return error instanceof CaseFailure
+      ? error.outcome
+      : { status: 'fail', expected: title, seen: `runner error: ${(error as Error).message}` };
+  } finally {
+    clearTimeout(timer);
+    cleanup();
+  }
+}
+
 /** A closed-over peer list, for cleanup. */
 export type PeerList = ClientPeer[];
