@@ -50,6 +50,7 @@ import {
   UsageError,
   WireErrorCode,
 } from './errors.js';
+import { MAX_ALTERNATIVES, invalidAlternative, usableAlternatives } from './alternatives.js';
 import type { ControlFrame, HeartbeatFrame, Hello, Welcome } from './frames.js';
 import type {
   CloseInfo,
@@ -153,6 +154,7 @@ interface Settings {
   extensions: readonly string[];
   applicationProtocols: readonly string[];
   requireApplicationProtocol: boolean;
+  alternatives: readonly string[];
   random: () => number;
   budget: MemoryBudget | undefined;
 }
@@ -306,6 +308,18 @@ function positiveOption(name: string, value: number | undefined, fallback: numbe
   return value;
 }
 
+/** Alternatives a sender may send (SPEC.md §9.5), copied; throws `RangeError` otherwise. */
+function checkAlternatives(name: string, list: readonly string[] | undefined): readonly string[] {
+  if (list === undefined) return [];
+  const bad = Array.isArray(list) ? invalidAlternative(list) : 0;
+  if (bad >= 0) {
+    throw new RangeError(
+      `heartwire: option ${name} must list at most ${MAX_ALTERNATIVES} endpoints "host:port", "[v6]:port" or "unix:/path" of at most 256 bytes; entry ${bad} is not one`,
+    );
+  }
+  return [...list];
+}
+
 function resolveSettings(options: EngineOptions): Settings {
   const idleTimeoutMs = positiveOption('idleTimeoutMs', options.idleTimeoutMs, 20_000, MIN_IDLE_TIMEOUT_MS);
   if (idleTimeoutMs > MAX_IDLE_TIMEOUT_MS) throw new RangeError('heartwire: idleTimeoutMs too large');
@@ -368,6 +382,7 @@ function resolveSettings(options: EngineOptions): Settings {
     extensions: options.extensions ?? [],
     applicationProtocols: options.applicationProtocols ?? [],
     requireApplicationProtocol: options.requireApplicationProtocol ?? false,
+    alternatives: checkAlternatives('alternatives', options.alternatives),
     random: options.random ?? seededRandom(options.seed ?? 1),
     budget: options.budget,
   };
@@ -1035,10 +1050,13 @@ export class Engine implements FrameSink {
       retryAfterMs?: number;
       doNotReconnect?: boolean;
       message?: string;
+      /** Where clients should go (SPEC.md §9.5); default: the `alternatives` option. */
+      alternatives?: readonly string[];
     },
   ): void {
     this.now = now;
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
+    if (options.alternatives !== undefined) checkAlternatives('alternatives', options.alternatives);
     if (this.currentState === 'closed') return;
     const graceMs = Math.max(0, Math.min(Math.floor(options.graceMs), 0xffff_ffff));
     if (this.currentState === 'handshaking') {
@@ -1064,6 +1082,7 @@ export class Engine implements FrameSink {
           retryAfterMs: options.retryAfterMs ?? 0,
           doNotReconnect: options.doNotReconnect ?? false,
           message: options.message ?? '',
+          alternatives: [...(options.alternatives ?? this.settings.alternatives)],
         },
       }),
     );
@@ -1743,6 +1762,7 @@ export class Engine implements FrameSink {
           retryAfterMs: frame.goAway.retryAfterMs,
           doNotReconnect: frame.goAway.doNotReconnect,
           message: frame.goAway.message,
+          alternatives: usableAlternatives(frame.goAway.alternatives ?? []),
           deadline: this.now + frame.goAway.graceMs,
         };
         this.emit({ type: 'goaway', goAway: this.goAwayReceived });
@@ -1799,10 +1819,13 @@ export class Engine implements FrameSink {
       maxMessageSize: s.maxMessageBytes,
       clientIdleTimeoutMs: clientIdle,
       applicationProtocol,
+      alternatives: [...s.alternatives],
     };
     this.controlQueue.push(PREAMBLE, encodeControlFrame({ type: FrameType.WELCOME, welcome }));
     this.preambleSent = true;
-    this.open(welcome.version, welcome.extensions, applicationProtocol, s.idleTimeoutMs, clientIdle, hello);
+    this.open(welcome.version, welcome.extensions, applicationProtocol, s.idleTimeoutMs, clientIdle, hello, [
+      ...s.alternatives,
+    ]);
   }
 
   /** Checks WELCOME in the order of SPEC.md §6 ("Validation"), version first. */
@@ -1840,6 +1863,7 @@ export class Engine implements FrameSink {
       welcome.clientIdleTimeoutMs,
       welcome.idleTimeoutMs,
       welcome,
+      usableAlternatives(welcome.alternatives ?? []),
     );
   }
 
@@ -1850,6 +1874,7 @@ export class Engine implements FrameSink {
     localIdle: number,
     peerIdle: number,
     peer: { initialCredit: number; maxFramePayload: number; maxMessageSize: number },
+    alternatives: string[],
   ): void {
     const now = this.now;
     this.localIdleTimeout = localIdle;
@@ -1873,6 +1898,7 @@ export class Engine implements FrameSink {
       heartbeatIntervalMs: this.heartbeatInterval,
       peerMaxFramePayload: peer.maxFramePayload,
       peerMaxMessageBytes: peer.maxMessageSize,
+      alternatives,
     };
     this.setState('open');
     this.emit({ type: 'open', negotiated: this.negotiatedValues });

@@ -25,6 +25,8 @@ export interface Welcome {
   maxMessageSize: number;
   clientIdleTimeoutMs: number;
   applicationProtocol: string;
+  /** Other endpoints of the service (SPEC.md §9.5). Absent: none; decoded frames always carry it, unfiltered. */
+  alternatives?: string[];
 }
 
 /** GOAWAY reasons (proto `GoAwayReason`). */
@@ -46,6 +48,8 @@ export interface GoAway {
   retryAfterMs: number;
   doNotReconnect: boolean;
   message: string;
+  /** Where to connect next (SPEC.md §9.5). Absent: none; decoded frames always carry it, unfiltered. */
+  alternatives?: string[];
 }
 
 /** CLOSE payload (proto `heartwire.v1.Close`). */

@@ -9,6 +9,7 @@
  */
 import protobuf from 'protobufjs/light.js';
 import { MAX_COUNTER, MAX_STRING_BYTES } from './constants.js';
+import { invalidAlternative } from './alternatives.js';
 import { ProtocolError, UsageError } from './errors.js';
 import type { Close, CloseAck, ErrorBody, GoAway, Hello, Welcome } from './frames.js';
 import { descriptor } from './proto-descriptor.js';
@@ -82,6 +83,15 @@ function checkString(value: string, what: string): string {
 function checkStrings(values: readonly string[], what: string): string[] {
   if (!Array.isArray(values)) invalid(what, values);
   return values.map((value) => checkString(value, what));
+}
+
+/** Alternatives go on the wire whole or not at all: never truncated (SPEC.md §9.5). */
+function checkAlternatives(values: readonly string[] | undefined, what: string): string[] {
+  if (values === undefined) return [];
+  if (!Array.isArray(values)) invalid(what, values);
+  const bad = invalidAlternative(values);
+  if (bad >= 0) invalid(`${what}[${bad}]`, values[bad]);
+  return values.slice();
 }
 
 function checkU32s(values: readonly number[], what: string): number[] {
@@ -166,6 +176,7 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
     maxMessageSize: checkU64(welcome.maxMessageSize, 'Welcome.maxMessageSize'),
     clientIdleTimeoutMs: checkU32(welcome.clientIdleTimeoutMs, 'Welcome.clientIdleTimeoutMs'),
     applicationProtocol: checkString(welcome.applicationProtocol, 'Welcome.applicationProtocol'),
+    alternatives: checkAlternatives(welcome.alternatives, 'Welcome.alternatives'),
   });
 }
 
@@ -181,6 +192,7 @@ export function decodeWelcome(bytes: Uint8Array): Welcome {
     maxMessageSize: toU64(m.maxMessageSize, 'Welcome.maxMessageSize'),
     clientIdleTimeoutMs: m.clientIdleTimeoutMs as number,
     applicationProtocol: m.applicationProtocol as string,
+    alternatives: (m.alternatives as string[]).slice(),
   };
 }
 
@@ -193,6 +205,7 @@ export function encodeGoAway(goAway: GoAway): Uint8Array {
     retryAfterMs: checkU32(goAway.retryAfterMs, 'GoAway.retryAfterMs'),
     doNotReconnect: checkBool(goAway.doNotReconnect, 'GoAway.doNotReconnect'),
     message: checkString(goAway.message, 'GoAway.message'),
+    alternatives: checkAlternatives(goAway.alternatives, 'GoAway.alternatives'),
   });
 }
 
@@ -206,6 +219,7 @@ export function decodeGoAway(bytes: Uint8Array): GoAway {
     retryAfterMs: m.retryAfterMs as number,
     doNotReconnect: m.doNotReconnect as boolean,
     message: m.message as string,
+    alternatives: (m.alternatives as string[]).slice(),
   };
 }
 

@@ -87,6 +87,11 @@ export const descriptor = {
                   "type": "string",
                   "id": 8,
                   "protoName": "application_protocol"
+                },
+                "alternatives": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 10
                 }
               }
             },
@@ -129,6 +134,11 @@ export const descriptor = {
                 "message": {
                   "type": "string",
                   "id": 6
+                },
+                "alternatives": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 7
                 }
               }
             },
