@@ -13,7 +13,12 @@ import { HandlerError, HeartwireError, WireErrorCode } from '../protocol/errors.
 import { Connection } from './connection.js';
 import { ConnectionLifecycle } from './lifecycle.js';
 import { applyKeepAlive } from './socket-options.js';
-import { InvalidOptionTypeError, engineOptions, validateServerOptions } from './options.js';
+import {
+  InvalidOptionTypeError,
+  checkAlternatives,
+  engineOptions,
+  validateServerOptions,
+} from './options.js';
 import { DEFAULT_SERVER_MEMORY_BUDGET, SharedMemoryBudget } from '../protocol/budget.js';
 import type { MemoryBudget } from '../protocol/types.js';
 import type { ServerOptions } from './options.js';
@@ -79,6 +84,21 @@ export class Server extends EventEmitter<ServerEvents> {
   private readonly handshaking = new Set<Connection>();
   /** Maximum connection age and load shedding (`maxConnectionAge`, `targetConnections`). */
   private readonly lifecycle: ConnectionLifecycle;
+  private currentAlternatives: readonly string[];
+
+  /**
+   * Other endpoints of the service (the `alternatives` option, SPEC.md §9.5), sent in the WELCOME
+   * of each new connection and in the GOAWAYs of `close()`, `maxConnectionAge` and load shedding.
+   * Setting it (e.g. when cluster membership changes) affects what is sent from then on; it is
+   * validated synchronously (`RangeError` `ERR_OUT_OF_RANGE`, `TypeError` `ERR_INVALID_ARG_TYPE`).
+   */
+  get alternatives(): readonly string[] {
+    return this.currentAlternatives;
+  }
+  set alternatives(list: readonly string[]) {
+    checkAlternatives('alternatives', list);
+    this.currentAlternatives = Object.freeze([...list]);
+  }
 
   constructor(options: ServerOptions = {}, onConnection?: (connection: Connection) => unknown) {
     // captureRejections: a rejected promise returned by a listener comes back to
@@ -91,7 +111,9 @@ export class Server extends EventEmitter<ServerEvents> {
       options.memoryBudget === undefined
         ? { ...options, memoryBudget: new SharedMemoryBudget(DEFAULT_SERVER_MEMORY_BUDGET) }
         : options;
-    this.lifecycle = new ConnectionLifecycle(options); // validates its options synchronously
+    this.currentAlternatives = Object.freeze([...(options.alternatives ?? [])]);
+    // validates its options synchronously
+    this.lifecycle = new ConnectionLifecycle({ ...options, alternatives: () => this.currentAlternatives });
     const onSocket = (socket: Socket): void => this.accept(socket);
     if (options.tls !== undefined) {
       // Half-open only once TLS is up (see accept()), so a failed client's FIN closes its socket;
@@ -187,7 +209,9 @@ export class Server extends EventEmitter<ServerEvents> {
       );
     }
     applyKeepAlive(socket, this.options.idleTimeout);
-    const engine = new Engine(engineOptions('server', this.options));
+    const engine = new Engine(
+      engineOptions('server', { ...this.options, alternatives: this.currentAlternatives }),
+    );
     const connection = new Connection('server', socket, engine, {
       socketBufferTarget: this.options.socketBufferTarget,
       defaultGrace: this.options.defaultGrace,
@@ -271,9 +295,12 @@ export class Server extends EventEmitter<ServerEvents> {
    * `GOAWAY_GRACE_EXPIRED` (or, after CLOSE_ACK, only the end of the stream) and its socket is
    * destroyed at most 1 000 ms later (a linger that lets the client read the ERROR). Resolves when the listener and every
    * connection are closed: within `grace` + 1 000 ms (+ the timer slack, ≤ 64 ms). Idempotent.
+   * `alternatives` (default: the server's) go in the GOAWAYs: where clients move (SPEC.md §9.5).
    */
-  close(options: { grace?: number; message?: string } = {}): Promise<void> {
+  close(options: { grace?: number; message?: string; alternatives?: readonly string[] } = {}): Promise<void> {
     if (this.closing !== undefined) return this.closing;
+    if (options.alternatives !== undefined) checkAlternatives('alternatives', options.alternatives);
+    const alternatives = options.alternatives ?? this.currentAlternatives;
     this.lifecycle.stop();
     const grace = options.grace ?? this.options.defaultGrace ?? 5000;
     const listenerClosed = new Promise<void>((resolve) => {
@@ -282,7 +309,7 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     const all = [...this.connections].map((connection) => {
       if (connection.state === 'handshaking') connection.abort();
-      else connection.shutdown(grace, options.message ?? 'server shutting down');
+      else connection.shutdown(grace, options.message ?? 'server shutting down', alternatives);
       return connection.closed.then(
         () => undefined,
         () => undefined,
