@@ -6,8 +6,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
-import { PREAMBLE, FrameType } from '../protocol/constants.js';
-import { encodeControlFrame } from '../protocol/codec.js';
+import { encodeRefusal } from '../protocol/codec.js';
 import { Engine } from '../protocol/engine.js';
 import { HandlerError, HeartwireError, WireErrorCode } from '../protocol/errors.js';
 import { Connection } from './connection.js';
@@ -239,16 +238,7 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Answer with the preamble and ERROR `REFUSED`, then close. */
   private refuse(socket: Socket): void {
     this.emit('refused', { remoteAddress: socket.remoteAddress });
-    const error = encodeControlFrame({
-      type: FrameType.ERROR,
-      error: {
-        code: WireErrorCode.REFUSED,
-        message: 'connection limit reached',
-        consumedMessages: 0,
-        deliveredMessages: 0,
-      },
-    });
-    socket.end(Buffer.concat([PREAMBLE, error]));
+    socket.end(encodeRefusal(WireErrorCode.REFUSED, 'connection limit reached'));
     // Half-closed after the ERROR; read and discard what the client sends (at most 1 MiB, 1 s)
     // so that closing does not reset the connection before the client reads the ERROR (SPEC §11).
     let drained = 0;
