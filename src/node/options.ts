@@ -381,6 +381,45 @@ export function connectOptionsOf<T extends object>(options: T): T {
 }
 
 /**
+ * Check `server.listen()`'s arguments synchronously and say where to listen: a TCP `port` (a
+ * whole number in [0, 65535], or a string of digits) on `host`, or `{ path }` for a Unix domain
+ * socket. Any other string is refused (`TypeError` `ERR_INVALID_ARG_VALUE`, naming the fix)
+ * rather than taken as a socket path, as `net.Server.listen()` would.
+ */
+export function listenTarget(
+  portOrOptions: unknown,
+  hostName: unknown,
+): { port: number; host: string } | { path: string } {
+  if (typeof portOrOptions === 'object' && portOrOptions !== null) {
+    const path = (portOrOptions as { path?: unknown }).path;
+    if (path === undefined)
+      throw new InvalidOptionValueError(
+        'server.listen() takes a port number and a host, or { path } for a Unix domain socket. ' +
+          `Received an object without "path" (keys: ${Object.keys(portOrOptions).join(', ') || 'none'})`,
+      );
+    rejectUnknownOptions(portOrOptions, ['path'], 'server.listen()');
+    host('path', path);
+    return { path: path as string };
+  }
+  let port = portOrOptions ?? 0;
+  if (typeof port === 'string') {
+    if (!/^\d{1,5}$/.test(port))
+      throw new InvalidOptionValueError(
+        `The "port" argument of server.listen() must be a port number. ${received(port)}. ` +
+          `For a Unix domain socket, call server.listen({ path: ${JSON.stringify(port)} })`,
+      );
+    port = Number(port);
+  }
+  if (typeof port !== 'number')
+    throw new InvalidOptionTypeError(
+      `The "port" argument of server.listen() must be of type number or { path }. ${received(port)}`,
+    );
+  number(0, 65_535, true)('port', port);
+  host('host', hostName);
+  return { port, host: hostName as string };
+}
+
+/**
  * Check `handle()`'s arguments: a function, `concurrency` a whole number ≥ 1 (or Infinity is
  * refused: a bound is the point), `onError` a function if given.
  */
