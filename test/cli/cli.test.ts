@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { createServer } from '../../src/node/server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -126,6 +127,35 @@ describe('heartwire command', function () {
     server.child.kill('SIGINT');
     expect(await server.exited).to.equal(0);
     expect(server.stdout).to.contain('stopped');
+  });
+
+  it('ping ends on GOAWAY: stops probing, ends within the grace, prints the summary, exit 0', async () => {
+    // An echo server that shuts down with a long grace: ping must end by itself, long before
+    // the grace expires (ignoring GOAWAY, it would be force-closed at the end of the grace and
+    // exit 1 with GOAWAY_GRACE_EXPIRED).
+    const server = createServer({ idleTimeout: 3000 }, async (conn) => {
+      for await (const message of conn) await conn.send(message);
+    });
+    const { port } = await server.listen(0, '127.0.0.1');
+    const grace = 30_000;
+    let closed: Promise<void> | undefined;
+    try {
+      const ping = start(['ping', `127.0.0.1:${port}`, '--interval', '100']);
+      running.push(ping);
+      await ping.waitFor(/seq=2 /);
+      const goAwayAt = performance.now();
+      closed = server.close({ grace, message: 'maintenance' });
+      const code = await ping.exited;
+      const elapsed = performance.now() - goAwayAt;
+      expect(code, `${ping.stdout}\n${ping.stderr}`).to.equal(0);
+      expect(ping.stdout).to.match(/goaway from 127\.0\.0\.1:\d+: maintenance; ending/);
+      expect(ping.stdout).to.match(/--- 127\.0\.0\.1:\d+ heartwire ping statistics ---/);
+      expect(ping.stderr).to.equal('');
+      expect(elapsed, 'ping ended within the grace').to.be.below(grace / 2);
+      await closed; // every connection closed: the server did not have to force-close ping's
+    } finally {
+      await (closed ?? server.close({ grace: 0 }));
+    }
   });
 
   it('demo --quick: all three claims hold, exit 0, in under 20 s', async function () {
