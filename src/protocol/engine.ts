@@ -699,11 +699,7 @@ export class Engine implements FrameSink {
       return;
     }
     if (this.closeDeadline !== undefined && now >= this.closeDeadline) {
-      this.fail(
-        new TimeoutError('CLOSE_TIMEOUT', 'the termination handshake did not complete in time'),
-        'local',
-        true,
-      );
+      this.fail(new TimeoutError('CLOSE_TIMEOUT', this.closeTimeoutMessage()), 'local', true);
       return;
     }
     const stall = this.writeStallDeadline();
@@ -744,6 +740,27 @@ export class Engine implements FrameSink {
     if (this.shrinkDeadline() !== undefined && now >= this.shrinkDeadline()!) {
       this.window = this.settings.initialWindow;
       this.returnReservation();
+    }
+  }
+
+  /** What `CLOSE_TIMEOUT` waited for, with the counts this side knows (SPEC.md §9.1). */
+  private closeTimeoutMessage(): string {
+    const within = `within ${this.settings.closeTimeoutMs} ms`;
+    const unsent = this.queuedCount - this.writtenCount;
+    const sent = `${this.peerConsumed} of the ${this.writtenCount} messages sent`;
+    switch (this.currentState) {
+      case 'closing':
+        return `CLOSE was not sent ${within}: ${unsent} of the ${this.queuedCount} messages before it were still unsent (credit left: ${this.creditAvailable()} bytes)`;
+      case 'close-sent':
+        return `the server did not acknowledge CLOSE ${within}; it had reported ${sent} consumed (a server acknowledges once its application has consumed them all and sent its last messages)`;
+      case 'close-acked':
+        return `the application did not consume the server's messages ${within} of CLOSE_ACK: ${this.consumedCount} of ${this.receivedCount} consumed`;
+      case 'peer-closed':
+        return `the server did not finish ${within} of the client's CLOSE: its application consumed ${this.consumedCount} of the ${this.receivedCount} client messages${this.finishRequested ? '' : ' and did not end its side'}; ${unsent} of its ${this.queuedCount} messages unsent`;
+      case 'close-ack-sent':
+        return `the client did not send its final CREDIT and end of stream ${within} of CLOSE_ACK; it had reported ${sent} consumed`;
+      default:
+        return `the termination handshake did not complete ${within} (state ${this.currentState})`;
     }
   }
 

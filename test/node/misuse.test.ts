@@ -63,6 +63,33 @@ describe('node API: misuse is reported at the call, with the reason', function (
     await new ReconnectingClient(options).close();
   });
 
+  it("end() against a server that reads nothing: CLOSE_TIMEOUT says what it waited for and the server's count", async () => {
+    // No 'connection' handler reads: the server never consumes, so it never acknowledges CLOSE.
+    const { port } = await h().server({});
+    const conn = await h().connect({ port, closeTimeout: 500 });
+    for (let i = 0; i < 3; i++) await conn.send(new Uint8Array(8));
+    const error = rejection(await within(observe(conn.end()), 10_000, 'end()'), 'end()');
+    expect(error.code).to.equal('CLOSE_TIMEOUT');
+    expect(error.message).to.include('the server did not acknowledge CLOSE within 500 ms');
+    expect(error.message).to.include('it had reported 0 of the 3 messages sent consumed');
+
+    // The server's own close deadline says the same from its side, and the client reads it.
+    const { port: port2, connections } = await h().server({ closeTimeout: 500 });
+    const patient = await h().connect({ port: port2, closeTimeout: 30_000 });
+    for (let i = 0; i < 3; i++) await patient.send(new Uint8Array(8));
+    const remote = rejection(await within(observe(patient.end()), 10_000, 'end()'), 'end()');
+    expect(remote.code).to.equal('CLOSE_TIMEOUT');
+    expect(remote.remote).to.equal(true);
+    const local = rejection(
+      await within(observe(connections[0]!.closed), 5000, 'server side'),
+      'server side',
+    );
+    for (const message of [remote.message, local.message])
+      expect(message).to.include(
+        "the server did not finish within 500 ms of the client's CLOSE: its application consumed 0 of the 3 client messages and did not end its side",
+      );
+  });
+
   it('send() after the connection failed rejects with the close error as its cause', async () => {
     let serverSide: Connection | undefined;
     const { port } = await h().server({}, (conn) => {
