@@ -2099,8 +2099,18 @@ export class Engine implements FrameSink {
     if (this.negotiatedValues === undefined || !this.sendsCredit()) return;
     const increase = this.grantable() - this.grantedLimit;
     if (increase < this.window / 4) return;
+    if (this.grantable() > MAX_COUNTER) return this.limitReached();
     this.tuneWindow(now);
     this.creditDirty = true;
+  }
+
+  /** The limit to grant would reach 2^53: close with `LIMIT_REACHED` (SPEC.md §2). */
+  private limitReached(): void {
+    this.fail(
+      new ProtocolError('LIMIT_REACHED', 'the credit limit would reach 2^53 (SPEC.md §2)'),
+      'local',
+      true,
+    );
   }
 
   /**
@@ -2152,6 +2162,7 @@ export class Engine implements FrameSink {
       if (this.window === before) break;
     }
     if (this.heldBytes === this.partialCost && this.grantable() > this.grantedLimit) {
+      if (this.grantable() > MAX_COUNTER) return this.limitReached();
       this.creditDirty = true;
     } else {
       this.maybeGrantCredit(now);
