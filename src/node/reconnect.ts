@@ -10,7 +10,7 @@ import { HeartwireError } from '../protocol/errors.js';
 import { connect } from './connect.js';
 import type { Connection } from './connection.js';
 import type { ConnectOptions, Endpoint } from './options.js';
-import { validateReconnectOptions } from './options.js';
+import { connectOptionsOf, validateReconnectOptions } from './options.js';
 
 /** Options of {@link ReconnectingClient}: `connect()` options plus the backoff policy. */
 export interface ReconnectOptions extends ConnectOptions {
@@ -225,7 +225,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     const signal = this.options.signal ? AbortSignal.any([this.options.signal, abort.signal]) : abort.signal;
     let connection: Connection;
     try {
-      connection = await connect({ ...this.options, endpoints, signal });
+      connection = await connect({ ...connectOptionsOf(this.options), endpoints, signal });
     } catch (error) {
       this.pending = false;
       this.moving = undefined;
