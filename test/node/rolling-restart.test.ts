@@ -168,10 +168,15 @@ describe('rolling restart of three server processes under load (issue 14)', func
       const before = on(port);
       distributions.push(ports.map(on).join('/'));
       const movesBefore = moves.length;
-      const t0 = now();
-      old.send({ drain: GRACE });
       // Moved: none left on the draining server, and every client open on another one.
       const connectedElsewhere = (): number => ports.reduce((sum, p) => sum + (p === port ? 0 : on(p)), 0);
+      // Make before break: when the old process is gone (its clients ended their connections only
+      // once the new ones were open), every client is already open elsewhere. Causal, so not
+      // timing-dependent; a break-before-make client fails it.
+      let atExit = -1;
+      old.child.once('exit', () => (atExit = connectedElsewhere()));
+      const t0 = now();
+      old.send({ drain: GRACE });
       await waitFor(
         () => on(port) === 0 && connectedElsewhere() === CLIENTS,
         GRACE + 5000,
@@ -179,9 +184,8 @@ describe('rolling restart of three server processes under load (issue 14)', func
       );
       moveTimes.push(now() - t0);
       movedCounts.push(before);
-      // Make before break: they were all open elsewhere before the old server was gone.
-      expect(old.child.exitCode, `server ${i} still running when its clients had moved`).to.equal(null);
       await within(old.exited, GRACE + 5000, `server ${i} exited`);
+      expect(atExit, `clients open elsewhere when server ${i} exited`).to.equal(CLIENTS);
       const replacement = new ServerProcess({ port, alternatives: others(i) });
       servers[i] = replacement;
       await replacement.ready();
