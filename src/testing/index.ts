@@ -23,3 +23,7 @@ export type {
   FaultDirectionStats,
   FaultProxyStats,
 } from './fault-proxy.js';
+export * from './path.js';
+export { Simulation, SimulationError } from './simulation.js';
+export type { SimulationOptions } from './simulation.js';
+export type { SimTimer } from './event-loop.js';
