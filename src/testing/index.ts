@@ -23,7 +23,8 @@ export type {
   FaultDirectionStats,
   FaultProxyStats,
 } from './fault-proxy.js';
-export * from './path.js';
+export { checkPathParams, PathDirection, segmentSize } from './path.js';
+export type { Segment } from './path.js';
 export { Simulation, SimulationError } from './simulation.js';
 export type { SimulationOptions } from './simulation.js';
 export type { SimTimer } from './event-loop.js';

@@ -29,6 +29,11 @@ import type { Engine } from '../protocol/engine.js';
 import { HeartwireError } from '../protocol/errors.js';
 import type { CloseInfo, EngineEvent, InboundMessage, Role } from '../protocol/types.js';
 import { VirtualClock, type TimerId } from './clock.js';
+import { DEFAULT_PATH_PARAMS } from './path.js';
+import type { CrashMode, PartitionDirection, PathParams } from './path.js';
+
+export { DEFAULT_PATH_PARAMS };
+export type { CrashMode, PartitionDirection, PathParams };
 
 /** One end of the simulated connection. */
 export type Side = Role;
@@ -57,44 +62,6 @@ export type SimEngine = Pick<
   | 'finish'
   | 'abort'
 >;
-
-/** Model of one direction of a TCP path. Times in ms, sizes in bytes. */
-export interface PathParams {
-  /** One-way delay from leaving the send buffer to arriving at the receiver. ≥ 0. */
-  latencyMs: number;
-  /** Rate at which bytes leave the sender's kernel send buffer, in bytes/ms (> 0; `Infinity` = no cap). */
-  bandwidthBytesPerMs: number;
-  /**
-   * Capacity of the sender's kernel send buffer. The simulation passes the free room as
-   * `maxDataBytes` to `pollTransmit`; control frames are always accepted, so the buffer may
-   * exceed this by the size of the control frames.
-   */
-  sendBufferBytes: number;
-  /** Largest segment delivered in one `receive` call; segment sizes are random in [1, this]. */
-  maxChunkBytes: number;
-}
-
-/** Path parameters used when none are given: 5 ms, 1000 bytes/ms (8 Mbit/s), 64 KiB buffer, 1460-byte segments. */
-export const DEFAULT_PATH_PARAMS: Readonly<PathParams> = Object.freeze({
-  latencyMs: 5,
-  bandwidthBytesPerMs: 1000,
-  sendBufferBytes: 65_536,
-  maxChunkBytes: 1460,
-});
-
-/** Which directions a partition affects. */
-export type PartitionDirection = 'both' | 'client-to-server' | 'server-to-client';
-
-/**
- * How a crash looks to the peer:
- * - `none`: the machine died. Nothing more is sent (unsent bytes are lost), nothing is
- *   acknowledged, no FIN or reset ever arrives; the peer's bytes pile up in its send buffer.
- * - `fin`: the process was killed and its kernel closed the socket: the bytes already in the
- *   send buffer still go out, then FIN. Bytes arriving afterwards are answered with a reset.
- * - `reset`: the socket was reset: unsent bytes are discarded and the peer receives a reset
- *   (`transportFailed`) after the bytes already in flight.
- */
-export type CrashMode = 'none' | 'fin' | 'reset';
 
 /** Outcome of {@link SimulatedNetwork.send}. */
 export type SendResult = 'sent' | 'queued' | 'rejected';
