@@ -4,13 +4,18 @@
  * the public functions use {@link nodeEnvironment}.
  * @module
  */
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import tls from 'node:tls';
+import type * as Net from 'node:net';
+import type * as Tls from 'node:tls';
 import type { ConnectOptions, Endpoint, ServerOptions } from './options.js';
 import { nodeRuntime } from './runtime.js';
 import type { Runtime, Transport } from './runtime.js';
 import { applyKeepAlive } from './socket-options.js';
+
+// `node:net` and `node:tls` load on first use, not at import: the simulation (`heartwire/testing`)
+// runs the same `connect()` and `Server` without them.
+const net = (): typeof Net => process.getBuiltinModule('node:net');
+const tls = (): typeof Tls => process.getBuiltinModule('node:tls');
 
 /** A transport being opened: emits `connect` (`secureConnect` with TLS) once usable, or `error`. */
 export interface DialedTransport extends Transport {
@@ -70,32 +75,32 @@ export const nodeEnvironment: Environment = {
         ? { path: endpoint.path }
         : { host: endpoint.host, port: endpoint.port, localAddress: options.localAddress };
     if (!options.tls)
-      return net.connect({ ...where, allowHalfOpen: true, noDelay: true } as net.NetConnectOpts);
-    const socket = tls.connect({
+      return net().connect({ ...where, allowHalfOpen: true, noDelay: true } as Net.NetConnectOpts);
+    const socket = tls().connect({
       ...(options.tls === true ? {} : options.tls),
       ...where,
       servername:
         (options.tls === true ? undefined : options.tls.servername) ??
-        (host !== undefined && !net.isIP(host) ? host : undefined),
+        (host !== undefined && !net().isIP(host) ? host : undefined),
       allowHalfOpen: true,
-    } as tls.ConnectionOptions);
+    } as Tls.ConnectionOptions);
     return socket;
   },
   listener(options, onTransport) {
     if (options.tls !== undefined) {
       // Half-open only once TLS is up (see Server.accept()), so a failed client's FIN closes its
       // socket; Node's TLS server never destroys a socket whose TLS handshake failed or timed out.
-      const server = tls.createServer(
+      const server = tls().createServer(
         { ...options.tls, allowHalfOpen: false, handshakeTimeout: options.handshakeTimeout ?? 10_000 },
         onTransport,
       );
       server.on('tlsClientError', (_error, socket) => socket.destroy());
       return server;
     }
-    return net.createServer({ allowHalfOpen: true, noDelay: true }, onTransport);
+    return net().createServer({ allowHalfOpen: true, noDelay: true }, onTransport);
   },
   prepare(transport, idleTimeout) {
-    applyKeepAlive(transport as net.Socket, idleTimeout);
+    applyKeepAlive(transport as Net.Socket, idleTimeout);
   },
   warn(message, code) {
     process.emitWarning(message, { type: 'HeartwireWarning', code });

@@ -223,7 +223,8 @@ export class Simulation {
   // ------------------------------------------------------------------ running
 
   /**
-   * Runs `main` in the simulation. Resolves with its result; rejects with a
+   * Runs `main` in the simulation, then stops it (connections still open stay as they are, and
+   * nothing runs any more). Resolves with its result; rejects with a
    * {@link SimulationError} (with the seed) if `main` throws or rejects, a simulated task throws,
    * a rejection is left unhandled meanwhile, or the time limit is reached.
    */
@@ -247,6 +248,7 @@ export class Simulation {
       ]);
     } finally {
       stopWaiting?.();
+      this.#loop.stop(); // the run is over: nothing runs after it
       // Rejections left unhandled by the last microtasks of the run are reported before it ends.
       await new Promise((resolve) => setImmediate(resolve));
       process.off('unhandledRejection', onRejection);
