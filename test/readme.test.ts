@@ -34,7 +34,7 @@ const README = path.join(REPO_ROOT, 'README.md');
 const INDEX = pathToFileURL(path.join(REPO_ROOT, 'src/index.ts')).href;
 const TESTING = pathToFileURL(path.join(REPO_ROOT, 'src/testing/index.ts')).href;
 /** The samples run from a temporary directory: fast-check (a devDependency) is resolved from here. */
-const FAST_CHECK = import.meta.resolve('fast-check');
+const FAST_CHECK = pathToFileURL(path.join(REPO_ROOT, 'node_modules/fast-check/lib/fast-check.js')).href;
 
 interface Block {
   info: string;

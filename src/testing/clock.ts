@@ -37,9 +37,12 @@ interface Timer {
  *
  * @example
  * ```ts
+ * import { VirtualClock } from 'heartwire/testing';
+ *
  * const clock = new VirtualClock();
- * clock.setTimer(100, () => console.log('fired at', clock.now));
- * clock.advanceBy(150); // prints "fired at 100"; clock.now is 150 afterwards
+ * clock.setTimer(100, () => console.log('fired at', clock.now)); // → fired at 100
+ * clock.advanceBy(150);
+ * console.log('now', clock.now); // → now 150
  * ```
  */
 export class VirtualClock {

@@ -6,16 +6,51 @@
  *
  * @example
  * ```ts
+ * import fc from 'fast-check';
+ * import { Simulation, arbitrarySimFaults, describeSimFaults, scheduleSimFaults } from 'heartwire/testing';
+ * import type { Server } from 'heartwire';
+ *
+ * // A client that reconnects until its message is echoed, whatever happens to the server.
  * await fc.assert(
- *   fc.asyncProperty(fc.integer(), arbitrarySimFaults(), async (seed, faults) => {
+ *   fc.asyncProperty(fc.integer(), arbitrarySimFaults({ maxFaults: 4, horizonMs: 2000, maxDurationMs: 3000 }), async (seed, faults) => {
  *     const sim = new Simulation({ seed });
+ *     const start = async (): Promise<Server> => {
+ *       const s = sim.createServer({}, (conn) => conn.handle(async (m) => void (await conn.send(m))));
+ *       await s.listen(7000);
+ *       return s;
+ *     };
  *     await sim.run(async () => {
- *       // … start the application …
- *       scheduleSimFaults(sim, faults, { crash: (f) => restartAfterCrash(f.mode, f.downMs) });
- *       // … run it and check what it promises …
+ *       let server: Server | undefined = await start();
+ *       scheduleSimFaults(sim, faults, {
+ *         crash: async ({ mode, downMs }) => {
+ *           if (server === undefined) return;
+ *           sim.crash(server, mode);
+ *           server = undefined;
+ *           await sim.sleep(downMs);
+ *           server = await start();
+ *         },
+ *         restart: async ({ graceMs }) => {
+ *           if (server === undefined) return;
+ *           void server.close({ grace: graceMs });
+ *           server = await start();
+ *         },
+ *       });
+ *       for (;;) {
+ *         try {
+ *           const conn = await sim.connect({ port: 7000, idleTimeout: 2000, connectTimeout: 1000 });
+ *           await conn.send('ping');
+ *           for await (const reply of conn) if (reply.length === 4) return void (await conn.end());
+ *         } catch {
+ *           await sim.sleep(200); // failed or went away: try again
+ *         }
+ *       }
+ *     }).catch((error: unknown) => {
+ *       throw new Error(`seed ${seed}:\n${describeSimFaults(faults)}`, { cause: error });
  *     });
  *   }),
+ *   { numRuns: 20 },
  * );
+ * console.log('echoed every time'); // → echoed every time
  * ```
  * @module
  */

@@ -343,8 +343,14 @@ function describeEvent(e: EngineEvent): string {
  * application context…): the network drains an engine and re-arms its timer after each such call.
  * Reading an engine (`state`, `stats()`) directly is fine.
  *
+ * The engines start with the handshake: a message sent before it completes is refused
+ * (`'rejected'`), so wait for the `open` event first.
+ *
  * @example
  * ```ts
+ * import { Engine } from 'heartwire';
+ * import { SimulatedNetwork } from 'heartwire/testing';
+ *
  * const net = new SimulatedNetwork({
  *   client: new Engine({ role: 'client', seed: 1 }),
  *   server: new Engine({ role: 'server', seed: 2 }),
@@ -352,11 +358,18 @@ function describeEvent(e: EngineEvent): string {
  *   path: { latencyMs: 20 },
  * });
  * net.start();
- * net.send('client', new TextEncoder().encode('hello'));
- * net.advanceBy(1000);
- * net.close();
+ * const opened = () => net.client.events.some((e) => e.event.type === 'open');
+ * net.runUntil(opened, 1000); // the handshake: one round trip
+ * console.log('sent:', net.send('client', new TextEncoder().encode('hello'))); // → sent: sent
+ * net.partition(); // both ways, for 5 s (less than the default idle timeout)
+ * net.advanceBy(5000);
+ * net.heal();
+ * net.close(); // the client ends the stream; the server finishes; both close cleanly
  * net.runUntilClosed(60_000);
- * console.log(net.server.delivered, net.formatTrace(50));
+ * const [message] = net.server.delivered;
+ * console.log('delivered:', new TextDecoder().decode(message!.payload)); // → delivered: hello
+ * console.log('clean:', net.client.closedInfo?.clean, net.server.closedInfo?.clean); // → clean: true true
+ * console.log(net.formatTrace(5)); // the last lines of what happened
  * ```
  */
 export class SimulatedNetwork {
