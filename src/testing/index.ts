@@ -25,3 +25,5 @@ export type { SimulationOptions } from './simulation.js';
 export type { SimTimer } from './event-loop.js';
 export { arbitrarySimFaults, describeSimFaults, scheduleSimFaults } from './sim-faults.js';
 export type { SimFault, SimFaultHandlers, SimFaultOptions, TimedSimFault } from './sim-faults.js';
+export { EngineDriver } from './engine-driver.js';
+export type { DriverHost, EngineDriverOptions } from './engine-driver.js';

@@ -90,14 +90,19 @@ export class PathDirection {
   /** The receiver died silently: nothing is acknowledged or delivered, ever. */
   blackholed = false;
   bytesWritten = 0;
-  bytesDelivered = 0;
 
+  /**
+   * `onArrive` gets each segment as it arrives; `onDepart` is called after bytes left the send
+   * buffer. With `batch`, segments due at the same time arrive in one timer callback (the engine
+   * simulation's behaviour); without, each in its own (each a task of the virtual event loop).
+   */
   constructor(
     params: PathParams,
     private readonly clock: VirtualClock,
     private readonly random: () => number,
     private readonly onArrive: (segment: Segment) => void,
     private readonly onDepart: () => void,
+    private readonly batch = false,
   ) {
     this.params = checkPathParams(params);
   }
@@ -215,9 +220,12 @@ export class PathDirection {
     if (this.#flight.length === 0 || this.stalled) return;
     this.#deliveryTimer = this.clock.setTimer(this.#flight[0]!.arrival, () => {
       this.#deliveryTimer = undefined;
-      const seg = this.#flight.shift()!;
-      if (seg.kind === 'data') this.bytesDelivered += seg.bytes.length;
-      this.onArrive(seg);
+      const now = this.clock.now;
+      // Stalled meanwhile (a partition): held until the heal re-arms delivery.
+      while (this.#flight.length > 0 && this.#flight[0]!.arrival <= now && !this.stalled) {
+        this.onArrive(this.#flight.shift()!);
+        if (!this.batch) break;
+      }
       this.#armDelivery();
     });
   }
