@@ -190,6 +190,47 @@ describe('testing: Simulation (the real Connection and Server on simulated TCP)'
     });
   });
 
+  it('a stalled consumer: the sender waits for credit and is told (credit-stall), on virtual time', async () => {
+    const sim = new Simulation({ seed: 12 });
+    await sim.run(async () => {
+      let resume!: () => void;
+      const consuming = new Promise<void>((resolve) => (resume = resolve));
+      const server = sim.createServer({ receiveWindow: 64 * 1024 }, async (conn) => {
+        await consuming; // the application does not read until resumed
+        for await (const message of conn) if (message.length === 0) break;
+      });
+      await server.listen(7000);
+      const conn = await sim.connect({ port: 7000, maxSendQueue: 1024 * 1024 });
+      const stalled = new Promise<number>((resolve) => conn.once('credit-stall', resolve));
+      for (let i = 0; i < 100; i++) conn.write(new Uint8Array(4096));
+      const blockedMs = await stalled;
+      expect(blockedMs).to.be.at.least(5000);
+      expect(conn.state).to.equal('open'); // alive: heartbeats flow, only credit is missing
+      const resumed = new Promise<number>((resolve) => conn.once('credit-resumed', resolve));
+      resume();
+      expect(await resumed).to.be.at.least(5000);
+      await conn.end();
+      await server.close();
+    });
+  });
+
+  it('works without run(): the loop runs while anything awaits it; stop() ends it', async () => {
+    const sim = new Simulation({ seed: 5 });
+    const server = sim.createServer((conn) => conn.handle(async (m) => void (await conn.send(m))));
+    const { port } = await server.listen(0);
+    expect(port).to.be.greaterThan(0);
+    const conn = await sim.connect({ port });
+    await conn.send('x');
+    for await (const reply of conn) {
+      expect(text(reply)).to.equal('x');
+      break;
+    }
+    sim.stop();
+    const at = sim.now;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(sim.now).to.equal(at);
+  });
+
   it('an unhandled rejection inside the simulated application fails the run with the seed', async () => {
     const sim = new Simulation({ seed: 1234 });
     const error = await sim
