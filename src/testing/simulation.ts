@@ -92,6 +92,8 @@ export class Simulation {
   readonly #listeners = new Map<string, SimListener>();
   readonly #links = new Set<SimLink>();
   readonly #servers = new Map<Server, SimListener>();
+  /** Addresses of servers whose machine vanished (`crash(server, 'none')`): nothing answers there. */
+  readonly #silent = new Set<string>();
   #nextPort = 40_000;
   #failure: SimulationError | undefined;
   #failureWaiters: ((error: SimulationError) => void)[] = [];
@@ -206,14 +208,17 @@ export class Simulation {
   /**
    * The host of `server` crashes: its listening address goes and every connection it accepted
    * dies as `mode` says ({@link CrashMode}: `reset` by default; `fin` for a killed process whose
-   * kernel closes the sockets; `none` for a machine that vanishes). Its `Connection` objects see
-   * their transport closed and never send again. Start a new server to model a restart.
+   * kernel closes the sockets; `none` for a machine that vanishes: then connection attempts to its
+   * address get no answer, not a refusal, until a server listens there again). Its `Connection`
+   * objects see their transport closed and never send again. Start a new server to model a restart.
    */
   crash(server: Server, mode: CrashMode = 'reset'): void {
     const listener = this.#servers.get(server);
     if (listener === undefined) return;
     this.note(`crash server (${mode})`);
+    const key = (listener as { key?: string }).key;
     listener.close();
+    if (mode === 'none' && key !== undefined) this.#silent.add(key);
     for (const socket of [...listener.sockets]) {
       const link = [...this.#links].find((l) => l.server === socket);
       socket.crash(mode, link?.clientToServer);
@@ -310,6 +315,7 @@ export class Simulation {
     if (key.endsWith(':0')) bound = `${key.slice(0, -2)}:${this.#nextPort++}`;
     if (this.#listeners.has(bound)) return undefined;
     this.#listeners.set(bound, listener);
+    this.#silent.delete(bound);
     (listener as { key?: string }).key = bound;
     return bound;
   }
@@ -337,6 +343,7 @@ export class Simulation {
       loop.setTimeout(() => {
         if (client.destroyed) return;
         const listener = this.#listeners.get(key);
+        if (listener === undefined && this.#silent.has(key)) return; // no answer: connectTimeout
         if (listener === undefined) {
           // Refused: the reset comes back one latency later.
           loop.setTimeout(() => {

@@ -160,6 +160,23 @@ describe('testing: Simulation (the real Connection and Server on simulated TCP)'
     expect(error).to.have.property('code', 'CONNECT_FAILED');
   });
 
+  it("connect() to a server whose machine vanished (crash 'none') times out instead of being refused", async () => {
+    const sim = new Simulation();
+    await sim.run(async () => {
+      const server = await echoServer(sim);
+      sim.crash(server, 'none');
+      const error = await sim.connect({ port: 7000, connectTimeout: 4000 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).to.have.property('code', 'CONNECT_TIMEOUT');
+      const restarted = await echoServer(sim);
+      const conn = await sim.connect({ port: 7000 });
+      await conn.end();
+      await restarted.close();
+    });
+  });
+
   it('connect() during a partition times out after connectTimeout, on virtual time', async () => {
     const sim = new Simulation();
     await sim.run(async () => {
