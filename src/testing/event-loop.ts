@@ -12,7 +12,7 @@ import type { Runtime } from '../node/runtime.js';
 import { TimerWheel } from '../node/timer-wheel.js';
 import { VirtualClock, type TimerId } from './clock.js';
 
-/** A timer set with {@link SimLoop.setTimeout}. */
+/** A timer set with `Simulation.setTimeout()` (virtual time). */
 export interface SimTimer {
   readonly id: TimerId;
 }
