@@ -149,6 +149,34 @@ describe('testing: Simulation (the real Connection and Server on simulated TCP)'
     });
   });
 
+  it('delivery reports as on a real network: a server that consumes 2 of 5 messages and aborts', async () => {
+    const sim = new Simulation({ seed: 21 });
+    const info = await sim.run(async () => {
+      const server = sim.createServer({}, async (conn) => {
+        let n = 0;
+        for await (const message of conn) if (message.length > 0 && ++n === 2) break;
+        conn.abort();
+      });
+      await server.listen(7000);
+      const conn = await sim.connect({ port: 7000 });
+      const closed = new Promise<CloseInfo>((resolve) => conn.once('close', resolve));
+      for (let i = 0; i < 5; i++) await conn.send(`m${i}`);
+      const result = await closed;
+      await server.close();
+      return result;
+    });
+    expect(info.clean).to.equal(false);
+    expect(info.error?.code).to.equal('CANCELLED');
+    expect(info.delivery.queued).to.equal(5);
+    expect(info.delivery.consumed).to.equal(2);
+    expect(info.delivery.unknown.length + info.delivery.notProcessed.length).to.equal(3);
+    expect([...info.delivery.unknown, ...info.delivery.notProcessed].map(text)).to.deep.equal([
+      'm2',
+      'm3',
+      'm4',
+    ]);
+  });
+
   it('connect() to an address nobody listens on fails as connect() does (ConnectError CONNECT_FAILED)', async () => {
     const sim = new Simulation();
     const error = await sim.run(() =>
