@@ -275,6 +275,22 @@ export function encodeControlFrame(frame: ControlFrame): Uint8Array {
 }
 
 /**
+ * Encodes a server's answer to a connection it refuses before the handshake (SPEC.md §11): the
+ * preamble, then ERROR with `code` and `message` (cut to 256 UTF-8 bytes) and no messages
+ * consumed or delivered.
+ */
+export function encodeRefusal(code: number, message: string): Uint8Array {
+  const error = encodeControlFrame({
+    type: FrameType.ERROR,
+    error: { code, message, consumedMessages: 0, deliveredMessages: 0 },
+  });
+  const out = new Uint8Array(PREAMBLE_SIZE + error.length);
+  out.set(PREAMBLE, 0);
+  out.set(error, PREAMBLE_SIZE);
+  return out;
+}
+
+/**
  * Encodes any frame, header included, into a new buffer.
  * @throws UsageError `INTERNAL_ERROR` on a frame that is invalid on the wire (see
  * {@link writeFrameHeader} and {@link encodeControlFrame}).

@@ -390,8 +390,15 @@ export class Engine implements FrameSink {
   private readonly controlQueue: Uint8Array[] = [];
   private heartbeatDue = false;
   private creditDirty = false;
-  /** A CREDIT is due to report consumption, without raising the limit (see `reportIfDrained`). */
+  /** A CREDIT is due to report consumption, without raising the limit (see `reportConsumption`). */
   private consumedReportDue = false;
+  /** `C` when `Consumed Messages` last went out (CREDIT or HEARTBEAT): `U = C − this`. */
+  private releasedReported = 0;
+  /**
+   * Report consumption once `U` reaches this (SPEC.md §7 rule 5): a quarter of the peer's
+   * `send_queue_limit`, or 0 if it stated none (then: when the application has drained).
+   */
+  private reportStep = 0;
   private closeFrameDue = false;
   /** The frame that ends our transmissions is due: CLOSE_ACK (server) or the final CREDIT (client). */
   private finalFrameDue = false;
@@ -575,6 +582,7 @@ export class Engine implements FrameSink {
         maxFramePayload: this.settings.maxFramePayload,
         maxMessageSize: this.settings.maxMessageBytes,
         applicationProtocols: [...this.settings.applicationProtocols],
+        sendQueueLimit: this.settings.maxSendQueueBytes,
       };
       this.controlQueue.push(PREAMBLE, encodeControlFrame({ type: FrameType.HELLO, hello }));
       this.preambleSent = true;
@@ -699,11 +707,7 @@ export class Engine implements FrameSink {
       return;
     }
     if (this.closeDeadline !== undefined && now >= this.closeDeadline) {
-      this.fail(
-        new TimeoutError('CLOSE_TIMEOUT', 'the termination handshake did not complete in time'),
-        'local',
-        true,
-      );
+      this.fail(new TimeoutError('CLOSE_TIMEOUT', this.closeTimeoutMessage()), 'local', true);
       return;
     }
     const stall = this.writeStallDeadline();
@@ -744,6 +748,27 @@ export class Engine implements FrameSink {
     if (this.shrinkDeadline() !== undefined && now >= this.shrinkDeadline()!) {
       this.window = this.settings.initialWindow;
       this.returnReservation();
+    }
+  }
+
+  /** What `CLOSE_TIMEOUT` waited for, with the counts this side knows (SPEC.md §9.1). */
+  private closeTimeoutMessage(): string {
+    const within = `within ${this.settings.closeTimeoutMs} ms`;
+    const unsent = this.queuedCount - this.writtenCount;
+    const sent = `${this.peerConsumed} of the ${this.writtenCount} messages sent`;
+    switch (this.currentState) {
+      case 'closing':
+        return `CLOSE was not sent ${within}: ${unsent} of the ${this.queuedCount} messages before it were still unsent (credit left: ${this.creditAvailable()} bytes)`;
+      case 'close-sent':
+        return `the server did not acknowledge CLOSE ${within}; it had reported ${sent} consumed (a server acknowledges once its application has consumed them all and sent its last messages)`;
+      case 'close-acked':
+        return `the application did not consume the server's messages ${within} of CLOSE_ACK: ${this.consumedCount} of ${this.receivedCount} consumed`;
+      case 'peer-closed':
+        return `the server did not finish ${within} of the client's CLOSE: its application consumed ${this.consumedCount} of the ${this.receivedCount} client messages${this.finishRequested ? '' : ' and did not end its side'}; ${unsent} of its ${this.queuedCount} messages unsent`;
+      case 'close-ack-sent':
+        return `the client did not send its final CREDIT and end of stream ${within} of CLOSE_ACK; it had reported ${sent} consumed`;
+      default:
+        return `the termination handshake did not complete ${within} (state ${this.currentState})`;
     }
   }
 
@@ -922,7 +947,7 @@ export class Engine implements FrameSink {
     this.releasedCredit += this.inbox.shiftedCost;
     if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
     else if (this.grantable() - this.grantedLimit >= this.window / 4) this.maybeGrantCredit(now);
-    else if (this.inbox.length === 0) this.reportIfDrained();
+    else if (this.releasedCredit - this.releasedReported >= this.reportStep) this.reportConsumption();
     if (this.reservedExtra > 0 && this.reservedExtra > this.window - this.settings.initialWindow)
       this.returnReservation();
     if (this.currentState !== 'open') this.checkTermination();
@@ -969,7 +994,7 @@ export class Engine implements FrameSink {
     }
     if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
     else this.maybeGrantCredit(now);
-    if (this.inbox.length === 0) this.reportIfDrained();
+    if (this.releasedCredit - this.releasedReported >= this.reportStep) this.reportConsumption();
     if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
     this.checkTermination();
   }
@@ -1179,6 +1204,7 @@ export class Engine implements FrameSink {
         consumedMessages: this.consumedCount,
       });
       this.consumedReported = this.consumedCount;
+      this.releasedReported = this.releasedCredit;
       this.txPos += HEARTBEAT_FRAME_SIZE;
       this.heartbeatsSent++;
       this.creditDirty = false;
@@ -1191,6 +1217,7 @@ export class Engine implements FrameSink {
       if (this.creditDirty) this.raiseLimit();
       writeCreditFrame(target, this.txPos, this.grantedLimit, this.consumedCount);
       this.consumedReported = this.consumedCount;
+      this.releasedReported = this.releasedCredit;
       this.txPos += CREDIT_FRAME_SIZE;
       this.creditDirty = false;
       this.consumedReportDue = false;
@@ -1799,6 +1826,7 @@ export class Engine implements FrameSink {
       maxMessageSize: s.maxMessageBytes,
       clientIdleTimeoutMs: clientIdle,
       applicationProtocol,
+      sendQueueLimit: s.maxSendQueueBytes,
     };
     this.controlQueue.push(PREAMBLE, encodeControlFrame({ type: FrameType.WELCOME, welcome }));
     this.preambleSent = true;
@@ -1849,9 +1877,10 @@ export class Engine implements FrameSink {
     applicationProtocol: string,
     localIdle: number,
     peerIdle: number,
-    peer: { initialCredit: number; maxFramePayload: number; maxMessageSize: number },
+    peer: { initialCredit: number; maxFramePayload: number; maxMessageSize: number; sendQueueLimit?: number },
   ): void {
     const now = this.now;
+    this.reportStep = Math.ceil((peer.sendQueueLimit ?? 0) / 4);
     this.localIdleTimeout = localIdle;
     this.heartbeatInterval = peerIdle / 3;
     this.peerLimit = peer.initialCredit;
@@ -2049,17 +2078,17 @@ export class Engine implements FrameSink {
   }
 
   /**
-   * The application has consumed every message held: report the consumption now, in a CREDIT
-   * that raises the limit only if a grant is due anyway (window tuning is unchanged). The sender
-   * keeps each message until it learns it was consumed, in a bounded send queue, so a sender
-   * whose queue holds less than our grant step (W / 4) would otherwise wait for our next
-   * heartbeat (SPEC.md §7 rule 5). At most one CREDIT each time the application catches up.
+   * Report consumption between grants (SPEC.md §7 rule 5), in a CREDIT that raises the limit
+   * only if a grant is due anyway. The sender keeps each message until it learns it was
+   * consumed, in a bounded send queue: if it stated its bound `Q`, report once `U ≥ Q / 4` (the
+   * callers checked that), at most one CREDIT per `Q / 4` credit bytes consumed; if it did not,
+   * report each time the application has consumed every message held.
    */
-  private reportIfDrained(): void {
+  private reportConsumption(): void {
     if (
       !this.creditDirty &&
       this.consumedCount > this.consumedReported &&
-      this.taken.length === 0 &&
+      (this.reportStep > 0 || (this.inbox.length === 0 && this.taken.length === 0)) &&
       this.negotiatedValues !== undefined &&
       this.sendsCredit()
     )
@@ -2070,8 +2099,18 @@ export class Engine implements FrameSink {
     if (this.negotiatedValues === undefined || !this.sendsCredit()) return;
     const increase = this.grantable() - this.grantedLimit;
     if (increase < this.window / 4) return;
+    if (this.grantable() > MAX_COUNTER) return this.limitReached();
     this.tuneWindow(now);
     this.creditDirty = true;
+  }
+
+  /** The limit to grant would reach 2^53: close with `LIMIT_REACHED` (SPEC.md §2). */
+  private limitReached(): void {
+    this.fail(
+      new ProtocolError('LIMIT_REACHED', 'the credit limit would reach 2^53 (SPEC.md §2)'),
+      'local',
+      true,
+    );
   }
 
   /**
@@ -2123,6 +2162,7 @@ export class Engine implements FrameSink {
       if (this.window === before) break;
     }
     if (this.heldBytes === this.partialCost && this.grantable() > this.grantedLimit) {
+      if (this.grantable() > MAX_COUNTER) return this.limitReached();
       this.creditDirty = true;
     } else {
       this.maybeGrantCredit(now);
