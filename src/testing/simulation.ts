@@ -100,11 +100,16 @@ export class Simulation {
   readonly #trace: string[] = [];
 
   constructor(options: SimulationOptions = {}) {
-    this.seed = options.seed ?? 1;
+    const { seed = 1, timeLimit = 3_600_000 } = options;
+    if (typeof seed !== 'number' || !Number.isSafeInteger(seed))
+      throw new RangeError(`Simulation: seed must be an integer, got ${String(seed)}`);
+    if (typeof timeLimit !== 'number' || !(timeLimit > 0))
+      throw new RangeError(`Simulation: timeLimit must be a positive number of ms, got ${String(timeLimit)}`);
+    this.seed = seed;
     this.#random = seededRandom(this.seed);
     this.#defaults = checkPathParams({ ...DEFAULT_PATH_PARAMS, ...options.path });
     this.#loop = new SimLoop({
-      timeLimit: options.timeLimit,
+      timeLimit,
       onFailure: (error) => this.fail(error),
     });
     const random = this.#random;

@@ -349,4 +349,11 @@ describe('testing: Simulation (the real Connection and Server on simulated TCP)'
       );
     expect((error as Error).message).to.contain('time limit');
   });
+
+  it('checks its options synchronously (seed, timeLimit, path)', () => {
+    expect(() => new Simulation({ seed: 1.5 })).to.throw(RangeError, /seed/);
+    expect(() => new Simulation({ timeLimit: 0 })).to.throw(RangeError, /timeLimit/);
+    expect(() => new Simulation({ path: { latencyMs: -1 } })).to.throw(RangeError, /path/);
+    expect(() => new Simulation({ seed: -7, timeLimit: 1000, path: { latencyMs: 0 } })).to.not.throw();
+  });
 });
