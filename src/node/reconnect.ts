@@ -327,7 +327,10 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     connection.on('goaway', onGoAway);
     // A server shedding load sends GOAWAY right at open: honour it even if it came before us.
     if (connection.goAway !== undefined) onGoAway(connection.goAway);
-    connection.once('close', (info) => {
+    let closeHandled = false;
+    const onClose = (info: CloseInfo): void => {
+      if (closeHandled) return;
+      closeHandled = true;
       if (endTimer !== undefined) this.runtime.clearTimeout(endTimer);
       this.draining.delete(connection);
       const isCurrent = this.current === connection;
@@ -349,7 +352,8 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
         return;
       }
       this.scheduleRetry(info.error, this.configuredFirst());
-    });
+    };
+    connection.once('close', onClose);
     this.emit('connected', connection, generation);
     // Hand out only an open connection that is not draining (a listener may have ended it).
     if (connection.state === 'open' && !this.draining.has(connection)) {
@@ -369,6 +373,10 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       // Break: the connections this one replaces end now.
       for (const [old, endOld] of this.draining) if (old !== connection) endOld();
     }
+    // It may have closed as connect() resolved (the WELCOME and the close in one read): its
+    // `close` event is then past, and without this the client would wait for it forever.
+    const settled = connection.settledClose;
+    if (settled !== undefined) onClose(settled);
   }
 
   private jitter(ceiling: number): number {

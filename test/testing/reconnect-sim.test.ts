@@ -305,6 +305,36 @@ describe('testing: ReconnectingClient on the Simulation', function () {
     expect(m2.notProcessed).to.deep.equal(m1.notProcessed);
   });
 
+  it('a connection that closes as connect() resolves (WELCOME and ERROR in one read) is reported and replaced, not waited on forever', async () => {
+    // The server's replies are held until after its idle timeout: the client then reads the WELCOME
+    // and the server's HEARTBEAT_TIMEOUT at once. (Found by the job queue property, examples/jobs.)
+    const sim = new Simulation({ seed: 1, path: { latencyMs: 5 } });
+    const events: string[] = [];
+    await sim.run(async () => {
+      const server = sim.createServer({ idleTimeout: 3000 }, (conn) => conn.handle(() => {}));
+      await server.listen(7000);
+      const client = sim.createReconnectingClient({ port: 7000, idleTimeout: 3000, minDelay: 100 });
+      client.on('connected', (conn, generation) => events.push(`connected ${generation} ${conn.state}`));
+      client.on('disconnected', (d) => events.push(`disconnected ${d.generation} ${codeOf(d.error)}`));
+      await sim.sleep(11); // TCP is up, the HELLO on its way
+      sim.partition('server-to-client');
+      await sim.sleep(5000);
+      sim.heal('server-to-client');
+      // Without a reconnection nothing would be scheduled any more: this guard fails the run.
+      const guard = sim.setTimeout(() => sim.fail(new Error('the client never reconnected')), 60_000);
+      const conn = await client.connected();
+      sim.clearTimeout(guard);
+      expect(conn.state).to.equal('open');
+      await client.close();
+      await server.close();
+    });
+    expect(events.slice(0, 3)).to.deep.equal([
+      'connected 1 closed',
+      'disconnected 1 HEARTBEAT_TIMEOUT',
+      'connected 2 open',
+    ]);
+  });
+
   it('takes its options as new ReconnectingClient() does (synchronous validation)', () => {
     const sim = new Simulation();
     expect(() => sim.createReconnectingClient({ port: 7000, minDelay: -1 })).to.throw(RangeError);
