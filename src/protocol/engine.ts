@@ -38,7 +38,6 @@ import {
   MIN_IDLE_TIMEOUT_MS,
   MIN_INITIAL_CREDIT,
   PREAMBLE,
-  PROTOCOL_VERSION,
 } from './constants.js';
 import {
   FlowControlError,
@@ -51,6 +50,9 @@ import {
   WireErrorCode,
 } from './errors.js';
 import type { ControlFrame, HeartbeatFrame, Hello, Welcome } from './frames.js';
+import { Ring } from './connection/ring.js';
+import { MIN_FRAGMENT, U32, resolveSettings } from './connection/settings.js';
+import type { Settings } from './connection/settings.js';
 import type {
   CloseInfo,
   ConnectionState,
@@ -60,9 +62,7 @@ import type {
   EngineStats,
   GoAwayInfo,
   InboundMessage,
-  MemoryBudget,
   Negotiated,
-  Role,
 } from './types.js';
 
 const CREDIT_FRAME_SIZE = FRAME_HEADER_SIZE + CREDIT_PAYLOAD_SIZE;
@@ -79,8 +79,6 @@ const BATCH_POOL_MAX = 32;
 const batchPool: Uint8Array[] = [];
 /** A call expected to write at least this many bytes takes a full-size, recycled batch. */
 const POOLED_BATCH_MIN = 4096;
-/** Smallest payload of a DATA frame that does not finish its message (unless fewer bytes remain). */
-const MIN_FRAGMENT = 512;
 /** Heartbeats stamped closer together than this fraction of the period count as early. */
 const EARLY_HEARTBEAT_FRACTION = 0.45;
 /** Heartbeats arriving in one window of T/3, whatever their timestamps, beyond which a peer floods. */
@@ -111,7 +109,6 @@ const LATE_TIMER_TOLERANCE_MS = 250;
  */
 const TIMER_SLACK_FRACTION = 1 / 100;
 const MAX_TIMER_SLACK_MS = 64;
-const U32 = 0x1_0000_0000;
 /** Incomplete messages are assembled in blocks of this size (fragments below a quarter of it are packed). */
 const PARTIAL_BLOCK_SIZE = 16 * 1024;
 /**
@@ -126,252 +123,11 @@ const COPY_RECEIVED_MAX = 3 * FRAME_HEADER_SIZE - 1;
  * bookkeeping), so the queue's bound also bounds how many messages it holds (SPEC.md §9.4).
  */
 export const SEND_QUEUE_MESSAGE_OVERHEAD = 64;
-/** Smallest ring capacity, and the capacity from which an emptied ring returns to it. */
-const RING_MIN_CAPACITY = 16;
-const RING_SHRINK_CAPACITY = 1024;
 
 export { dataFrameCost };
+export { seededRandom } from './connection/settings.js';
 
 const WRITABLE: EngineEvent = { type: 'writable' };
-
-/** Resolved options with defaults applied. */
-interface Settings {
-  role: Role;
-  idleTimeoutMs: number;
-  initialWindow: number;
-  maxWindow: number;
-  maxFramePayload: number;
-  maxMessageBytes: number;
-  maxSendQueueBytes: number;
-  handshakeTimeoutMs: number;
-  closeTimeoutMs: number;
-  writeStallTimeoutMs: number | undefined;
-  creditStallReportMs: number;
-  creditStallTimeoutMs: number;
-  clientIdleRange: readonly [number, number];
-  versions: readonly number[];
-  extensions: readonly string[];
-  applicationProtocols: readonly string[];
-  requireApplicationProtocol: boolean;
-  random: () => number;
-  budget: MemoryBudget | undefined;
-}
-
-/**
- * A FIFO on a power-of-two ring: O(1) push, shift and indexed access, no copying in steady
- * state. Capacity doubles as needed and returns to the minimum when the queue empties.
- */
-class Ring<T> {
-  private items: (T | undefined)[] = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
-  private head = 0;
-  private size = 0;
-  private mask = RING_MIN_CAPACITY - 1;
-  get length(): number {
-    return this.size;
-  }
-  push(item: T): void {
-    if (this.size > this.mask) this.grow();
-    this.items[(this.head + this.size) & this.mask] = item;
-    this.size++;
-  }
-  peek(): T | undefined {
-    return this.size === 0 ? undefined : this.items[this.head];
-  }
-  /** The item `index` places from the head (`index < length`). */
-  at(index: number): T | undefined {
-    return index < this.size ? this.items[(this.head + index) & this.mask] : undefined;
-  }
-  /** Replace the item `index` places from the head (`index < length`). */
-  set(index: number, item: T): void {
-    this.items[(this.head + index) & this.mask] = item;
-  }
-  shift(): T | undefined {
-    if (this.size === 0) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head] = undefined;
-    this.head = (this.head + 1) & this.mask;
-    if (--this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
-    return item;
-  }
-  /** Drop the `count` oldest items (`count <= length`). */
-  discard(count: number): void {
-    for (let i = 0; i < count; i++) {
-      this.items[this.head] = undefined;
-      this.head = (this.head + 1) & this.mask;
-    }
-    this.size -= count;
-    if (this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
-  }
-  clear(): void {
-    this.items = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
-    this.head = 0;
-    this.size = 0;
-    this.mask = RING_MIN_CAPACITY - 1;
-  }
-  toArray(from = 0): T[] {
-    const out: T[] = [];
-    for (let i = from; i < this.size; i++) out.push(this.items[(this.head + i) & this.mask]!);
-    return out;
-  }
-  private grow(): void {
-    const capacity = (this.mask + 1) * 2;
-    const items = new Array<T | undefined>(capacity).fill(undefined);
-    for (let i = 0; i < this.size; i++) items[i] = this.items[(this.head + i) & this.mask];
-    this.items = items;
-    this.head = 0;
-    this.mask = capacity - 1;
-  }
-}
-
-/** Messages received complete, waiting for the application: payloads and their credit costs. */
-class Inbox {
-  /** A ring of (payload, cost) pairs: `slots[2i]` a payload, `slots[2i + 1]` its cost. */
-  private slots: (Uint8Array | number | undefined)[] = new Array(2 * RING_MIN_CAPACITY).fill(undefined);
-  private head = 0;
-  private size = 0;
-  /** Capacity in pairs − 1 (a power of two − 1). */
-  private mask = RING_MIN_CAPACITY - 1;
-  /** Cost of the message `shift()` returned last. */
-  shiftedCost = 0;
-  get length(): number {
-    return this.size;
-  }
-  push(payload: Uint8Array, cost: number): void {
-    if (this.size > this.mask) this.grow();
-    const at = 2 * ((this.head + this.size) & this.mask);
-    this.slots[at] = payload;
-    this.slots[at + 1] = cost;
-    this.size++;
-  }
-  /** Replace the payloads from position `from` on that are views of `buffer` by copies. */
-  copyViewsOf(buffer: ArrayBufferLike, from: number): void {
-    for (let i = Math.max(0, from); i < this.size; i++) {
-      const at = 2 * ((this.head + i) & this.mask);
-      const payload = this.slots[at] as Uint8Array;
-      if (payload.buffer === buffer) this.slots[at] = payload.slice();
-    }
-  }
-  /** The oldest message (its cost in `shiftedCost`), or `undefined`. */
-  shift(): Uint8Array | undefined {
-    if (this.size === 0) return undefined;
-    const at = 2 * this.head;
-    const payload = this.slots[at] as Uint8Array;
-    this.shiftedCost = this.slots[at + 1] as number;
-    this.slots[at] = undefined;
-    this.head = (this.head + 1) & this.mask;
-    if (--this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
-    return payload;
-  }
-  clear(): void {
-    this.slots = new Array(2 * RING_MIN_CAPACITY).fill(undefined);
-    this.head = 0;
-    this.size = 0;
-    this.mask = RING_MIN_CAPACITY - 1;
-  }
-  private grow(): void {
-    const capacity = (this.mask + 1) * 2;
-    const slots = new Array<Uint8Array | number | undefined>(2 * capacity).fill(undefined);
-    for (let i = 0; i < this.size; i++) {
-      const at = 2 * ((this.head + i) & this.mask);
-      slots[2 * i] = this.slots[at];
-      slots[2 * i + 1] = this.slots[at + 1];
-    }
-    this.slots = slots;
-    this.head = 0;
-    this.mask = capacity - 1;
-  }
-}
-
-/**
- * A deterministic PRNG (mulberry32) yielding numbers in [0, 1): timer jitter in the engine, and
- * reproducible randomness in `heartwire/testing`.
- * @param seed any integer
- */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / U32;
-  };
-}
-
-function positiveOption(name: string, value: number | undefined, fallback: number, min = 1): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value < min) {
-    throw new RangeError(`heartwire: option ${name} must be a finite number ≥ ${min}, got ${value}`);
-  }
-  return value;
-}
-
-function resolveSettings(options: EngineOptions): Settings {
-  const idleTimeoutMs = positiveOption('idleTimeoutMs', options.idleTimeoutMs, 20_000, MIN_IDLE_TIMEOUT_MS);
-  if (idleTimeoutMs > MAX_IDLE_TIMEOUT_MS) throw new RangeError('heartwire: idleTimeoutMs too large');
-  const initialWindow = positiveOption(
-    'initialWindowBytes',
-    options.initialWindowBytes,
-    64 * 1024,
-    MIN_INITIAL_CREDIT,
-  );
-  // A shared budget may cap what one connection reserves beyond its initial window.
-  const share = options.budget?.maxShare;
-  const maxWindow = Math.max(
-    initialWindow,
-    Math.min(
-      positiveOption('maxWindowBytes', options.maxWindowBytes, 8 * 1024 * 1024, MIN_INITIAL_CREDIT),
-      share === undefined ? Number.POSITIVE_INFINITY : initialWindow + Math.floor(share),
-    ),
-  );
-  const maxFramePayload = positiveOption(
-    'maxFramePayloadBytes',
-    options.maxFramePayloadBytes,
-    64 * 1024,
-    MIN_FRAME_PAYLOAD,
-  );
-  if (maxFramePayload > MAX_FRAME_PAYLOAD) throw new RangeError('heartwire: maxFramePayloadBytes too large');
-  // A message must fit the largest window with its frame headers (SPEC.md §7 rule 7). Frames other
-  // than the last carry ≥ MIN_FRAGMENT bytes, so a message of M bytes costs at most
-  // M × (1 + 6 / MIN_FRAGMENT) + 2 headers + the per-message overhead.
-  const fitting = Math.max(
-    1,
-    Math.floor(
-      (maxWindow - 2 * FRAME_HEADER_SIZE - MESSAGE_CREDIT_OVERHEAD) / (1 + FRAME_HEADER_SIZE / MIN_FRAGMENT),
-    ),
-  );
-  const maxMessageBytes = Math.min(
-    positiveOption('maxMessageBytes', options.maxMessageBytes, 4 * 1024 * 1024, 1),
-    fitting,
-  );
-  const role = options.role;
-  if (role !== 'client' && role !== 'server')
-    throw new RangeError('heartwire: role must be client or server');
-  return {
-    role,
-    idleTimeoutMs,
-    initialWindow,
-    maxWindow,
-    maxFramePayload,
-    maxMessageBytes,
-    maxSendQueueBytes: positiveOption('maxSendQueueBytes', options.maxSendQueueBytes, 4 * 1024 * 1024),
-    handshakeTimeoutMs: positiveOption('handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000),
-    closeTimeoutMs: positiveOption('closeTimeoutMs', options.closeTimeoutMs, 30_000),
-    writeStallTimeoutMs:
-      options.writeStallTimeoutMs === 0
-        ? undefined
-        : positiveOption('writeStallTimeoutMs', options.writeStallTimeoutMs, idleTimeoutMs),
-    creditStallReportMs: positiveOption('creditStallReportMs', options.creditStallReportMs, 5_000),
-    creditStallTimeoutMs: positiveOption('creditStallTimeoutMs', options.creditStallTimeoutMs, 0, 0),
-    clientIdleRange: options.clientIdleTimeoutRangeMs ?? [1000, MAX_IDLE_TIMEOUT_MS],
-    versions: options.versions ?? [PROTOCOL_VERSION],
-    extensions: options.extensions ?? [],
-    applicationProtocols: options.applicationProtocols ?? [],
-    requireApplicationProtocol: options.requireApplicationProtocol ?? false,
-    random: options.random ?? seededRandom(options.seed ?? 1),
-    budget: options.budget,
-  };
-}
 
 /**
  * One heartwire connection as a pure state machine (SPEC.md). See the module documentation
@@ -382,12 +138,11 @@ export class Engine implements FrameSink {
   private readonly decoder: FrameDecoder;
   private currentState: ConnectionState = 'handshaking';
   private negotiatedValues: Negotiated | undefined;
-  private readonly events: EngineEvent[] = [];
-  private eventHead = 0;
+  private readonly events = new Ring<EngineEvent>();
   private started = false;
 
   // --- outbound: control lane ---
-  private readonly controlQueue: Uint8Array[] = [];
+  private readonly controlQueue = new Ring<Uint8Array>();
   private heartbeatDue = false;
   private creditDirty = false;
   /** A CREDIT is due to report consumption, without raising the limit (see `reportIfDrained`). */
@@ -473,7 +228,8 @@ export class Engine implements FrameSink {
   /** The one-frame message being assembled (its frame spans chunks), and the bytes in it so far. */
   private assembly: Uint8Array | undefined;
   private assemblyFill = 0;
-  private readonly inbox = new Inbox();
+  /** Messages received complete, waiting for the application, each with its credit cost as weight. */
+  private readonly inbox = new Ring<Uint8Array>();
   /** DATA frames are allowed in the current state (SPEC.md §9 state machines). */
   private dataAllowed = false;
   /** The application may send: what `assertSendable` checks, but the message size. */
@@ -576,7 +332,8 @@ export class Engine implements FrameSink {
         maxMessageSize: this.settings.maxMessageBytes,
         applicationProtocols: [...this.settings.applicationProtocols],
       };
-      this.controlQueue.push(PREAMBLE, encodeControlFrame({ type: FrameType.HELLO, hello }));
+      this.controlQueue.push(PREAMBLE);
+      this.controlQueue.push(encodeControlFrame({ type: FrameType.HELLO, hello }));
       this.preambleSent = true;
       this.helloSentAt = now;
     }
@@ -919,7 +676,7 @@ export class Engine implements FrameSink {
     if (this.inbox.length === 0) this.inboxWasEmpty = true;
     this.deliveredCount++;
     this.consumedCount++;
-    this.releasedCredit += this.inbox.shiftedCost;
+    this.releasedCredit += this.inbox.shiftedWeight;
     if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
     else if (this.grantable() - this.grantedLimit >= this.window / 4) this.maybeGrantCredit(now);
     else if (this.inbox.length === 0) this.reportIfDrained();
@@ -944,7 +701,7 @@ export class Engine implements FrameSink {
     const payload = this.inbox.shift();
     if (payload === undefined) return undefined;
     this.deliveredCount++;
-    this.taken.push(this.inbox.shiftedCost);
+    this.taken.push(this.inbox.shiftedWeight);
     if (this.inbox.length === 0) this.inboxWasEmpty = true;
     return payload;
   }
@@ -993,7 +750,7 @@ export class Engine implements FrameSink {
   private dropInbox(): void {
     let count = 0;
     for (let payload = this.inbox.shift(); payload !== undefined; payload = this.inbox.shift()) {
-      this.releasedCredit += this.inbox.shiftedCost;
+      this.releasedCredit += this.inbox.shiftedWeight;
       count++;
     }
     if (count === 0) return;
@@ -1091,15 +848,7 @@ export class Engine implements FrameSink {
 
   /** Next event, or `undefined`. */
   pollEvent(): EngineEvent | undefined {
-    if (this.eventHead >= this.events.length) {
-      if (this.eventHead > 0) {
-        this.events.length = 0;
-        this.eventHead = 0;
-      }
-      return undefined;
-    }
-    const event = this.events[this.eventHead++];
-    return event;
+    return this.events.shift();
   }
 
   /**
@@ -1153,8 +902,8 @@ export class Engine implements FrameSink {
         pending * (2 * FRAME_HEADER_SIZE + (averagePayload <= COPY_THRESHOLD ? averagePayload : 0)),
       );
 
-    for (const bytes of this.controlQueue) out.push(bytes);
-    this.controlQueue.length = 0;
+    for (let bytes = this.controlQueue.shift(); bytes !== undefined; bytes = this.controlQueue.shift())
+      out.push(bytes);
     if (this.currentState === 'closed' || this.negotiatedValues === undefined) {
       this.account(now, out);
       return out;
@@ -1633,7 +1382,11 @@ export class Engine implements FrameSink {
    * other bytes. Chunks kept by views are then at least 3/4 DATA (docs/IMPLEMENTATION.md, "Memory").
    */
   private unpinChunk(buffer: ArrayBufferLike, inboxBefore: number): void {
-    this.inbox.copyViewsOf(buffer, inboxBefore);
+    const inbox = this.inbox;
+    for (let i = Math.max(0, inboxBefore); i < inbox.length; i++) {
+      const payload = inbox.at(i)!;
+      if (payload.buffer === buffer) inbox.set(i, payload.slice());
+    }
     const parts = this.partial;
     for (let i = 0; i < parts.length; i++) {
       if (parts[i]!.buffer === buffer) parts[i] = parts[i]!.slice();
@@ -1800,7 +1553,8 @@ export class Engine implements FrameSink {
       clientIdleTimeoutMs: clientIdle,
       applicationProtocol,
     };
-    this.controlQueue.push(PREAMBLE, encodeControlFrame({ type: FrameType.WELCOME, welcome }));
+    this.controlQueue.push(PREAMBLE);
+    this.controlQueue.push(encodeControlFrame({ type: FrameType.WELCOME, welcome }));
     this.preambleSent = true;
     this.open(welcome.version, welcome.extensions, applicationProtocol, s.idleTimeoutMs, clientIdle, hello);
   }
