@@ -27,6 +27,7 @@ import {
   CREDIT_PAYLOAD_SIZE,
   HEARTBEAT_PAYLOAD_SIZE,
   EXTENSION_IGNORABLE_FIRST,
+  EXTENSION_MUST_UNDERSTAND_FIRST,
   MAX_COUNTER,
   HEARTBEAT_TICKS_PER_MS,
   MESSAGE_CREDIT_OVERHEAD,
@@ -49,8 +50,10 @@ import {
   UsageError,
   WireErrorCode,
 } from './errors.js';
-import type { ControlFrame, HeartbeatFrame, Hello, Welcome } from './frames.js';
+import type { ControlFrame, GoAway, HeartbeatFrame, Hello, Welcome } from './frames.js';
 import { Ring } from './connection/ring.js';
+import { EXTENSION_BIT, EndOfStream, StateMachine, frameBit } from './connection/state.js';
+import { TIMER_COUNT, Timer, Timers, timerBit } from './connection/timers.js';
 import { MIN_FRAGMENT, U32, resolveSettings } from './connection/settings.js';
 import type { Settings } from './connection/settings.js';
 import type {
@@ -128,6 +131,10 @@ export { dataFrameCost };
 export { seededRandom } from './connection/settings.js';
 
 const WRITABLE: EngineEvent = { type: 'writable' };
+const DATA_BIT = frameBit(FrameType.DATA);
+const HEARTBEAT_BIT = frameBit(FrameType.HEARTBEAT);
+const CREDIT_BIT = frameBit(FrameType.CREDIT);
+const HEARTBEAT_TIMER = timerBit(Timer.HEARTBEAT);
 
 /**
  * One heartwire connection as a pure state machine (SPEC.md). See the module documentation
@@ -136,7 +143,12 @@ const WRITABLE: EngineEvent = { type: 'writable' };
 export class Engine implements FrameSink {
   private readonly settings: Settings;
   private readonly decoder: FrameDecoder;
-  private currentState: ConnectionState = 'handshaking';
+  /** The state and its row of the state table (SPEC.md §9.3). */
+  private readonly machine: StateMachine;
+  /** Every deadline (see `handleTimeout`). */
+  private readonly timers = new Timers();
+  /** Received control frames by frame type, once the state table accepted them. */
+  private readonly onFrame: ((frame: ControlFrame) => void)[] = [];
   private negotiatedValues: Negotiated | undefined;
   private readonly events = new Ring<EngineEvent>();
   private started = false;
@@ -212,8 +224,6 @@ export class Engine implements FrameSink {
    * room needs to be made for it yet: see `ensurePartialRoom`).
    */
   private frameInProgress = false;
-  /** Next sample of the incomplete message's pin time (+∞: none; see `checkPin`). */
-  private pinCheckAt = Number.POSITIVE_INFINITY;
   private pinSampledAt = 0;
   /** Time the incomplete message made no progress although its sender had credit, sampled. */
   private pinnedMs = 0;
@@ -230,7 +240,7 @@ export class Engine implements FrameSink {
   private assemblyFill = 0;
   /** Messages received complete, waiting for the application, each with its credit cost as weight. */
   private readonly inbox = new Ring<Uint8Array>();
-  /** DATA frames are allowed in the current state (SPEC.md §9 state machines). */
+  /** DATA frames are accepted in the current state: the state row's, cached for the fast path. */
   private dataAllowed = false;
   /** The application may send: what `assertSendable` checks, but the message size. */
   private sendOpen = false;
@@ -258,8 +268,6 @@ export class Engine implements FrameSink {
   private heartbeatInterval = 0;
   private lastReceivedAt = 0;
   private lastSentAt: number | undefined;
-  /** +∞ when none is scheduled: a number field, so that updating it never allocates. */
-  private nextHeartbeatAt = Number.POSITIVE_INFINITY;
   private livenessGraceUntil = 0;
   /**
    * The liveness deadline (`lastReceivedAt + T`) the stall grace was granted for, −1 if none: the
@@ -284,9 +292,6 @@ export class Engine implements FrameSink {
   private backlogSince = 0;
 
   // --- termination ---
-  private handshakeDeadline: number | undefined;
-  private closeDeadline: number | undefined;
-  private graceDeadline: number | undefined;
   private closeRequested = false;
   private finishRequested = false;
   private goAwaySent = false;
@@ -305,6 +310,33 @@ export class Engine implements FrameSink {
   /** Create an engine. Throws `RangeError` on invalid options. */
   constructor(options: EngineOptions) {
     this.settings = resolveSettings(options);
+    this.machine = new StateMachine(this.settings.role);
+    const on = this.onFrame;
+    on[FrameType.CREDIT] = (f) => {
+      if (f.type === FrameType.CREDIT && !this.onCredit(f.creditLimit, f.consumedMessages)) this.countNoop();
+    };
+    on[FrameType.HEARTBEAT] = (f) => {
+      if (f.type === FrameType.HEARTBEAT) this.onHeartbeat(f);
+    };
+    on[FrameType.HELLO] = (f) => {
+      if (f.type === FrameType.HELLO) this.onHello(f.hello);
+    };
+    on[FrameType.WELCOME] = (f) => {
+      if (f.type === FrameType.WELCOME) this.onWelcome(f.welcome);
+    };
+    on[FrameType.GOAWAY] = (f) => {
+      if (f.type === FrameType.GOAWAY) this.onGoAway(f.goAway);
+    };
+    on[FrameType.CLOSE] = (f) => {
+      if (f.type === FrameType.CLOSE) this.onClose(f.close.sentMessages, f.close.consumedMessages);
+    };
+    on[FrameType.CLOSE_ACK] = (f) => {
+      if (f.type === FrameType.CLOSE_ACK)
+        this.onCloseAck(f.closeAck.sentMessages, f.closeAck.consumedMessages, f.closeAck.deliveredMessages);
+    };
+    on[FrameType.ERROR] = (f) => {
+      if (f.type === FrameType.ERROR) this.onError(f.error);
+    };
     this.window = this.settings.initialWindow;
     this.grantedLimit = this.settings.initialWindow;
     this.localIdleTimeout = this.settings.idleTimeoutMs;
@@ -321,7 +353,7 @@ export class Engine implements FrameSink {
     if (this.started) return;
     this.started = true;
     this.lastReceivedAt = now;
-    this.handshakeDeadline = now + this.settings.handshakeTimeoutMs;
+    this.timers.set(Timer.HANDSHAKE, now + this.settings.handshakeTimeoutMs);
     if (this.settings.role === 'client') {
       const hello: Hello = {
         versions: [...this.settings.versions],
@@ -341,7 +373,7 @@ export class Engine implements FrameSink {
 
   /** Bytes received from the transport. */
   receive(now: number, bytes: Uint8Array): void {
-    if (this.currentState === 'closed' || bytes.length === 0) return;
+    if (this.machine.row.state === 'closed' || bytes.length === 0) return;
     this.now = now;
     this.lastReceivedAt = now;
     this.bytesReceived += bytes.length;
@@ -370,10 +402,10 @@ export class Engine implements FrameSink {
 
   /** The transport reported end-of-stream (FIN). */
   receiveEnd(now: number): void {
-    if (this.currentState === 'closed') return;
+    if (this.machine.row.state === 'closed') return;
     this.now = now;
-    const state = this.currentState;
-    if (state === 'fin-sent' || (state === 'close-ack-sent' && this.peerConsumedAll())) {
+    const state = this.machine.state;
+    if (this.endOfStreamIsClean()) {
       this.finishClean('remote');
       return;
     }
@@ -389,12 +421,9 @@ export class Engine implements FrameSink {
 
   /** The transport failed (reset, error) or was closed under us. */
   transportFailed(now: number, cause?: unknown): void {
-    if (this.currentState === 'closed') return;
+    if (this.machine.row.state === 'closed') return;
     this.now = now;
-    if (
-      this.currentState === 'fin-sent' ||
-      (this.currentState === 'close-ack-sent' && this.peerConsumedAll())
-    ) {
+    if (this.endOfStreamIsClean()) {
       // The termination handshake is complete; a reset now loses nothing.
       this.finishClean('transport');
       return;
@@ -407,128 +436,137 @@ export class Engine implements FrameSink {
     );
   }
 
-  /** Call when the deadline returned by `nextDeadline()` is reached (calling early is harmless). */
+  /**
+   * Call when the deadline returned by `nextDeadline()` is reached (calling early is harmless).
+   * Handles every due deadline of the current state, in the order of the ids of {@link Timer}.
+   */
   handleTimeout(now: number): void {
-    if (this.currentState === 'closed' || !this.started) return;
+    if (!this.started) return;
+    const mask = this.machine.row.timers;
+    if (mask === 0) return;
     this.now = now;
-    if (this.handshakeDeadline !== undefined && now >= this.handshakeDeadline) {
-      this.fail(
-        new TimeoutError('HANDSHAKE_TIMEOUT', 'the handshake did not complete in time'),
-        'local',
-        true,
-      );
-      return;
-    }
-    if (this.negotiatedValues === undefined) return;
-    const livenessDeadline = this.livenessDeadline();
-    if (livenessDeadline !== undefined && now >= livenessDeadline) {
-      if (livenessDeadline !== this.livenessGraceFor && now - livenessDeadline > LATE_TIMER_TOLERANCE_MS) {
-        // Our own timer fired late: this process was stalled, and the peer's bytes may be
-        // waiting unread. Grant one heartbeat period for them to be read, and probe now. Once
-        // per deadline: if nothing arrives meanwhile, the deadline stays and we fail at the
-        // grace's end, however late that timer fires (SPEC.md §8, stall rule).
-        this.livenessGraceFor = livenessDeadline;
-        this.livenessGraceUntil = now + this.heartbeatInterval;
-        this.heartbeatDue = true;
-      } else if (livenessDeadline !== this.livenessGraceFor || now >= this.livenessGraceUntil) {
-        this.fail(
-          new TimeoutError(
-            'HEARTBEAT_TIMEOUT',
-            `no frame from the peer for ${Math.round(now - this.lastReceivedAt)} ms`,
-          ),
-          'transport',
-          true,
-        );
-        return;
+    this.syncTimers();
+    const timers = this.timers;
+    for (let id = 0; id < TIMER_COUNT; id++) {
+      if (!timers.due(id, now, mask)) continue;
+      switch (id) {
+        case Timer.HANDSHAKE:
+          return this.fail(
+            new TimeoutError('HANDSHAKE_TIMEOUT', 'the handshake did not complete in time'),
+            'local',
+            true,
+          );
+        case Timer.IDLE:
+          if (this.onIdleTimeout(now)) return;
+          break;
+        case Timer.GRACE:
+          return this.fail(
+            new TimeoutError(
+              'GOAWAY_GRACE_EXPIRED',
+              this.machine.state === 'going-away'
+                ? 'the client did not close within the GOAWAY grace period'
+                : 'the termination did not complete within the GOAWAY grace period',
+            ),
+            'local',
+            true,
+          );
+        case Timer.CLOSE:
+          return this.fail(
+            new TimeoutError('CLOSE_TIMEOUT', 'the termination handshake did not complete in time'),
+            'local',
+            true,
+          );
+        case Timer.WRITE_STALL:
+          return this.fail(
+            new TimeoutError(
+              'WRITE_STALL',
+              `the transport accepted no bytes for ${Math.round(now - this.backlogSince)} ms`,
+            ),
+            'transport',
+            true,
+          );
+        case Timer.CREDIT_STALL:
+          return this.fail(
+            new TimeoutError(
+              'CREDIT_STALL',
+              `blocked on the peer's credit for ${Math.round(now - this.blockedSince!)} ms`,
+            ),
+            'local',
+            true,
+          );
+        case Timer.CREDIT_STALL_REPORT:
+          this.stallReported = true;
+          timers.stop(Timer.CREDIT_STALL_REPORT);
+          this.emit({ type: 'credit-stall', blockedMs: now - this.blockedSince! });
+          break;
+        case Timer.HEARTBEAT:
+          this.heartbeatDue = true;
+          timers.set(Timer.HEARTBEAT, now + this.heartbeatPeriod());
+          break;
+        case Timer.PIN_CHECK:
+          if (this.checkPin(now)) return;
+          break;
+        case Timer.WINDOW_SHRINK:
+          this.window = this.settings.initialWindow;
+          this.returnReservation();
+          this.syncTimers();
+          break;
       }
     }
-    if (this.graceDeadline !== undefined && now >= this.graceDeadline) {
-      this.fail(
-        new TimeoutError(
-          'GOAWAY_GRACE_EXPIRED',
-          this.currentState === 'going-away'
-            ? 'the client did not close within the GOAWAY grace period'
-            : 'the termination did not complete within the GOAWAY grace period',
-        ),
-        'local',
-        true,
-      );
-      return;
-    }
-    if (this.closeDeadline !== undefined && now >= this.closeDeadline) {
-      this.fail(
-        new TimeoutError('CLOSE_TIMEOUT', 'the termination handshake did not complete in time'),
-        'local',
-        true,
-      );
-      return;
-    }
-    const stall = this.writeStallDeadline();
-    if (stall !== undefined && now >= stall) {
-      this.fail(
-        new TimeoutError(
-          'WRITE_STALL',
-          `the transport accepted no bytes for ${Math.round(now - this.backlogSince)} ms`,
-        ),
-        'transport',
-        true,
-      );
-      return;
-    }
-    if (this.blockedSince !== undefined) {
-      const blocked = now - this.blockedSince;
-      if (
-        this.settings.creditStallTimeoutMs > 0 &&
-        now >= this.blockedSince + this.settings.creditStallTimeoutMs
-      ) {
-        this.fail(
-          new TimeoutError('CREDIT_STALL', `blocked on the peer's credit for ${Math.round(blocked)} ms`),
-          'local',
-          true,
-        );
-        return;
-      }
-      if (!this.stallReported && now >= this.blockedSince + this.settings.creditStallReportMs) {
-        this.stallReported = true;
-        this.emit({ type: 'credit-stall', blockedMs: blocked });
-      }
-    }
-    if (now >= this.nextHeartbeatAt && this.sendsHeartbeats()) {
+  }
+
+  /**
+   * The liveness deadline passed (SPEC.md §8). If our own timer fired late, this process was
+   * stalled and the peer's bytes may be waiting unread: grant one heartbeat period for them to
+   * be read, and probe now. Once per deadline: if nothing arrives meanwhile, the deadline stays
+   * and we fail at the grace's end, however late that timer fires (the stall rule). Returns true
+   * when the connection failed.
+   */
+  private onIdleTimeout(now: number): boolean {
+    const deadline = this.lastReceivedAt + this.localIdleTimeout;
+    if (deadline !== this.livenessGraceFor && now - deadline > LATE_TIMER_TOLERANCE_MS) {
+      this.livenessGraceFor = deadline;
+      this.livenessGraceUntil = now + this.heartbeatInterval;
       this.heartbeatDue = true;
-      this.nextHeartbeatAt = now + this.heartbeatPeriod();
+      this.syncTimers();
+      return false;
     }
-    if (now >= this.pinCheckAt && this.checkPin(now)) return;
-    if (this.shrinkDeadline() !== undefined && now >= this.shrinkDeadline()!) {
-      this.window = this.settings.initialWindow;
-      this.returnReservation();
-    }
+    this.fail(
+      new TimeoutError(
+        'HEARTBEAT_TIMEOUT',
+        `no frame from the peer for ${Math.round(now - this.lastReceivedAt)} ms`,
+      ),
+      'transport',
+      true,
+    );
+    return true;
+  }
+
+  /**
+   * Bring up to date the deadlines whose inputs change on the data path (each received chunk
+   * moves the liveness deadline, each DATA frame the window shrink): computed here, when a
+   * deadline is asked for, rather than stored per chunk. The other deadlines are armed where
+   * their inputs change.
+   */
+  private syncTimers(): void {
+    const liveness = this.lastReceivedAt + this.localIdleTimeout;
+    this.timers.set(Timer.IDLE, liveness === this.livenessGraceFor ? this.livenessGraceUntil : liveness);
+    this.timers.set(
+      Timer.WINDOW_SHRINK,
+      this.window <= this.settings.initialWindow || this.partialCost > 0
+        ? undefined
+        : this.lastDataAt + WINDOW_IDLE_SHRINK_MS,
+    );
   }
 
   /** The earliest time at which `handleTimeout` must be called, or `undefined` (no timer needed). */
   nextDeadline(): number | undefined {
-    if (this.currentState === 'closed' || !this.started) return undefined;
-    if (this.negotiatedValues === undefined) return this.handshakeDeadline;
-    // Called after every service pass: no closure, no allocation. +∞ stands for "none".
-    const none = Number.POSITIVE_INFINITY;
-    const liveness = this.livenessDeadline();
-    let next =
-      liveness === undefined ? none : liveness === this.livenessGraceFor ? this.livenessGraceUntil : liveness;
-    next = Math.min(
-      next,
-      this.nextHeartbeatAt,
-      this.graceDeadline ?? none,
-      this.closeDeadline ?? none,
-      this.handshakeDeadline ?? none,
-      this.writeStallDeadline() ?? none,
-      this.shrinkDeadline() ?? none,
-      this.pinCheckAt,
-    );
-    if (this.blockedSince !== undefined) {
-      if (!this.stallReported) next = Math.min(next, this.blockedSince + this.settings.creditStallReportMs);
-      if (this.settings.creditStallTimeoutMs > 0)
-        next = Math.min(next, this.blockedSince + this.settings.creditStallTimeoutMs);
-    }
-    return next === none ? undefined : next;
+    if (!this.started) return undefined;
+    const mask = this.machine.row.timers;
+    if (mask === 0) return undefined;
+    this.syncTimers();
+    const next = this.timers.next(mask);
+    return next === Number.POSITIVE_INFINITY ? undefined : next;
   }
 
   /**
@@ -565,6 +603,11 @@ export class Engine implements FrameSink {
     } else {
       this.backlog = bytes;
     }
+    const timeout = this.settings.writeStallTimeoutMs;
+    this.timers.set(
+      Timer.WRITE_STALL,
+      this.backlog === 0 || timeout === undefined ? undefined : this.backlogSince + timeout,
+    );
   }
 
   // ------------------------------------------------------------------ application calls
@@ -610,12 +653,12 @@ export class Engine implements FrameSink {
    * accepting messages, message too large), without queuing anything.
    */
   assertSendable(payload: Uint8Array): void {
-    const state = this.currentState;
+    const state = this.machine.state;
     if (this.closeRequested) throw new UsageError('CONNECTION_CLOSED', 'cannot send after end()');
     if (state === 'handshaking') {
       throw new UsageError('NOT_OPEN', 'the handshake has not completed: wait for the open event');
     }
-    if (state !== 'open' && state !== 'going-away' && state !== 'peer-closed') {
+    if (!this.machine.row.acceptsMessages) {
       // The close error says why (a peer's ERROR, a heartbeat timeout, …): keep it as the cause.
       throw new UsageError(
         'CONNECTION_CLOSED',
@@ -682,7 +725,7 @@ export class Engine implements FrameSink {
     else if (this.inbox.length === 0) this.reportIfDrained();
     if (this.reservedExtra > 0 && this.reservedExtra > this.window - this.settings.initialWindow)
       this.returnReservation();
-    if (this.currentState !== 'open') this.checkTermination();
+    if (this.machine.state !== 'open') this.checkTermination();
     return payload;
   }
 
@@ -741,7 +784,7 @@ export class Engine implements FrameSink {
    */
   discardUnread(now: number): void {
     this.now = now;
-    if (this.currentState === 'closed' || this.discarding) return;
+    if (this.machine.state === 'closed' || this.discarding) return;
     this.discarding = true;
     this.dropInbox();
   }
@@ -767,12 +810,12 @@ export class Engine implements FrameSink {
     this.now = now;
     if (this.settings.role !== 'client')
       throw new UsageError('INTERNAL_ERROR', 'only a client closes; a server uses goAway()');
-    if (this.closeRequested || this.currentState === 'closed') return;
+    if (this.closeRequested || this.machine.state === 'closed') return;
     this.closeRequested = true;
     this.updateSendOpen();
     this.terminationInitiator ??= this.goAwayReceived === undefined ? 'local' : 'remote';
-    this.closeDeadline = now + this.settings.closeTimeoutMs;
-    if (this.currentState === 'open') {
+    this.timers.set(Timer.CLOSE, now + this.settings.closeTimeoutMs);
+    if (this.machine.state === 'open') {
       this.setState('closing');
       this.checkTermination();
     }
@@ -796,9 +839,9 @@ export class Engine implements FrameSink {
   ): void {
     this.now = now;
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
-    if (this.currentState === 'closed') return;
+    if (this.machine.state === 'closed') return;
     const graceMs = Math.max(0, Math.min(Math.floor(options.graceMs), 0xffff_ffff));
-    if (this.currentState === 'handshaking') {
+    if (this.machine.state === 'handshaking') {
       // Sent right after WELCOME; the grace counts from then.
       this.pendingGoAway = { ...options, graceMs };
       return;
@@ -806,10 +849,10 @@ export class Engine implements FrameSink {
     // The deadline also bounds a termination handshake under way (the client already closed;
     // no GOAWAY is sent then).
     const deadline = now + graceMs;
-    if (this.graceDeadline === undefined || deadline < this.graceDeadline) this.graceDeadline = deadline;
+    if (deadline < this.timers.get(Timer.GRACE)) this.timers.set(Timer.GRACE, deadline);
     if (this.goAwaySent) return;
     this.goAwaySent = true;
-    if (this.currentState !== 'open') return;
+    if (this.machine.state !== 'open') return;
     this.terminationInitiator ??= 'local';
     this.controlQueue.push(
       encodeControlFrame({
@@ -840,7 +883,7 @@ export class Engine implements FrameSink {
   /** Abort: send ERROR (default CANCELLED) if the transport allows, and close. */
   abort(now: number, error?: HeartwireError): void {
     this.now = now;
-    if (this.currentState === 'closed') return;
+    if (this.machine.state === 'closed') return;
     this.fail(error ?? new UsageError('CANCELLED', 'aborted by the application'), 'local', this.started);
   }
 
@@ -857,13 +900,13 @@ export class Engine implements FrameSink {
    * never makes DATA sendable.
    */
   get mayTransmitAfterRead(): boolean {
-    return this.creditDirty || this.consumedReportDue || this.currentState !== 'open';
+    return this.creditDirty || this.consumedReportDue || this.machine.state !== 'open';
   }
 
   /** True if `pollTransmit` would return bytes (control frames, or DATA within credit). */
   get wantsToTransmit(): boolean {
     if (this.controlQueue.length > 0) return true;
-    if (this.currentState === 'closed') return false;
+    if (this.machine.state === 'closed') return false;
     if (
       this.heartbeatDue ||
       this.creditDirty ||
@@ -904,12 +947,12 @@ export class Engine implements FrameSink {
 
     for (let bytes = this.controlQueue.shift(); bytes !== undefined; bytes = this.controlQueue.shift())
       out.push(bytes);
-    if (this.currentState === 'closed' || this.negotiatedValues === undefined) {
+    if (this.machine.state === 'closed' || this.negotiatedValues === undefined) {
       this.account(now, out);
       return out;
     }
 
-    if (this.heartbeatDue && this.sendsHeartbeats()) {
+    if (this.heartbeatDue && (this.machine.row.sends & HEARTBEAT_BIT) !== 0) {
       const target = this.room(HEARTBEAT_FRAME_SIZE);
       this.raiseLimit();
       const echo = this.peerTimestamp !== undefined;
@@ -1149,12 +1192,12 @@ export class Engine implements FrameSink {
   }
 
   private isClosed(): boolean {
-    return this.currentState === 'closed';
+    return this.machine.state === 'closed';
   }
 
   /** Current state. */
   get state(): ConnectionState {
-    return this.currentState;
+    return this.machine.state;
   }
 
   /** Values agreed in the handshake, `undefined` before it completes. */
@@ -1196,7 +1239,7 @@ export class Engine implements FrameSink {
   stats(_now?: number): EngineStats {
     const blockedNow = this.blockedSince === undefined || _now === undefined ? 0 : _now - this.blockedSince;
     return {
-      state: this.currentState,
+      state: this.machine.state,
       rttMs: this.rtt,
       smoothedRttMs: this.srtt,
       bytesReceived: this.bytesReceived,
@@ -1300,8 +1343,8 @@ export class Engine implements FrameSink {
     this.settleMessages();
     if (first) {
       if (!this.dataAllowed) {
-        if (this.currentState === 'closed') return; // an ERROR earlier in the same chunk closed us
-        throw new ProtocolError('PROTOCOL_ERROR', `DATA not allowed in state ${this.currentState}`);
+        if (this.machine.state === 'closed') return; // an ERROR earlier in the same chunk closed us
+        throw new ProtocolError('PROTOCOL_ERROR', `DATA not allowed in state ${this.machine.state}`);
       }
       // The decoder checked the header against the credit; the whole frame is accounted now.
       const cost = dataFrameCost(frameLength, end);
@@ -1348,7 +1391,7 @@ export class Engine implements FrameSink {
           `message exceeds ${this.settings.maxMessageBytes} bytes`,
         );
       }
-    } else if (this.currentState === 'closed') {
+    } else if (this.machine.state === 'closed') {
       return;
     } else if (this.assembly !== undefined) {
       this.lastDataAt = this.now;
@@ -1403,7 +1446,7 @@ export class Engine implements FrameSink {
     this.inbox.push(message, cost);
     this.partialBytes = 0;
     this.partialCost = 0;
-    this.pinCheckAt = Number.POSITIVE_INFINITY;
+    this.timers.stop(Timer.PIN_CHECK);
     this.messageReceived();
   }
 
@@ -1467,58 +1510,46 @@ export class Engine implements FrameSink {
   /** @internal Control frame from the decoder. */
   onControl(frame: ControlFrame): void {
     this.settleMessages();
-    const state = this.currentState;
-    if (state === 'closed') return;
-    const client = this.settings.role === 'client';
-    if (state === 'close-acked' || state === 'fin-sent') {
-      throw new ProtocolError('PROTOCOL_ERROR', 'frame after CLOSE_ACK');
+    const row = this.machine.row;
+    if (row.state === 'closed') return;
+    if (frame.type === 'extension') {
+      // Ignorable extension types change nothing (and count as such); others were not negotiated.
+      if ((row.accepts & EXTENSION_BIT) === 0 || frame.frameType < EXTENSION_IGNORABLE_FIRST)
+        this.rejectFrame(frame.frameType);
+      return this.countNoop();
     }
-    if (this.negotiatedValues === undefined) {
-      if (client && frame.type === FrameType.WELCOME) return this.onWelcome(frame.welcome);
-      if (!client && frame.type === FrameType.HELLO) return this.onHello(frame.hello);
-      if (frame.type === FrameType.ERROR) return this.onError(frame.error);
-      throw new ProtocolError('PROTOCOL_ERROR', `expected ${client ? 'WELCOME' : 'HELLO'} as first frame`);
+    if ((row.accepts & frameBit(frame.type)) === 0) this.rejectFrame(frame.type);
+    this.onFrame[frame.type]!(frame);
+  }
+
+  /** A frame the state table does not accept in the current state: `PROTOCOL_ERROR`. */
+  private rejectFrame(type: number): never {
+    const row = this.machine.row;
+    if (row.accepts === 0) throw new ProtocolError('PROTOCOL_ERROR', 'frame after CLOSE_ACK');
+    if (row.state === 'handshaking') {
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `expected ${this.settings.role === 'client' ? 'WELCOME' : 'HELLO'} as first frame`,
+      );
     }
-    switch (frame.type) {
-      case FrameType.CREDIT:
-        if (!this.onCredit(frame.creditLimit, frame.consumedMessages)) this.countNoop();
-        return;
-      case FrameType.HEARTBEAT:
-        return this.onHeartbeat(frame);
-      case FrameType.GOAWAY:
-        if (!client || this.goAwayReceived !== undefined) {
-          throw new ProtocolError('PROTOCOL_ERROR', 'unexpected GOAWAY');
-        }
-        this.onCredit(0, frame.goAway.consumedMessages);
-        this.goAwayReceived = {
-          graceMs: frame.goAway.graceMs,
-          reason: frame.goAway.reason,
-          retryAfterMs: frame.goAway.retryAfterMs,
-          doNotReconnect: frame.goAway.doNotReconnect,
-          message: frame.goAway.message,
-          deadline: this.now + frame.goAway.graceMs,
-        };
-        this.emit({ type: 'goaway', goAway: this.goAwayReceived });
-        return;
-      case FrameType.CLOSE:
-        return this.onClose(frame.close.sentMessages, frame.close.consumedMessages);
-      case FrameType.CLOSE_ACK:
-        return this.onCloseAck(
-          frame.closeAck.sentMessages,
-          frame.closeAck.consumedMessages,
-          frame.closeAck.deliveredMessages,
-        );
-      case FrameType.ERROR:
-        return this.onError(frame.error);
-      case 'extension':
-        if (frame.frameType >= EXTENSION_IGNORABLE_FIRST) return this.countNoop();
-        throw new ProtocolError(
-          'PROTOCOL_ERROR',
-          `frame type 0x${frame.frameType.toString(16)} was not negotiated`,
-        );
-      default:
-        throw new ProtocolError('PROTOCOL_ERROR', `unexpected ${frameName(frame.type)} after the handshake`);
-    }
+    if (type >= EXTENSION_MUST_UNDERSTAND_FIRST)
+      throw new ProtocolError('PROTOCOL_ERROR', `frame type 0x${type.toString(16)} was not negotiated`);
+    throw new ProtocolError('PROTOCOL_ERROR', `unexpected ${frameName(type)} in state ${row.state}`);
+  }
+
+  /** Client: the server's GOAWAY (once). */
+  private onGoAway(goAway: GoAway): void {
+    if (this.goAwayReceived !== undefined) throw new ProtocolError('PROTOCOL_ERROR', 'unexpected GOAWAY');
+    this.onCredit(0, goAway.consumedMessages);
+    this.goAwayReceived = {
+      graceMs: goAway.graceMs,
+      reason: goAway.reason,
+      retryAfterMs: goAway.retryAfterMs,
+      doNotReconnect: goAway.doNotReconnect,
+      message: goAway.message,
+      deadline: this.now + goAway.graceMs,
+    };
+    this.emit({ type: 'goaway', goAway: this.goAwayReceived });
   }
 
   /** Checks HELLO in the order of SPEC.md §6 ("Validation"), versions first, and answers it. */
@@ -1611,10 +1642,13 @@ export class Engine implements FrameSink {
     this.peerLimit = peer.initialCredit;
     this.peerMaxFramePayload = peer.maxFramePayload;
     this.peerMaxMessageBytes = peer.maxMessageSize;
-    this.handshakeDeadline = undefined;
+    this.timers.stop(Timer.HANDSHAKE);
     this.floodWindowStart = now;
     this.lastDataAt = now;
-    this.nextHeartbeatAt = now + (this.heartbeatInterval - this.timerSlack) * this.settings.random();
+    this.timers.set(
+      Timer.HEARTBEAT,
+      now + (this.heartbeatInterval - this.timerSlack) * this.settings.random(),
+    );
     // Both sides heartbeat at once: the server's idle deadline has run since HELLO, and the
     // client echoes the server's first heartbeat, so both have an RTT sample one round trip in.
     this.heartbeatDue = true;
@@ -1719,10 +1753,6 @@ export class Engine implements FrameSink {
   }
 
   private onClose(sentMessages: number, consumed: number): void {
-    const state = this.currentState;
-    if (this.settings.role !== 'server' || (state !== 'open' && state !== 'going-away')) {
-      throw new ProtocolError('PROTOCOL_ERROR', `unexpected CLOSE in state ${state}`);
-    }
     if (sentMessages !== this.receivedCount || this.partialCost > 0) {
       throw new ProtocolError(
         'PROTOCOL_ERROR',
@@ -1731,16 +1761,13 @@ export class Engine implements FrameSink {
     }
     this.onCredit(0, consumed);
     this.terminationInitiator ??= 'remote';
-    this.closeDeadline = this.now + this.settings.closeTimeoutMs;
+    this.timers.set(Timer.CLOSE, this.now + this.settings.closeTimeoutMs);
     this.setState('peer-closed');
     this.emit({ type: 'peer-closed' });
     this.checkTermination();
   }
 
   private onCloseAck(sentMessages: number, consumed: number, delivered: number): void {
-    if (this.settings.role !== 'client' || this.currentState !== 'close-sent') {
-      throw new ProtocolError('PROTOCOL_ERROR', `unexpected CLOSE_ACK in state ${this.currentState}`);
-    }
     if (sentMessages !== this.receivedCount || this.partialCost > 0) {
       throw new ProtocolError(
         'PROTOCOL_ERROR',
@@ -1906,7 +1933,7 @@ export class Engine implements FrameSink {
     if (this.settings.budget?.pinTimeoutMs === undefined) return;
     this.pinnedMs = 0;
     this.pinSampledAt = this.now;
-    this.pinCheckAt = this.now + PIN_CHECK_MS;
+    this.timers.set(Timer.PIN_CHECK, this.now + PIN_CHECK_MS);
   }
 
   /**
@@ -1919,13 +1946,13 @@ export class Engine implements FrameSink {
   private checkPin(now: number): boolean {
     const budget = this.settings.budget!;
     if (this.partialCost === 0) {
-      this.pinCheckAt = Number.POSITIVE_INFINITY;
+      this.timers.stop(Timer.PIN_CHECK);
       return false;
     }
     const couldSend = this.frameInProgress || this.grantedLimit - this.receivedCredit >= PIN_CREDIT;
     if (couldSend && this.lastDataAt <= this.pinSampledAt) this.pinnedMs += now - this.pinSampledAt;
     this.pinSampledAt = now;
-    this.pinCheckAt = now + PIN_CHECK_MS;
+    this.timers.set(Timer.PIN_CHECK, now + PIN_CHECK_MS);
     const pinTimeout = budget.pinTimeoutMs!;
     const short = budget.underPressure?.(now) ?? false;
     if (this.pinnedMs >= (short ? pinTimeout : Math.max(pinTimeout, this.localIdleTimeout))) {
@@ -1948,7 +1975,7 @@ export class Engine implements FrameSink {
     const budget = this.settings.budget;
     if (budget === undefined) return;
     const outstanding =
-      this.currentState === 'closed' ? 0 : Math.max(this.window, this.grantedLimit - this.releasedCredit);
+      this.machine.state === 'closed' ? 0 : Math.max(this.window, this.grantedLimit - this.releasedCredit);
     const needed = Math.max(0, outstanding - this.settings.initialWindow);
     if (this.reservedExtra > needed) {
       budget.release(this.reservedExtra - needed);
@@ -1976,10 +2003,12 @@ export class Engine implements FrameSink {
       this.nextFrameSize(next.length - this.sendOffset, this.creditAvailable()) < 0;
     if (blocked && this.blockedSince === undefined) {
       this.blockedSince = now;
+      this.armCreditStall();
     } else if (!blocked && this.blockedSince !== undefined) {
       const blockedMs = now - this.blockedSince;
       this.creditBlockedTotal += blockedMs;
       this.blockedSince = undefined;
+      this.armCreditStall();
       if (this.stallReported) {
         this.stallReported = false;
         this.emit({ type: 'credit-resumed', blockedMs });
@@ -1987,40 +2016,38 @@ export class Engine implements FrameSink {
     }
   }
 
+  /** Arm (or stop) the credit-stall deadlines for `blockedSince`. */
+  private armCreditStall(): void {
+    const since = this.blockedSince;
+    const s = this.settings;
+    this.timers.set(
+      Timer.CREDIT_STALL,
+      since === undefined || s.creditStallTimeoutMs <= 0 ? undefined : since + s.creditStallTimeoutMs,
+    );
+    this.timers.set(
+      Timer.CREDIT_STALL_REPORT,
+      since === undefined || this.stallReported ? undefined : since + s.creditStallReportMs,
+    );
+  }
+
   // ------------------------------------------------------------------ liveness helpers
 
-  private livenessDeadline(): number | undefined {
-    const state = this.currentState;
-    // After CLOSE_ACK the server is silent by design; the close deadline bounds the rest.
-    if (state === 'close-acked' || state === 'fin-sent') return undefined;
-    return this.lastReceivedAt + this.localIdleTimeout;
+  /** End-of-stream (or a reset) now ends the connection cleanly (SPEC.md §9.3). */
+  private endOfStreamIsClean(): boolean {
+    const eos = this.machine.row.endOfStream;
+    return eos === EndOfStream.CLEAN || (eos === EndOfStream.CLEAN_IF_CONSUMED && this.peerConsumedAll());
   }
 
-  /** When a grown window shrinks back: idle for a while, and no incomplete message needs it. */
-  private shrinkDeadline(): number | undefined {
-    if (this.window <= this.settings.initialWindow || this.partialCost > 0) return undefined;
-    return this.lastDataAt + WINDOW_IDLE_SHRINK_MS;
-  }
-
-  private writeStallDeadline(): number | undefined {
-    if (this.backlog === 0 || this.settings.writeStallTimeoutMs === undefined) return undefined;
-    return this.backlogSince + this.settings.writeStallTimeoutMs;
-  }
-
-  private sendsHeartbeats(): boolean {
-    const state = this.currentState;
-    return state !== 'close-ack-sent' && state !== 'fin-sent' && state !== 'closed';
-  }
-
+  /** This side sends CREDIT in the current state (and so reports consumption). */
   private sendsCredit(): boolean {
-    return this.sendsHeartbeats();
+    return (this.machine.row.sends & CREDIT_BIT) !== 0;
   }
 
   // ------------------------------------------------------------------ termination
 
   /** Advance the termination handshake when its conditions hold (SPEC.md §9.1). */
   private checkTermination(): void {
-    const state = this.currentState;
+    const state = this.machine.state;
     const allSent = this.sendIndex >= this.outbox.length;
     const allConsumed = this.inbox.length === 0 && this.taken.length === 0;
     if (state === 'closing' && allSent && !this.closeFrameDue) {
@@ -2049,7 +2076,7 @@ export class Engine implements FrameSink {
   }
 
   private fail(error: HeartwireError, initiator: CloseInfo['initiator'], sendError: boolean): void {
-    if (this.currentState === 'closed') return;
+    if (this.machine.state === 'closed') return;
     if (sendError && this.canSendFrames()) {
       this.controlQueue.push(
         encodeControlFrame({
@@ -2075,8 +2102,7 @@ export class Engine implements FrameSink {
 
   /** True when our side has a usable stream for one more frame (after our preamble). */
   private canSendFrames(): boolean {
-    const state = this.currentState;
-    if (state === 'fin-sent' || state === 'close-ack-sent') return false;
+    if (!this.machine.row.sendsError) return false;
     if (this.preambleSent) return true;
     // A server sends its preamble only when it answers HELLO; it can still answer a peer that
     // sent a valid preamble with its own preamble and an ERROR frame.
@@ -2094,7 +2120,7 @@ export class Engine implements FrameSink {
     this.assembly = undefined;
     this.partial = [];
     this.partialBlock = undefined;
-    this.pinCheckAt = Number.POSITIVE_INFINITY;
+    this.timers.stop(Timer.PIN_CHECK);
     this.heartbeatDue = false;
     this.creditDirty = false;
     this.consumedReportDue = false;
@@ -2103,6 +2129,7 @@ export class Engine implements FrameSink {
     if (this.blockedSince !== undefined) {
       this.creditBlockedTotal += this.now - this.blockedSince;
       this.blockedSince = undefined;
+      this.armCreditStall();
     }
     this.setState('closed');
     this.returnReservation();
@@ -2110,27 +2137,22 @@ export class Engine implements FrameSink {
   }
 
   private setState(to: ConnectionState): void {
-    const from = this.currentState;
-    if (from === to) return;
-    this.currentState = to;
-    this.dataAllowed =
-      this.negotiatedValues !== undefined &&
-      (this.settings.role === 'server'
-        ? to === 'open' || to === 'going-away'
-        : to !== 'close-acked' && to !== 'fin-sent' && to !== 'closed');
+    const from = this.machine.state;
+    if (!this.machine.move(to)) return;
+    const row = this.machine.row;
+    this.dataAllowed = (row.accepts & DATA_BIT) !== 0;
     this.decoder.dataAllowed = this.dataAllowed;
     this.updateSendOpen();
-    if (to === 'close-ack-sent' || to === 'fin-sent' || to === 'closed')
-      this.nextHeartbeatAt = Number.POSITIVE_INFINITY;
+    if ((row.timers & HEARTBEAT_TIMER) === 0) this.timers.stop(Timer.HEARTBEAT);
     this.emit({ type: 'state', from, to });
   }
 
   private updateSendOpen(): void {
-    const state = this.currentState;
+    const row = this.machine.row;
     this.sendOpen =
+      row.acceptsMessages &&
       !this.closeRequested &&
-      (state === 'open' || state === 'going-away' || state === 'peer-closed') &&
-      !(this.settings.role === 'server' && this.finishRequested && state === 'peer-closed');
+      !(this.settings.role === 'server' && this.finishRequested && row.state === 'peer-closed');
   }
 
   private emit(event: EngineEvent): void {

@@ -19,7 +19,7 @@ import { Timer, timerBit } from './timers.js';
 export function frameBit(type: number): number {
   return type < FrameType.HELLO ? 1 << type : 1 << (type - FrameType.HELLO + 3);
 }
-/** Ignorable extension frames (types 0xC0–0xFF) in a frame mask: accepted wherever the peer's frames are. */
+/** Ignorable extension frames (types 0x80–0xFF) in a frame mask: accepted wherever the peer's frames are. */
 export const EXTENSION_BIT = 1 << 9;
 
 const DATA = frameBit(FrameType.DATA);
