@@ -157,8 +157,15 @@ export class Engine implements FrameSink {
   private readonly controlQueue = new Ring<Uint8Array>();
   private heartbeatDue = false;
   private creditDirty = false;
-  /** A CREDIT is due to report consumption, without raising the limit (see `reportIfDrained`). */
+  /** A CREDIT is due to report consumption, without raising the limit (see `reportConsumption`). */
   private consumedReportDue = false;
+  /** `C` when `Consumed Messages` last went out (CREDIT or HEARTBEAT): `U = C − this`. */
+  private releasedReported = 0;
+  /**
+   * Report consumption once `U` reaches this (SPEC.md §7 rule 5): a quarter of the peer's
+   * `send_queue_limit`, or 0 if it stated none (then: when the application has drained).
+   */
+  private reportStep = 0;
   private closeFrameDue = false;
   /** The frame that ends our transmissions is due: CLOSE_ACK (server) or the final CREDIT (client). */
   private finalFrameDue = false;
@@ -363,6 +370,7 @@ export class Engine implements FrameSink {
         maxFramePayload: this.settings.maxFramePayload,
         maxMessageSize: this.settings.maxMessageBytes,
         applicationProtocols: [...this.settings.applicationProtocols],
+        sendQueueLimit: this.settings.maxSendQueueBytes,
       };
       this.controlQueue.push(PREAMBLE);
       this.controlQueue.push(encodeControlFrame({ type: FrameType.HELLO, hello }));
@@ -722,7 +730,7 @@ export class Engine implements FrameSink {
     this.releasedCredit += this.inbox.shiftedWeight;
     if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
     else if (this.grantable() - this.grantedLimit >= this.window / 4) this.maybeGrantCredit(now);
-    else if (this.inbox.length === 0) this.reportIfDrained();
+    else if (this.releasedCredit - this.releasedReported >= this.reportStep) this.reportConsumption();
     if (this.reservedExtra > 0 && this.reservedExtra > this.window - this.settings.initialWindow)
       this.returnReservation();
     if (this.machine.state !== 'open') this.checkTermination();
@@ -769,7 +777,7 @@ export class Engine implements FrameSink {
     }
     if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
     else this.maybeGrantCredit(now);
-    if (this.inbox.length === 0) this.reportIfDrained();
+    if (this.releasedCredit - this.releasedReported >= this.reportStep) this.reportConsumption();
     if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
     this.checkTermination();
   }
@@ -971,6 +979,7 @@ export class Engine implements FrameSink {
         consumedMessages: this.consumedCount,
       });
       this.consumedReported = this.consumedCount;
+      this.releasedReported = this.releasedCredit;
       this.txPos += HEARTBEAT_FRAME_SIZE;
       this.heartbeatsSent++;
       this.creditDirty = false;
@@ -983,6 +992,7 @@ export class Engine implements FrameSink {
       if (this.creditDirty) this.raiseLimit();
       writeCreditFrame(target, this.txPos, this.grantedLimit, this.consumedCount);
       this.consumedReported = this.consumedCount;
+      this.releasedReported = this.releasedCredit;
       this.txPos += CREDIT_FRAME_SIZE;
       this.creditDirty = false;
       this.consumedReportDue = false;
@@ -1583,6 +1593,7 @@ export class Engine implements FrameSink {
       maxMessageSize: s.maxMessageBytes,
       clientIdleTimeoutMs: clientIdle,
       applicationProtocol,
+      sendQueueLimit: s.maxSendQueueBytes,
     };
     this.controlQueue.push(PREAMBLE);
     this.controlQueue.push(encodeControlFrame({ type: FrameType.WELCOME, welcome }));
@@ -1634,9 +1645,10 @@ export class Engine implements FrameSink {
     applicationProtocol: string,
     localIdle: number,
     peerIdle: number,
-    peer: { initialCredit: number; maxFramePayload: number; maxMessageSize: number },
+    peer: { initialCredit: number; maxFramePayload: number; maxMessageSize: number; sendQueueLimit?: number },
   ): void {
     const now = this.now;
+    this.reportStep = Math.ceil((peer.sendQueueLimit ?? 0) / 4);
     this.localIdleTimeout = localIdle;
     this.heartbeatInterval = peerIdle / 3;
     this.peerLimit = peer.initialCredit;
@@ -1830,17 +1842,17 @@ export class Engine implements FrameSink {
   }
 
   /**
-   * The application has consumed every message held: report the consumption now, in a CREDIT
-   * that raises the limit only if a grant is due anyway (window tuning is unchanged). The sender
-   * keeps each message until it learns it was consumed, in a bounded send queue, so a sender
-   * whose queue holds less than our grant step (W / 4) would otherwise wait for our next
-   * heartbeat (SPEC.md §7 rule 5). At most one CREDIT each time the application catches up.
+   * Report consumption between grants (SPEC.md §7 rule 5), in a CREDIT that raises the limit
+   * only if a grant is due anyway. The sender keeps each message until it learns it was
+   * consumed, in a bounded send queue: if it stated its bound `Q`, report once `U ≥ Q / 4` (the
+   * callers checked that), at most one CREDIT per `Q / 4` credit bytes consumed; if it did not,
+   * report each time the application has consumed every message held.
    */
-  private reportIfDrained(): void {
+  private reportConsumption(): void {
     if (
       !this.creditDirty &&
       this.consumedCount > this.consumedReported &&
-      this.taken.length === 0 &&
+      (this.reportStep > 0 || (this.inbox.length === 0 && this.taken.length === 0)) &&
       this.negotiatedValues !== undefined &&
       this.sendsCredit()
     )

@@ -13,6 +13,8 @@ export interface Hello {
   maxFramePayload: number;
   maxMessageSize: number;
   applicationProtocols: string[];
+  /** Optional (0 or absent: not stated): see SPEC.md §6, `send_queue_limit`. */
+  sendQueueLimit?: number;
 }
 
 /** WELCOME payload (proto `heartwire.v1.Welcome`). */
@@ -25,6 +27,8 @@ export interface Welcome {
   maxMessageSize: number;
   clientIdleTimeoutMs: number;
   applicationProtocol: string;
+  /** Optional (0 or absent: not stated): see SPEC.md §6, `send_queue_limit`. */
+  sendQueueLimit?: number;
 }
 
 /** GOAWAY reasons (proto `GoAwayReason`). */

@@ -116,6 +116,12 @@ function toU64(value: unknown, what: string): number {
   return hi * TWO_POW_32 + (low >>> 0);
 }
 
+/** An optional uint64 field: present in the result only if not 0 (proto3's default, "not stated"). */
+function optionalU64<K extends string>(key: K, value: unknown, what: string): { [k in K]?: number } {
+  const n = toU64(value, what);
+  return n === 0 ? {} : ({ [key]: n } as { [k in K]?: number });
+}
+
 function decodeWith(type: protobuf.Type, bytes: Uint8Array): Decoded {
   try {
     return type.decode(bytes) as unknown as Decoded;
@@ -138,6 +144,7 @@ export function encodeHello(hello: Hello): Uint8Array {
     maxFramePayload: checkU32(hello.maxFramePayload, 'Hello.maxFramePayload'),
     maxMessageSize: checkU64(hello.maxMessageSize, 'Hello.maxMessageSize'),
     applicationProtocols: checkStrings(hello.applicationProtocols, 'Hello.applicationProtocols'),
+    sendQueueLimit: checkU64(hello.sendQueueLimit ?? 0, 'Hello.sendQueueLimit'),
   });
 }
 
@@ -152,6 +159,7 @@ export function decodeHello(bytes: Uint8Array): Hello {
     maxFramePayload: m.maxFramePayload as number,
     maxMessageSize: toU64(m.maxMessageSize, 'Hello.maxMessageSize'),
     applicationProtocols: (m.applicationProtocols as string[]).slice(),
+    ...optionalU64('sendQueueLimit', m.sendQueueLimit, 'Hello.sendQueueLimit'),
   };
 }
 
@@ -166,6 +174,7 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
     maxMessageSize: checkU64(welcome.maxMessageSize, 'Welcome.maxMessageSize'),
     clientIdleTimeoutMs: checkU32(welcome.clientIdleTimeoutMs, 'Welcome.clientIdleTimeoutMs'),
     applicationProtocol: checkString(welcome.applicationProtocol, 'Welcome.applicationProtocol'),
+    sendQueueLimit: checkU64(welcome.sendQueueLimit ?? 0, 'Welcome.sendQueueLimit'),
   });
 }
 
@@ -181,6 +190,7 @@ export function decodeWelcome(bytes: Uint8Array): Welcome {
     maxMessageSize: toU64(m.maxMessageSize, 'Welcome.maxMessageSize'),
     clientIdleTimeoutMs: m.clientIdleTimeoutMs as number,
     applicationProtocol: m.applicationProtocol as string,
+    ...optionalU64('sendQueueLimit', m.sendQueueLimit, 'Welcome.sendQueueLimit'),
   };
 }
 

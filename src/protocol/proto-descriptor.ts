@@ -44,6 +44,11 @@ export const descriptor = {
                   "type": "string",
                   "id": 7,
                   "protoName": "application_protocols"
+                },
+                "sendQueueLimit": {
+                  "type": "uint64",
+                  "id": 8,
+                  "protoName": "send_queue_limit"
                 }
               }
             },
@@ -87,6 +92,11 @@ export const descriptor = {
                   "type": "string",
                   "id": 8,
                   "protoName": "application_protocol"
+                },
+                "sendQueueLimit": {
+                  "type": "uint64",
+                  "id": 9,
+                  "protoName": "send_queue_limit"
                 }
               }
             },
