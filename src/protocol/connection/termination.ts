@@ -1,0 +1,200 @@
+/**
+ * Termination (SPEC.md §9): the client's close and the server's GOAWAY and finish, when CLOSE and
+ * the final frame (CLOSE_ACK, the final CREDIT, or ERROR `CANCELLED`) are due, the checks of
+ * received CLOSE, CLOSE_ACK and ERROR, the frames of the termination, and how the connection
+ * closed (`CloseInfo`, with the delivery accounting of §9.4).
+ * @module
+ */
+import { writeCreditFrame } from '../codec/encode.js';
+import { encodeControlFrame } from '../codec/encode.js';
+import { CREDIT_FRAME_SIZE } from '../codec/wire.js';
+import { FrameType } from '../constants.js';
+import { ProtocolError, WireErrorCode } from '../errors.js';
+import type { HeartwireError } from '../errors.js';
+import type { ErrorBody, GoAway } from '../frames.js';
+import type { CloseInfo, GoAwayInfo } from '../types.js';
+import type { Receiver } from './receive.js';
+import type { ReceiveWindow } from './receive-window.js';
+import type { Sender } from './send.js';
+import type { StateMachine } from './state.js';
+
+/** Options of `Engine.goAway`. */
+export interface GoAwayOptions {
+  graceMs: number;
+  reason?: number;
+  retryAfterMs?: number;
+  doNotReconnect?: boolean;
+  message?: string;
+}
+
+export class Termination {
+  /** Client: `close()` was called. */
+  closeRequested = false;
+  /** Server: `finish()` was called. */
+  finishRequested = false;
+  /** Server: `goAway()` ran once after the handshake (GOAWAY queued, or not needed). */
+  goAwaySent = false;
+  /** Server: `goAway()` called during the handshake, applied when it completes. */
+  pendingGoAway: GoAwayOptions | undefined;
+  /** Who started the termination handshake, for `CloseInfo.initiator` of a clean close. */
+  initiator: CloseInfo['initiator'] | undefined;
+  /** Client: the server's GOAWAY, once received. */
+  goAwayReceived: GoAwayInfo | undefined;
+  closeInfo: CloseInfo | undefined;
+  /** Client: CLOSE is due (everything queued was handed over). */
+  closeFrameDue = false;
+  /** The frame that ends our transmissions is due: CLOSE_ACK (server) or the final CREDIT (client). */
+  finalFrameDue = false;
+
+  constructor(
+    private readonly machine: StateMachine,
+    private readonly sender: Sender,
+    private readonly receiver: Receiver,
+    private readonly window: ReceiveWindow,
+  ) {}
+
+  /** Advance the termination handshake when its conditions hold (SPEC.md §9.1). */
+  check(): void {
+    const state = this.machine.state;
+    if (state === 'closing') {
+      if (this.sender.allSent && !this.closeFrameDue) this.closeFrameDue = true;
+    } else if (state === 'close-acked') {
+      if (this.receiver.allConsumed && !this.finalFrameDue) this.finalFrameDue = true;
+    } else if (state === 'peer-closed') {
+      if (this.finishRequested && this.sender.allSent && this.receiver.allConsumed && !this.finalFrameDue)
+        this.finalFrameDue = true;
+    }
+  }
+
+  goAwayFrame(options: GoAwayOptions, graceMs: number): Uint8Array {
+    return encodeControlFrame({
+      type: FrameType.GOAWAY,
+      goAway: {
+        graceMs,
+        reason: options.reason ?? 1,
+        consumedMessages: this.window.consumedCount,
+        retryAfterMs: options.retryAfterMs ?? 0,
+        doNotReconnect: options.doNotReconnect ?? false,
+        message: options.message ?? '',
+      },
+    });
+  }
+
+  closeFrame(): Uint8Array {
+    return encodeControlFrame({
+      type: FrameType.CLOSE,
+      close: { sentMessages: this.sender.queuedCount, consumedMessages: this.window.consumedCount },
+    });
+  }
+
+  closeAckFrame(): Uint8Array {
+    return encodeControlFrame({
+      type: FrameType.CLOSE_ACK,
+      closeAck: {
+        sentMessages: this.sender.queuedCount,
+        consumedMessages: this.window.consumedCount,
+        deliveredMessages: this.receiver.deliveredCount,
+      },
+    });
+  }
+
+  /** Client: the final CREDIT, reporting every message consumed. */
+  finalCreditFrame(): Uint8Array {
+    const credit = new Uint8Array(CREDIT_FRAME_SIZE);
+    writeCreditFrame(credit, 0, this.window.grantedLimit, this.window.consumedCount);
+    return credit;
+  }
+
+  /**
+   * Client: messages were dropped unread. Instead of the final CREDIT (whose count would read as
+   * a client that died before finishing), ERROR CANCELLED tells the server exactly which of its
+   * messages were delivered; ours are all accounted by CLOSE_ACK (SPEC.md §9.1).
+   */
+  discardedFrame(): Uint8Array {
+    return this.errorFrame(
+      WireErrorCode.CANCELLED,
+      `the client discarded ${this.receiver.discardedCount} unread messages`,
+    );
+  }
+
+  errorFrame(code: number, message: string): Uint8Array {
+    return encodeControlFrame({
+      type: FrameType.ERROR,
+      error: {
+        code,
+        message,
+        consumedMessages: this.window.consumedCount,
+        deliveredMessages: this.receiver.deliveredCount,
+      },
+    });
+  }
+
+  /** Server: CLOSE must follow every message the client sent, complete (SPEC.md §9.1). */
+  checkClose(sentMessages: number): void {
+    const received = this.receiver.receivedCount;
+    if (sentMessages !== received || this.window.partialCost > 0) {
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `CLOSE after ${sentMessages} messages, but ${received} arrived complete`,
+      );
+    }
+  }
+
+  /** Client: CLOSE_ACK must follow every message the server sent, and count no more than we sent. */
+  checkCloseAck(sentMessages: number, consumed: number, delivered: number): void {
+    const received = this.receiver.receivedCount;
+    if (sentMessages !== received || this.window.partialCost > 0) {
+      throw new ProtocolError(
+        'PROTOCOL_ERROR',
+        `CLOSE_ACK after ${sentMessages} messages, but ${received} arrived`,
+      );
+    }
+    if (delivered > this.sender.writtenCount || consumed > delivered) {
+      throw new ProtocolError('PROTOCOL_ERROR', 'CLOSE_ACK reports more messages than were sent');
+    }
+  }
+
+  /** Client: the server's GOAWAY (once). */
+  onGoAway(now: number, goAway: GoAway): GoAwayInfo {
+    if (this.goAwayReceived !== undefined) throw new ProtocolError('PROTOCOL_ERROR', 'unexpected GOAWAY');
+    this.goAwayReceived = {
+      graceMs: goAway.graceMs,
+      reason: goAway.reason,
+      retryAfterMs: goAway.retryAfterMs,
+      doNotReconnect: goAway.doNotReconnect,
+      message: goAway.message,
+      deadline: now + goAway.graceMs,
+    };
+    return this.goAwayReceived;
+  }
+
+  /** A peer's ERROR: whether its counts are plausible, and so may be trusted for the report. */
+  plausibleCounts(body: ErrorBody): boolean {
+    return (
+      body.deliveredMessages <= this.sender.writtenCount && body.consumedMessages <= body.deliveredMessages
+    );
+  }
+
+  /** How a clean close ended. */
+  cleanClose(initiator: CloseInfo['initiator']): CloseInfo {
+    this.closeInfo = {
+      clean: true,
+      initiator: this.initiator ?? initiator,
+      delivery: this.sender.deliveryReport(),
+      unread: this.receiver.discardedCount + this.receiver.inbox.length,
+    };
+    return this.closeInfo;
+  }
+
+  /** How a failure ended the connection. */
+  failedClose(error: HeartwireError, initiator: CloseInfo['initiator']): CloseInfo {
+    this.closeInfo = {
+      clean: false,
+      initiator,
+      error,
+      delivery: this.sender.deliveryReport(),
+      unread: this.receiver.discardedCount + this.receiver.inbox.length,
+    };
+    return this.closeInfo;
+  }
+}
