@@ -230,11 +230,13 @@ export class MqClient extends EventEmitter<MqClientEvents> {
 
   constructor(options: MqClientOptions) {
     super();
-    this.maxUnconfirmed = options.maxUnconfirmed ?? 1000;
-    this.maxUnconfirmedBytes = options.maxUnconfirmedBytes ?? 16 * 1024 * 1024;
-    this.resend = options.resendUnconfirmed ?? false;
-    // GOAWAY is handled here (finish deliveries first), not by ending at once.
-    this.reconnecting = new ReconnectingClient({ ...options, endOnGoAway: false });
+    const { maxUnconfirmed, maxUnconfirmedBytes, resendUnconfirmed, ...reconnectOptions } = options;
+    this.maxUnconfirmed = maxUnconfirmed ?? 1000;
+    this.maxUnconfirmedBytes = maxUnconfirmedBytes ?? 16 * 1024 * 1024;
+    this.resend = resendUnconfirmed ?? false;
+    // GOAWAY is handled here (finish deliveries first), not by ending at once. heartwire refuses
+    // options it does not know: only its own go to ReconnectingClient.
+    this.reconnecting = new ReconnectingClient({ ...reconnectOptions, endOnGoAway: false });
     this.reconnecting.on('connected', (conn, generation) => this.onConnected(conn, generation));
     this.reconnecting.on('disconnected', (disconnection) => this.onDisconnected(disconnection));
     this.reconnecting.on('reconnecting', ({ attempt, delay }) => {

@@ -74,8 +74,9 @@ export class RpcServer {
 
   constructor(handlers: Record<string, RpcHandler>, options: RpcServerOptions = {}) {
     this.handlers = handlers;
-    const concurrency = options.maxConcurrent ?? 100;
-    this.server = createServer(options, (conn) => this.serve(conn, concurrency));
+    const { maxConcurrent, ...serverOptions } = options; // heartwire refuses options it does not know
+    const concurrency = maxConcurrent ?? 100;
+    this.server = createServer(serverOptions, (conn) => this.serve(conn, concurrency));
   }
 
   /** Start listening; resolves to the bound address. */
@@ -323,7 +324,9 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     const endpoints = [...this.options.endpoints].sort(
       (a, b) => Number(this.avoid.has(key(a))) - Number(this.avoid.has(key(b))),
     );
-    const conn = await connect({ ...this.options, endpoints });
+    // heartwire refuses options it does not know: only its own go to connect().
+    const { defaultTimeout: _timeout, maxInFlight: _max, ...connectOptions } = this.options;
+    const conn = await connect({ ...connectOptions, endpoints });
     const remote = conn.stats();
     const match = endpoints.find((e) => e.port === remote.remotePort) ?? endpoints[0]!; // the winner of connect()
     const channel: Channel = {

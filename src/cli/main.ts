@@ -1,5 +1,6 @@
 /**
- * The `heartwire` command: `serve`, `ping`, `demo`, `bench`, `conformance`.
+ * The `heartwire` command: `serve`, `ping`, `demo`, `conformance`. (The benchmark is a tool of the
+ * repository, `npm run bench`, not a command: it needs the devDependencies and a clone.)
  *
  * Run from the sources with `npx tsx src/cli/main.ts <command>`, or as `heartwire <command>`
  * once built (`bin/heartwire.js` runs `dist/src/cli/main.js`).
@@ -9,7 +10,6 @@
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bench, benchHelp } from './bench.js';
 import { conformance, conformanceHelp } from './conformance.js';
 import { demo, demoHelp } from './demo.js';
 import { ping, pingHelp } from './ping.js';
@@ -27,8 +27,6 @@ commands:
   ping host:port     RTT, credit and heartbeats of a connection, line by line; Ctrl-C for a summary
   demo               about a minute, no setup: a stalled consumer, a dead network path, and a
                      broker restart under load, each checked (exit 0 when all hold)
-  bench              the benchmark against raw TCP, ws, node:http2 and yamux (from a clone,
-                     after npm ci; about 5 minutes, --quick about 1)
   conformance server HOST:PORT
                      test a server implementation of SPEC.md over the wire, case by case,
                      each failure named by its SPEC section (--json, --junit FILE)
@@ -44,7 +42,6 @@ const commands: Record<string, { run: Command; help: string }> = {
   serve: { run: serve, help: serveHelp },
   ping: { run: ping, help: pingHelp },
   demo: { run: demo, help: demoHelp },
-  bench: { run: bench, help: benchHelp },
   conformance: { run: conformance, help: conformanceHelp },
 };
 

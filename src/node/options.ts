@@ -136,6 +136,15 @@ export class OptionRangeError extends RangeError {
   }
 }
 
+/** An argument or option with a value that is never valid, e.g. an unknown option (Node's `ERR_INVALID_ARG_VALUE`). */
+export class InvalidOptionValueError extends TypeError {
+  readonly code = 'ERR_INVALID_ARG_VALUE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'TypeError';
+  }
+}
+
 type Check = (name: string, value: unknown) => void;
 
 /** Longest time option: what a Node timer can wait (about 24.8 days). */
@@ -242,8 +251,15 @@ const connectChecks: Record<string, Check> = {
   localAddress: string,
 };
 
+/** Options checked elsewhere (the lifecycle's own checks), known here so they are not unknown. */
+const checkedElsewhere: Check = () => {};
+
 const serverChecks: Record<string, Check> = {
   ...connectionChecks,
+  maxConnectionAge: checkedElsewhere,
+  maxConnectionAgeGrace: checkedElsewhere,
+  targetConnections: checkedElsewhere,
+  overloadRetryAfter: checkedElsewhere,
   tls: object,
   maxConnections: (name, value) => {
     if (value !== Number.POSITIVE_INFINITY) number(0, Number.MAX_SAFE_INTEGER, true)(name, value);
@@ -268,13 +284,50 @@ const reconnectChecks: Record<string, Check> = {
   random: func,
 };
 
+/** Edit distance between two short strings (case-insensitive), for "did you mean". */
+function distance(a: string, b: string): number {
+  a = a.toLowerCase();
+  b = b.toLowerCase();
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = row;
+  }
+  return previous[b.length];
+}
+
+/**
+ * Refuse an own key of `options` that is not in `known` (a misspelt option would otherwise be
+ * ignored silently): `TypeError` `ERR_INVALID_ARG_VALUE` naming the key and the closest known one.
+ */
+export function rejectUnknownOptions(options: object, known: readonly string[], what: string): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    let closest: string | undefined;
+    let best = Math.max(2, Math.floor(key.length / 3)) + 1;
+    for (const name of known) {
+      const d = distance(key, name);
+      if (d < best) {
+        best = d;
+        closest = name;
+      }
+    }
+    const hint = closest === undefined ? `Known options: ${known.join(', ')}.` : `Did you mean "${closest}"?`;
+    throw new InvalidOptionValueError(`The option "${key}" is not an option of ${what}. ${hint}`);
+  }
+}
+
 function validate(
   options: unknown,
   checks: Record<string, Check>,
   role: 'client' | 'server',
+  what: string,
 ): asserts options is ConnectionOptions {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) throw typeError('options', 'an object', options);
+  rejectUnknownOptions(options, Object.keys(checks), what);
   const record = options as Record<string, unknown>;
   for (const [key, check] of Object.entries(checks)) {
     const value = record[key];
@@ -289,26 +342,81 @@ function validate(
   }
 }
 
-/**
- * Validate `connect()` options synchronously: a `TypeError` (`code` `ERR_INVALID_ARG_TYPE`) or
- * `RangeError` (`ERR_OUT_OF_RANGE`) naming the option. Unknown options are ignored.
- */
-export function validateConnectOptions(options: unknown): asserts options is ConnectOptions {
-  validate(options, connectChecks, 'client');
+/** The endpoint is required: `port`, `path` or `endpoints`. */
+function requireEndpoint(options: unknown): void {
   const o = options as ConnectOptions | undefined;
   if (o?.port === undefined && o?.path === undefined && o?.endpoints === undefined)
     throw typeError('port', 'of type number (or "path" or "endpoints" given)', undefined);
 }
 
+/**
+ * Validate `connect()` options synchronously: a `TypeError` (`code` `ERR_INVALID_ARG_TYPE`) or
+ * `RangeError` (`ERR_OUT_OF_RANGE`) naming the option; an unknown option (a misspelling) is a
+ * `TypeError` `ERR_INVALID_ARG_VALUE` naming it and the closest known one.
+ */
+export function validateConnectOptions(options: unknown): asserts options is ConnectOptions {
+  validate(options, connectChecks, 'client', 'connect()');
+  requireEndpoint(options);
+}
+
 /** Validate `createServer()` options synchronously (see {@link validateConnectOptions}). */
 export function validateServerOptions(options: unknown): asserts options is ServerOptions | undefined {
-  validate(options, serverChecks, 'server');
+  validate(options, serverChecks, 'server', 'createServer()');
 }
 
 /** Validate `ReconnectingClient` options synchronously (see {@link validateConnectOptions}). */
 export function validateReconnectOptions(options: unknown): void {
-  validate(options, reconnectChecks, 'client');
-  validateConnectOptions(options);
+  validate(options, reconnectChecks, 'client', 'ReconnectingClient');
+  requireEndpoint(options);
+}
+
+/** The options of `ReconnectingClient` that are its own (the backoff policy), not `connect()`'s. */
+const RECONNECT_ONLY = Object.keys(reconnectChecks).filter((key) => !(key in connectChecks));
+
+/** `ReconnectingClient` options without its own (backoff) options: what each `connect()` gets. */
+export function connectOptionsOf<T extends object>(options: T): T {
+  const copy = { ...options } as Record<string, unknown>;
+  for (const key of RECONNECT_ONLY) delete copy[key];
+  return copy as T;
+}
+
+/**
+ * Check `server.listen()`'s arguments synchronously and say where to listen: a TCP `port` (a
+ * whole number in [0, 65535], or a string of digits) on `host`, or `{ path }` for a Unix domain
+ * socket. Any other string is refused (`TypeError` `ERR_INVALID_ARG_VALUE`, naming the fix)
+ * rather than taken as a socket path, as `net.Server.listen()` would.
+ */
+export function listenTarget(
+  portOrOptions: unknown,
+  hostName: unknown,
+): { port: number; host: string } | { path: string } {
+  if (typeof portOrOptions === 'object' && portOrOptions !== null) {
+    const path = (portOrOptions as { path?: unknown }).path;
+    if (path === undefined)
+      throw new InvalidOptionValueError(
+        'server.listen() takes a port number and a host, or { path } for a Unix domain socket. ' +
+          `Received an object without "path" (keys: ${Object.keys(portOrOptions).join(', ') || 'none'})`,
+      );
+    rejectUnknownOptions(portOrOptions, ['path'], 'server.listen()');
+    host('path', path);
+    return { path: path as string };
+  }
+  let port = portOrOptions ?? 0;
+  if (typeof port === 'string') {
+    if (!/^\d{1,5}$/.test(port))
+      throw new InvalidOptionValueError(
+        `The "port" argument of server.listen() must be a port number. ${received(port)}. ` +
+          `For a Unix domain socket, call server.listen({ path: ${JSON.stringify(port)} })`,
+      );
+    port = Number(port);
+  }
+  if (typeof port !== 'number')
+    throw new InvalidOptionTypeError(
+      `The "port" argument of server.listen() must be of type number or { path }. ${received(port)}`,
+    );
+  number(0, 65_535, true)('port', port);
+  host('host', hostName);
+  return { port, host: hostName as string };
 }
 
 /**
@@ -320,6 +428,7 @@ export function validateHandleArguments(handler: unknown, options: unknown): voi
     throw new InvalidOptionTypeError(`The "handler" argument must be of type function. ${received(handler)}`);
   if (options === undefined) return;
   if (options === null || typeof options !== 'object') throw typeError('options', 'an object', options);
+  rejectUnknownOptions(options, ['concurrency', 'onError'], 'handle()');
   const { concurrency, onError } = options as { concurrency?: unknown; onError?: unknown };
   if (concurrency !== undefined) number(1, 1_000_000, true)('concurrency', concurrency);
   if (onError !== undefined && typeof onError !== 'function')

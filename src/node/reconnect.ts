@@ -9,7 +9,7 @@ import { HeartwireError } from '../protocol/errors.js';
 import { connect } from './connect.js';
 import type { Connection } from './connection.js';
 import type { ConnectOptions } from './options.js';
-import { validateReconnectOptions } from './options.js';
+import { connectOptionsOf, validateReconnectOptions } from './options.js';
 
 /** Options of {@link ReconnectingClient}: `connect()` options plus the backoff policy. */
 export interface ReconnectOptions extends ConnectOptions {
@@ -132,7 +132,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     const signal = this.options.signal ? AbortSignal.any([this.options.signal, abort.signal]) : abort.signal;
     let connection: Connection;
     try {
-      connection = await connect({ ...this.options, signal });
+      connection = await connect({ ...connectOptionsOf(this.options), signal });
     } catch (error) {
       this.failures++;
       this.scheduleRetry(error as Error);

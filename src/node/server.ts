@@ -6,14 +6,13 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
-import { PREAMBLE, FrameType } from '../protocol/constants.js';
-import { encodeControlFrame } from '../protocol/codec.js';
+import { encodeRefusal } from '../protocol/codec.js';
 import { Engine } from '../protocol/engine.js';
 import { HandlerError, HeartwireError, WireErrorCode } from '../protocol/errors.js';
 import { Connection } from './connection.js';
 import { ConnectionLifecycle } from './lifecycle.js';
 import { applyKeepAlive } from './socket-options.js';
-import { InvalidOptionTypeError, engineOptions, validateServerOptions } from './options.js';
+import { InvalidOptionTypeError, engineOptions, listenTarget, validateServerOptions } from './options.js';
 import { DEFAULT_SERVER_MEMORY_BUDGET, SharedMemoryBudget } from '../protocol/budget.js';
 import type { MemoryBudget } from '../protocol/types.js';
 import type { ServerOptions } from './options.js';
@@ -118,11 +117,13 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   /**
-   * Start listening on TCP `port` (default 0: any free port) and `host` (default 127.0.0.1);
-   * resolves to the bound address. A failure (e.g. `EADDRINUSE`) rejects the returned promise
-   * and nothing else: no `'error'` event, so `try { await server.listen(port) }` catches it.
+   * Start listening on TCP `port` (default 0: any free port; a string of digits is a port too)
+   * and `host` (default 127.0.0.1); resolves to the bound address. A failure (e.g. `EADDRINUSE`)
+   * rejects the returned promise and nothing else: no `'error'` event, so
+   * `try { await server.listen(port) }` catches it. Invalid arguments throw synchronously: any
+   * other string is a `TypeError` (`ERR_INVALID_ARG_VALUE`), never a socket path (use `{ path }`).
    */
-  listen(port?: number, host?: string): Promise<AddressInfo>;
+  listen(port?: number | string, host?: string): Promise<AddressInfo>;
   /**
    * Start listening on a Unix domain socket (`path`; the file must not exist, and is removed by
    * `close()`), with the same guarantees as TCP (keepalive and `TCP_NODELAY` are TCP-only and
@@ -130,9 +131,10 @@ export class Server extends EventEmitter<ServerEvents> {
    */
   listen(options: { path: string }): Promise<{ path: string }>;
   listen(
-    portOrOptions: number | { path: string } = 0,
+    portOrOptions: number | string | { path: string } = 0,
     host = '127.0.0.1',
   ): Promise<AddressInfo | { path: string }> {
+    const target = listenTarget(portOrOptions, host); // throws on invalid arguments
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => {
         this.listenPending = false;
@@ -147,8 +149,8 @@ export class Server extends EventEmitter<ServerEvents> {
         resolve(typeof address === 'string' ? { path: address } : (address as AddressInfo));
       };
       try {
-        if (typeof portOrOptions === 'object') this.listener.listen(portOrOptions.path, listening);
-        else this.listener.listen(portOrOptions, host, listening);
+        if ('path' in target) this.listener.listen(target.path, listening);
+        else this.listener.listen(target.port, target.host, listening);
       } catch (error) {
         this.listener.off('error', onError);
         onError(error as Error);
@@ -239,16 +241,7 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Answer with the preamble and ERROR `REFUSED`, then close. */
   private refuse(socket: Socket): void {
     this.emit('refused', { remoteAddress: socket.remoteAddress });
-    const error = encodeControlFrame({
-      type: FrameType.ERROR,
-      error: {
-        code: WireErrorCode.REFUSED,
-        message: 'connection limit reached',
-        consumedMessages: 0,
-        deliveredMessages: 0,
-      },
-    });
-    socket.end(Buffer.concat([PREAMBLE, error]));
+    socket.end(encodeRefusal(WireErrorCode.REFUSED, 'connection limit reached'));
     // Half-closed after the ERROR; read and discard what the client sends (at most 1 MiB, 1 s)
     // so that closing does not reset the connection before the client reads the ERROR (SPEC §11).
     let drained = 0;

@@ -15,6 +15,7 @@ export {
 export {
   encodeControlFrame,
   encodeFrame,
+  encodeRefusal,
   writeCreditFrame,
   writeFrameHeader,
   writeHeartbeatFrame,

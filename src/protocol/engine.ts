@@ -104,9 +104,15 @@ export class Engine {
     this.handshake = new Handshake(s, this.controlQueue);
     this.liveness = new Liveness(s, this.timers, this.events);
     this.send = new Sender(s, this.timers, this.events);
-    this.window = new ReceiveWindow(s, this.timers, this.liveness, this.decoder);
+    this.window = new ReceiveWindow(s, this.timers, this.liveness, this.decoder, () =>
+      this.fail(
+        new ProtocolError('LIMIT_REACHED', 'the credit limit would reach 2^53 (SPEC.md §2)'),
+        'local',
+        true,
+      ),
+    );
     this.receiver = new Receiver(s, this.machine, this.window, this.decoder, this.events, this);
-    this.termination = new Termination(this.machine, this.send, this.receiver, this.window);
+    this.termination = new Termination(s, this.machine, this.send, this.receiver, this.window);
     const on = this.onFrame;
     on[FrameType.CREDIT] = (f) => {
       if (f.type === FrameType.CREDIT && !this.send.onCredit(this.now, f.creditLimit, f.consumedMessages))
@@ -252,7 +258,7 @@ export class Engine {
             'local',
           );
         case Timer.CLOSE:
-          return this.timeout('CLOSE_TIMEOUT', 'the termination handshake did not complete in time', 'local');
+          return this.timeout('CLOSE_TIMEOUT', this.termination.closeTimeoutMessage(), 'local');
         case Timer.WRITE_STALL:
           return this.timeout(
             'WRITE_STALL',

@@ -335,8 +335,32 @@ function short(r: ThroughputResult): string {
   return `${Math.round(r.msgsPerSec).toLocaleString('en-US')} msgs/s, ${r.mbPerSec.toFixed(1)} MB/s (server ${r.serverCpu.toFixed(0)} %, client ${r.clientCpu.toFixed(0)} %, others ${r.otherCpu.toFixed(0)} %, load ${r.loadavg[0]})`;
 }
 
+/** `npm run bench -- --help`. */
+const HELP = `usage: npm run bench -- [options]
+
+Run the benchmark (about 5 minutes; --quick about 1 minute): heartwire against a raw
+length-prefixed framing, raw TCP bulk bytes, ws, node:http2 and @chainsafe/libp2p-yamux, client
+and server in separate processes over loopback. Prints a markdown report and writes latest.md,
+latest.json and chart.svg: a full run to test/bench/results/ (the committed results), a --quick
+or --only run to test/bench/results/scratch/ (git-ignored). Needs a clone with its
+devDependencies (npm ci).
+
+options:
+  --quick               short cells (about 1 minute)
+  --only PARTS          some parts only: throughput, connections, liveness, detection, idle,
+                        window, profile, or their numbers 1-6 (comma-separated)
+  --cpu-prof            also profile heartwire's worst cells and summarize the hot functions
+  --profile-sizes LIST  which throughput cells to profile (bytes, comma-separated; 0: the idle cell)
+  --wait-quiet S        before each cell, wait up to S seconds for the machine to be quiet
+  --out DIR             write the report to DIR instead
+  -h, --help            show this help`;
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
   const quick = args.includes('--quick');
   resultsDir = outputDir(args, quick);
   const cpuProf = args.includes('--cpu-prof');

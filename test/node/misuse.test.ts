@@ -4,6 +4,9 @@
  */
 import { expect } from 'chai';
 import type { Connection } from '../../src/node/connection.js';
+import { connect } from '../../src/node/connect.js';
+import { ReconnectingClient } from '../../src/node/reconnect.js';
+import { createServer } from '../../src/node/server.js';
 import { useHarness, waitFor, within, observe, rejection } from './helpers.js';
 
 describe('node API: misuse is reported at the call, with the reason', function () {
@@ -25,6 +28,66 @@ describe('node API: misuse is reported at the call, with the reason', function (
     expect(conn.state).to.equal('open');
     const second = rejection(await observe(conn.handle(() => {})), 'second handle()');
     expect(second.code).to.equal('HANDLE_ALREADY_RUNNING');
+  });
+
+  it('a misspelt option is refused synchronously, naming it and the closest known one', async () => {
+    const expectUnknown = (action: () => unknown, key: string, suggestion: string | undefined): void => {
+      let thrown: unknown;
+      try {
+        action();
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, key).to.be.instanceOf(TypeError);
+      expect((thrown as { code?: string }).code).to.equal('ERR_INVALID_ARG_VALUE');
+      expect((thrown as Error).message).to.include(`"${key}"`);
+      if (suggestion !== undefined)
+        expect((thrown as Error).message).to.include(`Did you mean "${suggestion}"?`);
+    };
+    const loose = <T>(options: Record<string, unknown>): T => options as T;
+    expectUnknown(() => connect(loose({ port: 1, idleTimout: 5000 })), 'idleTimout', 'idleTimeout');
+    expectUnknown(() => connect(loose({ port: 1, Host: 'localhost' })), 'Host', 'host');
+    expectUnknown(() => connect(loose({ port: 1, retries: 3 })), 'retries', undefined);
+    // A ReconnectingClient option is not a connect() option.
+    expectUnknown(() => connect(loose({ port: 1, maxAttempts: 3 })), 'maxAttempts', undefined);
+    expectUnknown(() => createServer(loose({ maxConection: 10 })), 'maxConection', 'maxConnections');
+    expectUnknown(() => createServer(loose({ gracePeriod: 10 })), 'gracePeriod', undefined);
+    expectUnknown(() => new ReconnectingClient(loose({ port: 1, minDelai: 10 })), 'minDelai', 'minDelay');
+    const { port } = await h().server({});
+    const conn = await h().connect({ port });
+    expectUnknown(() => conn.handle(() => {}, loose({ concurency: 2 })), 'concurency', 'concurrency');
+    // Every documented option is still accepted, including a server's lifecycle options and a
+    // ReconnectingClient's backoff (which its connect() calls do not get: test/node/lifecycle.test.ts, api.test.ts).
+    await createServer({ maxConnectionAge: 60_000, targetConnections: 5, defaultGrace: 10 }).close();
+    const options = { host: '127.0.0.1', port, minDelay: 1, maxDelay: 10, maxAttempts: 2, endOnGoAway: true };
+    await new ReconnectingClient(options).close();
+  });
+
+  it("end() against a server that reads nothing: CLOSE_TIMEOUT says what it waited for and the server's count", async () => {
+    // No 'connection' handler reads: the server never consumes, so it never acknowledges CLOSE.
+    const { port } = await h().server({});
+    const conn = await h().connect({ port, closeTimeout: 500 });
+    for (let i = 0; i < 3; i++) await conn.send(new Uint8Array(8));
+    const error = rejection(await within(observe(conn.end()), 10_000, 'end()'), 'end()');
+    expect(error.code).to.equal('CLOSE_TIMEOUT');
+    expect(error.message).to.include('the server did not acknowledge CLOSE within 500 ms');
+    expect(error.message).to.include('it had reported 0 of the 3 messages sent consumed');
+
+    // The server's own close deadline says the same from its side, and the client reads it.
+    const { port: port2, connections } = await h().server({ closeTimeout: 500 });
+    const patient = await h().connect({ port: port2, closeTimeout: 30_000 });
+    for (let i = 0; i < 3; i++) await patient.send(new Uint8Array(8));
+    const remote = rejection(await within(observe(patient.end()), 10_000, 'end()'), 'end()');
+    expect(remote.code).to.equal('CLOSE_TIMEOUT');
+    expect(remote.remote).to.equal(true);
+    const local = rejection(
+      await within(observe(connections[0]!.closed), 5000, 'server side'),
+      'server side',
+    );
+    for (const message of [remote.message, local.message])
+      expect(message).to.include(
+        "the server did not finish within 500 ms of the client's CLOSE: its application consumed 0 of the 3 client messages and did not end its side",
+      );
   });
 
   it('send() after the connection failed rejects with the close error as its cause', async () => {

@@ -176,3 +176,48 @@ describe('node transport: server.listen() keeps its TCP form', () => {
     }
   });
 });
+
+describe('node transport: server.listen() takes a port or { path }, never a bare string as a path', () => {
+  it("listen('abc') throws ERR_INVALID_ARG_VALUE naming { path } and creates no socket file", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hw-listen-'));
+    const cwd = process.cwd();
+    const server = createServer();
+    try {
+      const loose = server as unknown as { listen: (...args: unknown[]) => Promise<unknown> };
+      const thrown = (() => {
+        process.chdir(dir); // a relative socket path would be created here
+        try {
+          void loose.listen('abc').catch(() => {});
+        } catch (error) {
+          return error as Error & { code?: string };
+        } finally {
+          process.chdir(cwd); // at once: nothing else runs while the directory is changed
+        }
+        return undefined;
+      })();
+      await new Promise((resolve) => setTimeout(resolve, 100)); // a listen would have bound by now
+      expect(thrown, "listen('abc') throws").to.be.instanceOf(TypeError);
+      expect(thrown!.code).to.equal('ERR_INVALID_ARG_VALUE');
+      expect(thrown!.message).to.include('listen({ path: "abc" })');
+      expect(fs.readdirSync(dir), 'no socket file').to.deep.equal([]);
+      // A port given as a string of digits is a port; other bad arguments throw synchronously too.
+      for (const [args, code] of [
+        [[70_000], 'ERR_OUT_OF_RANGE'],
+        [['-1'], 'ERR_INVALID_ARG_VALUE'],
+        [[true], 'ERR_INVALID_ARG_TYPE'],
+        [[{ port: 80 }], 'ERR_INVALID_ARG_VALUE'],
+        [[{ path: 'x', host: 'h' }], 'ERR_INVALID_ARG_VALUE'],
+        [[0, 42], 'ERR_INVALID_ARG_TYPE'],
+      ] as const) {
+        expect(() => loose.listen(...args), JSON.stringify(args))
+          .to.throw()
+          .with.property('code', code);
+      }
+      const address = (await server.listen('0', '127.0.0.1')) as { port: number };
+      expect(address.port).to.be.above(0);
+    } finally {
+      await server.close({ grace: 0 });
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

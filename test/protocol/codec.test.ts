@@ -6,6 +6,7 @@ import {
   decodeAll,
   encodeControlFrame,
   encodeFrame,
+  encodeRefusal,
   FrameDecoder,
   type FrameDecoderOptions,
   type FrameSink,
@@ -461,6 +462,17 @@ describe('codec', () => {
       });
       expect(target.subarray(3)).to.deep.equal(expected);
       expect(CREDIT_FRAME_SIZE).to.equal(22);
+    });
+
+    it('encodeRefusal writes the preamble and an ERROR with no messages consumed or delivered', () => {
+      const bytes = encodeRefusal(15, 'connection limit reached');
+      expect(bytes.subarray(0, PREAMBLE.length)).to.deep.equal(PREAMBLE);
+      expect(decodeAll(bytes, { ...options, expectPreamble: true })).to.deep.equal([
+        {
+          type: FrameType.ERROR,
+          error: { code: 15, message: 'connection limit reached', consumedMessages: 0, deliveredMessages: 0 },
+        },
+      ]);
     });
 
     it('writeHeartbeatFrame writes a whole HEARTBEAT frame at an offset', () => {

@@ -11,6 +11,7 @@ import {
   FRAME_HEADER_SIZE,
   FrameType,
   HEARTBEAT_PAYLOAD_SIZE,
+  PREAMBLE,
 } from '../constants.js';
 import type { ControlFrame, Frame, HeartbeatFrame } from '../frames.js';
 import {
@@ -24,6 +25,7 @@ import {
 import {
   CREDIT_FRAME_SIZE,
   HEARTBEAT_FRAME_SIZE,
+  PREAMBLE_SIZE,
   checkEncodableHeader,
   checkRoom,
   checkU32,
@@ -140,6 +142,22 @@ export function encodeControlFrame(frame: ControlFrame): Uint8Array {
     default:
       return misuse(`not a control frame: ${JSON.stringify((frame as { type: unknown }).type)}`);
   }
+}
+
+/**
+ * Encodes a server's answer to a connection it refuses before the handshake (SPEC.md §11): the
+ * preamble, then ERROR with `code` and `message` (cut to 256 UTF-8 bytes) and no messages
+ * consumed or delivered.
+ */
+export function encodeRefusal(code: number, message: string): Uint8Array {
+  const error = encodeControlFrame({
+    type: FrameType.ERROR,
+    error: { code, message, consumedMessages: 0, deliveredMessages: 0 },
+  });
+  const out = new Uint8Array(PREAMBLE_SIZE + error.length);
+  out.set(PREAMBLE, 0);
+  out.set(error, PREAMBLE_SIZE);
+  return out;
 }
 
 /**

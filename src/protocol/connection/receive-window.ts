@@ -6,7 +6,7 @@
  * @module
  */
 import { dataFrameCost } from '../codec/wire.js';
-import { FRAME_HEADER_SIZE, MESSAGE_CREDIT_OVERHEAD } from '../constants.js';
+import { FRAME_HEADER_SIZE, MAX_COUNTER, MESSAGE_CREDIT_OVERHEAD } from '../constants.js';
 import type { FrameDecoder } from '../codec/decode.js';
 import type { Liveness } from './liveness.js';
 import { MIN_FRAGMENT } from './settings.js';
@@ -79,6 +79,8 @@ export class ReceiveWindow {
     private readonly timers: Timers,
     private readonly liveness: Liveness,
     private readonly decoder: FrameDecoder,
+    /** The limit to grant would reach 2^53: the engine closes with `LIMIT_REACHED` (SPEC.md §2). */
+    private readonly limitReached: () => void,
   ) {
     this.window = settings.initialWindow;
     this.grantedLimit = settings.initialWindow;
@@ -142,6 +144,7 @@ export class ReceiveWindow {
     if (!this.grants) return;
     const increase = this.grantable() - this.grantedLimit;
     if (increase < this.window / 4) return;
+    if (this.grantable() > MAX_COUNTER) return this.limitReached();
     this.tuneWindow(now);
     this.creditDirty = true;
   }
@@ -195,6 +198,7 @@ export class ReceiveWindow {
       if (this.window === before) break;
     }
     if (this.heldBytes === this.partialCost && this.grantable() > this.grantedLimit) {
+      if (this.grantable() > MAX_COUNTER) return this.limitReached();
       this.creditDirty = true;
     } else {
       this.maybeGrantCredit(now);

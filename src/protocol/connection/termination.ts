@@ -16,6 +16,7 @@ import type { CloseInfo, GoAwayInfo } from '../types.js';
 import type { Receiver } from './receive.js';
 import type { ReceiveWindow } from './receive-window.js';
 import type { Sender } from './send.js';
+import type { Settings } from './settings.js';
 import type { StateMachine } from './state.js';
 
 /** Options of `Engine.goAway`. */
@@ -47,6 +48,7 @@ export class Termination {
   finalFrameDue = false;
 
   constructor(
+    private readonly settings: Settings,
     private readonly machine: StateMachine,
     private readonly sender: Sender,
     private readonly receiver: Receiver,
@@ -173,6 +175,30 @@ export class Termination {
     return (
       body.deliveredMessages <= this.sender.writtenCount && body.consumedMessages <= body.deliveredMessages
     );
+  }
+
+  /** What `CLOSE_TIMEOUT` waited for, with the counts this side knows (SPEC.md §9.1). */
+  closeTimeoutMessage(): string {
+    const { sender, receiver } = this;
+    const within = `within ${this.settings.closeTimeoutMs} ms`;
+    const unsent = sender.queuedCount - sender.writtenCount;
+    const sent = `${sender.peerConsumed} of the ${sender.writtenCount} messages sent`;
+    const consumed = this.window.consumedCount;
+    const state = this.machine.state;
+    switch (state) {
+      case 'closing':
+        return `CLOSE was not sent ${within}: ${unsent} of the ${sender.queuedCount} messages before it were still unsent (credit left: ${sender.creditAvailable()} bytes)`;
+      case 'close-sent':
+        return `the server did not acknowledge CLOSE ${within}; it had reported ${sent} consumed (a server acknowledges once its application has consumed them all and sent its last messages)`;
+      case 'close-acked':
+        return `the application did not consume the server's messages ${within} of CLOSE_ACK: ${consumed} of ${receiver.receivedCount} consumed`;
+      case 'peer-closed':
+        return `the server did not finish ${within} of the client's CLOSE: its application consumed ${consumed} of the ${receiver.receivedCount} client messages${this.finishRequested ? '' : ' and did not end its side'}; ${unsent} of its ${sender.queuedCount} messages unsent`;
+      case 'close-ack-sent':
+        return `the client did not send its final CREDIT and end of stream ${within} of CLOSE_ACK; it had reported ${sent} consumed`;
+      default:
+        return `the termination handshake did not complete ${within} (state ${state})`;
+    }
   }
 
   /** How a clean close ended. */

@@ -7,13 +7,20 @@ import { Timer, Timers } from '../../../src/protocol/connection/timers.js';
 import type { EngineOptions, MemoryBudget } from '../../../src/protocol/types.js';
 import { settings } from './helpers.js';
 
-function receiveWindow(options: Partial<EngineOptions> = {}): { w: ReceiveWindow; timers: Timers } {
+function receiveWindow(options: Partial<EngineOptions> = {}): {
+  w: ReceiveWindow;
+  timers: Timers;
+  limits: number[];
+} {
   const s = settings('client', { initialWindowBytes: 4096, maxWindowBytes: 1 << 20, ...options });
   const timers = new Timers();
   const decoder = new FrameDecoder({ expectPreamble: false, maxDataPayload: 65_536 });
-  const w = new ReceiveWindow(s, timers, new Liveness(s, timers, new Ring()), decoder);
+  const limits: number[] = [];
+  const w = new ReceiveWindow(s, timers, new Liveness(s, timers, new Ring()), decoder, () =>
+    limits.push(w.grantable()),
+  );
   w.grants = true;
-  return { w, timers };
+  return { w, timers, limits };
 }
 
 describe('connection/receive-window', () => {
@@ -30,6 +37,14 @@ describe('connection/receive-window', () => {
     w.raiseLimit();
     expect(w.grantedLimit).to.equal(1024 + w.window);
     expect(w.heldBytes).to.equal(976);
+  });
+
+  it('a limit that would reach 2^53 is not granted: LIMIT_REACHED instead', () => {
+    const { w, limits } = receiveWindow();
+    w.releasedCredit = w.receivedCredit = Number.MAX_SAFE_INTEGER - 1000;
+    w.maybeGrantCredit(0);
+    expect(w.creditDirty).to.equal(false);
+    expect(limits).to.have.length(1);
   });
 
   it('no grant in a state that sends no CREDIT', () => {

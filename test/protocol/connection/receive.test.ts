@@ -21,7 +21,7 @@ function receiver(): { r: Receiver; w: ReceiveWindow; events: Ring<EngineEvent>;
   machine.move('open');
   const decoder = new FrameDecoder({ expectPreamble: false, maxDataPayload: s.maxFramePayload });
   decoder.wholeMessageMax = s.maxMessageBytes;
-  const w = new ReceiveWindow(s, timers, new Liveness(s, timers, events), decoder);
+  const w = new ReceiveWindow(s, timers, new Liveness(s, timers, events), decoder, () => {});
   w.grants = true;
   const control: ControlFrame[] = [];
   const engine = { onControl: (frame: ControlFrame) => control.push(frame) } as unknown as Engine;

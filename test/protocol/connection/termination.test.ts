@@ -20,11 +20,11 @@ function parts(role: Role): { t: Termination; machine: StateMachine; send: Sende
   const machine = new StateMachine(role);
   machine.move('open');
   const decoder = new FrameDecoder({ expectPreamble: false, maxDataPayload: 1024 });
-  const w = new ReceiveWindow(s, timers, new Liveness(s, timers, events), decoder);
+  const w = new ReceiveWindow(s, timers, new Liveness(s, timers, events), decoder, () => {});
   const r = new Receiver(s, machine, w, decoder, events, {} as Engine);
   const send = new Sender(s, timers, events);
   send.start(1 << 20, 1024, 1 << 20);
-  return { t: new Termination(machine, send, r, w), machine, send, r };
+  return { t: new Termination(s, machine, send, r, w), machine, send, r };
 }
 
 describe('connection/termination', () => {
