@@ -358,36 +358,7 @@ export class Engine {
    * accepting messages, message too large), without queuing anything.
    */
   assertSendable(payload: Uint8Array): void {
-    const state = this.machine.state;
-    const t = this.termination;
-    if (t.closeRequested) throw new UsageError('CONNECTION_CLOSED', 'cannot send after end()');
-    if (state === 'handshaking') {
-      throw new UsageError('NOT_OPEN', 'the handshake has not completed: wait for the open event');
-    }
-    if (!this.machine.row.acceptsMessages) {
-      // The close error says why (a peer's ERROR, a heartbeat timeout, …): keep it as the cause.
-      const error = t.closeInfo?.error;
-      throw new UsageError(
-        'CONNECTION_CLOSED',
-        error === undefined
-          ? `cannot send in state ${state}`
-          : `cannot send: the connection closed (${error.code})`,
-        { cause: error },
-      );
-    }
-    if (this.settings.role === 'server' && t.finishRequested && state === 'peer-closed') {
-      throw new UsageError(
-        'CONNECTION_CLOSED',
-        'cannot send: the client closed and this connection finished (its consumer reached the end of the stream)',
-      );
-    }
-    const limit = this.send.peerMaxMessageBytes;
-    if (payload.length > limit) {
-      throw new UsageError(
-        'MESSAGE_TOO_LARGE',
-        `message of ${payload.length} bytes exceeds the limit of ${limit}`,
-      );
-    }
+    this.termination.assertSendable(payload.length);
   }
 
   /** Take the next message and consume it at once (its credit returns to the peer). */

@@ -9,7 +9,7 @@ import { writeCreditFrame } from '../codec/encode.js';
 import { encodeControlFrame } from '../codec/encode.js';
 import { CREDIT_FRAME_SIZE } from '../codec/wire.js';
 import { FrameType } from '../constants.js';
-import { ProtocolError, WireErrorCode } from '../errors.js';
+import { ProtocolError, UsageError, WireErrorCode } from '../errors.js';
 import type { HeartwireError } from '../errors.js';
 import type { ErrorBody, GoAway } from '../frames.js';
 import type { CloseInfo, GoAwayInfo } from '../types.js';
@@ -54,6 +54,40 @@ export class Termination {
     private readonly receiver: Receiver,
     private readonly window: ReceiveWindow,
   ) {}
+
+  /**
+   * Throw the {@link UsageError} that sending a message of `length` bytes would throw now (see
+   * `Engine.assertSendable`): after `close()`, before the handshake, in a state that accepts no
+   * more messages, after `finish()` once the client closed, or over the peer's message limit.
+   */
+  assertSendable(length: number): void {
+    const state = this.machine.state;
+    if (this.closeRequested) throw new UsageError('CONNECTION_CLOSED', 'cannot send after end()');
+    if (state === 'handshaking') {
+      throw new UsageError('NOT_OPEN', 'the handshake has not completed: wait for the open event');
+    }
+    if (!this.machine.row.acceptsMessages) {
+      // The close error says why (a peer's ERROR, a heartbeat timeout, …): keep it as the cause.
+      const error = this.closeInfo?.error;
+      throw new UsageError(
+        'CONNECTION_CLOSED',
+        error === undefined
+          ? `cannot send in state ${state}`
+          : `cannot send: the connection closed (${error.code})`,
+        { cause: error },
+      );
+    }
+    if (this.settings.role === 'server' && this.finishRequested && state === 'peer-closed') {
+      throw new UsageError(
+        'CONNECTION_CLOSED',
+        'cannot send: the client closed and this connection finished (its consumer reached the end of the stream)',
+      );
+    }
+    const limit = this.sender.peerMaxMessageBytes;
+    if (length > limit) {
+      throw new UsageError('MESSAGE_TOO_LARGE', `message of ${length} bytes exceeds the limit of ${limit}`);
+    }
+  }
 
   /** Advance the termination handshake when its conditions hold (SPEC.md §9.1). */
   check(): void {
