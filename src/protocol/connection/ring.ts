@@ -15,7 +15,7 @@ const RING_SHRINK_CAPACITY = 1024;
  */
 export class Ring<T> {
   private items: (T | undefined)[] = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
-  private weights = new Float64Array(RING_MIN_CAPACITY);
+  private weights: number[] = new Array<number>(RING_MIN_CAPACITY).fill(0);
   /** Weight of the item `shift()` returned last. */
   shiftedWeight = 0;
   private head = 0;
@@ -62,7 +62,7 @@ export class Ring<T> {
   }
   clear(): void {
     this.items = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
-    this.weights = new Float64Array(RING_MIN_CAPACITY);
+    this.weights = new Array<number>(RING_MIN_CAPACITY).fill(0);
     this.head = 0;
     this.size = 0;
     this.mask = RING_MIN_CAPACITY - 1;
@@ -75,7 +75,7 @@ export class Ring<T> {
   private grow(): void {
     const capacity = (this.mask + 1) * 2;
     const items = new Array<T | undefined>(capacity).fill(undefined);
-    const weights = new Float64Array(capacity);
+    const weights = new Array<number>(capacity).fill(0);
     for (let i = 0; i < this.size; i++) {
       const at = (this.head + i) & this.mask;
       items[i] = this.items[at];

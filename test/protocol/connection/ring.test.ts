@@ -32,7 +32,7 @@ describe('connection/ring: the one FIFO', () => {
     const ring = new Ring<number>();
     for (let i = 0; i < 5000; i++) ring.push(i, i);
     while (ring.length > 0) ring.shift();
-    const inner = ring as unknown as { items: unknown[]; weights: Float64Array };
+    const inner = ring as unknown as { items: unknown[]; weights: number[] };
     expect(inner.items.length).to.equal(16);
     expect(inner.weights.length).to.equal(16);
     ring.push(7, 3);
