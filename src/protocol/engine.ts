@@ -97,7 +97,7 @@ export class Engine {
   /** Create an engine. Throws `RangeError` on invalid options. */
   constructor(options: EngineOptions) {
     const s = (this.settings = resolveSettings(options));
-    this.machine = new StateMachine(s.role);
+    this.machine = new StateMachine(s.role, (from, to) => this.moved(from, to));
     this.decoder = new FrameDecoder({ expectPreamble: true, maxDataPayload: s.maxFramePayload });
     this.decoder.wholeMessageMax = s.maxMessageBytes;
     this.decoder.dataAllowed = false;
@@ -112,7 +112,16 @@ export class Engine {
       ),
     );
     this.receiver = new Receiver(s, this.machine, this.window, this.decoder, this.events, this);
-    this.termination = new Termination(s, this.machine, this.send, this.receiver, this.window);
+    this.termination = new Termination(
+      s,
+      this.machine,
+      this.send,
+      this.receiver,
+      this.window,
+      this.timers,
+      this.controlQueue,
+      this.events,
+    );
     const on = this.onFrame;
     on[FrameType.CREDIT] = (f) => {
       if (f.type === FrameType.CREDIT && !this.send.onCredit(this.now, f.creditLimit, f.consumedMessages))
@@ -137,30 +146,13 @@ export class Engine {
       if (f.type === FrameType.WELCOME) this.open(this.handshake.onWelcome(f.welcome));
     };
     on[FrameType.GOAWAY] = (f) => {
-      if (f.type !== FrameType.GOAWAY) return;
-      if (this.termination.goAwayReceived !== undefined)
-        throw new ProtocolError('PROTOCOL_ERROR', 'unexpected GOAWAY');
-      this.send.onCredit(this.now, 0, f.goAway.consumedMessages);
-      this.emit({ type: 'goaway', goAway: this.termination.onGoAway(this.now, f.goAway) });
+      if (f.type === FrameType.GOAWAY) this.termination.onGoAway(this.now, f.goAway);
     };
     on[FrameType.CLOSE] = (f) => {
-      if (f.type !== FrameType.CLOSE) return;
-      this.termination.checkClose(f.close.sentMessages);
-      this.send.onCredit(this.now, 0, f.close.consumedMessages);
-      this.termination.initiator ??= 'remote';
-      this.timers.set(Timer.CLOSE, this.now + this.settings.closeTimeoutMs);
-      this.setState('peer-closed');
-      this.emit({ type: 'peer-closed' });
-      this.termination.check();
+      if (f.type === FrameType.CLOSE) this.termination.onClose(this.now, f.close);
     };
     on[FrameType.CLOSE_ACK] = (f) => {
-      if (f.type !== FrameType.CLOSE_ACK) return;
-      const { sentMessages, consumedMessages, deliveredMessages } = f.closeAck;
-      this.termination.checkCloseAck(sentMessages, consumedMessages, deliveredMessages);
-      this.send.onCredit(this.now, 0, consumedMessages);
-      this.send.peerDelivered = deliveredMessages;
-      this.setState('close-acked');
-      this.termination.check();
+      if (f.type === FrameType.CLOSE_ACK) this.termination.onCloseAck(this.now, f.closeAck);
     };
     on[FrameType.ERROR] = (f) => {
       if (f.type === FrameType.ERROR) this.onError(f.error);
@@ -411,16 +403,8 @@ export class Engine {
     this.now = now;
     if (this.settings.role !== 'client')
       throw new UsageError('INTERNAL_ERROR', 'only a client closes; a server uses goAway()');
-    const t = this.termination;
-    if (t.closeRequested || this.machine.state === 'closed') return;
-    t.closeRequested = true;
+    this.termination.close(now);
     this.updateSendOpen();
-    t.initiator ??= t.goAwayReceived === undefined ? 'local' : 'remote';
-    this.timers.set(Timer.CLOSE, now + this.settings.closeTimeoutMs);
-    if (this.machine.state === 'open') {
-      this.setState('closing');
-      t.check();
-    }
   }
 
   /**
@@ -432,25 +416,7 @@ export class Engine {
   goAway(now: number, options: GoAwayOptions): void {
     this.now = now;
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
-    const state = this.machine.state;
-    if (state === 'closed') return;
-    const t = this.termination;
-    const graceMs = Math.max(0, Math.min(Math.floor(options.graceMs), 0xffff_ffff));
-    if (state === 'handshaking') {
-      // Sent right after WELCOME; the grace counts from then.
-      t.pendingGoAway = { ...options, graceMs };
-      return;
-    }
-    // The deadline also bounds a termination handshake under way (the client already closed;
-    // no GOAWAY is sent then).
-    const deadline = now + graceMs;
-    if (deadline < this.timers.get(Timer.GRACE)) this.timers.set(Timer.GRACE, deadline);
-    if (t.goAwaySent) return;
-    t.goAwaySent = true;
-    if (state !== 'open') return;
-    t.initiator ??= 'local';
-    this.controlQueue.push(t.goAwayFrame(options, graceMs));
-    this.setState('going-away');
+    this.termination.goAway(now, options);
   }
 
   /** Server: after `peer-closed`, the application has sent everything; CLOSE_ACK follows once flushed. */
@@ -458,9 +424,8 @@ export class Engine {
     this.now = now;
     if (this.settings.role !== 'server')
       throw new UsageError('INTERNAL_ERROR', 'only a server calls finish()');
-    this.termination.finishRequested = true;
+    this.termination.finish();
     this.updateSendOpen();
-    this.termination.check();
   }
 
   /** Abort: send ERROR (default CANCELLED) if the transport allows, and close. */
@@ -639,12 +604,7 @@ export class Engine {
     const helloSentAt = this.handshake.helloSentAt;
     if (this.settings.role === 'client' && helloSentAt !== undefined)
       this.liveness.recordRtt(now - helloSentAt);
-    const t = this.termination;
-    if (t.closeRequested) {
-      this.setState('closing');
-      t.check();
-    }
-    if (t.pendingGoAway !== undefined) this.goAway(now, t.pendingGoAway);
+    this.termination.opened(now);
   }
 
   private onError(body: ErrorBody): void {
@@ -703,8 +663,11 @@ export class Engine {
   }
 
   private setState(to: ConnectionState): void {
-    const from = this.machine.state;
-    if (!this.machine.move(to)) return;
+    this.machine.move(to);
+  }
+
+  /** After each move of the state machine: what is cached from the row, and the `state` event. */
+  private moved(from: ConnectionState, to: ConnectionState): void {
     const row = this.machine.row;
     const dataAllowed = (row.accepts & DATA_BIT) !== 0;
     this.receiver.dataAllowed = dataAllowed;

@@ -187,7 +187,14 @@ export class StateMachine {
   /** The row of the current state. */
   row: StateRow;
 
-  constructor(role: Role) {
+  /**
+   * @param moved called after each move (the engine updates what it caches from the row and
+   * emits the `state` event)
+   */
+  constructor(
+    role: Role,
+    private readonly moved: (from: ConnectionState, to: ConnectionState) => void = () => {},
+  ) {
     this.table = stateTable(role);
     this.row = this.table.handshaking!;
   }
@@ -208,6 +215,7 @@ export class StateMachine {
       throw new UsageError('INTERNAL_ERROR', `no move from ${from.state} to ${to} in the state table`);
     }
     this.row = this.table[to]!;
+    this.moved(from.state, to);
     return true;
   }
 }

@@ -11,13 +11,16 @@ import { CREDIT_FRAME_SIZE } from '../codec/wire.js';
 import { FrameType } from '../constants.js';
 import { ProtocolError, UsageError, WireErrorCode } from '../errors.js';
 import type { HeartwireError } from '../errors.js';
-import type { ErrorBody, GoAway } from '../frames.js';
-import type { CloseInfo, GoAwayInfo } from '../types.js';
+import type { Close, CloseAck, ErrorBody, GoAway } from '../frames.js';
+import type { CloseInfo, EngineEvent, GoAwayInfo } from '../types.js';
 import type { Receiver } from './receive.js';
 import type { ReceiveWindow } from './receive-window.js';
+import type { Ring } from './ring.js';
 import type { Sender } from './send.js';
 import type { Settings } from './settings.js';
 import type { StateMachine } from './state.js';
+import { Timer } from './timers.js';
+import type { Timers } from './timers.js';
 
 /** Options of `Engine.goAway`. */
 export interface GoAwayOptions {
@@ -53,7 +56,79 @@ export class Termination {
     private readonly sender: Sender,
     private readonly receiver: Receiver,
     private readonly window: ReceiveWindow,
+    private readonly timers: Timers,
+    private readonly controlQueue: Ring<Uint8Array>,
+    private readonly events: Ring<EngineEvent>,
   ) {}
+
+  /** Client: `close()` (see `Engine.close`). */
+  close(now: number): void {
+    if (this.closeRequested || this.machine.state === 'closed') return;
+    this.closeRequested = true;
+    this.initiator ??= this.goAwayReceived === undefined ? 'local' : 'remote';
+    this.timers.set(Timer.CLOSE, now + this.settings.closeTimeoutMs);
+    if (this.machine.state === 'open') {
+      this.machine.move('closing');
+      this.check();
+    }
+  }
+
+  /** Server: `goAway()` (see `Engine.goAway`). */
+  goAway(now: number, options: GoAwayOptions): void {
+    const state = this.machine.state;
+    if (state === 'closed') return;
+    const graceMs = Math.max(0, Math.min(Math.floor(options.graceMs), 0xffff_ffff));
+    if (state === 'handshaking') {
+      // Sent right after WELCOME; the grace counts from then.
+      this.pendingGoAway = { ...options, graceMs };
+      return;
+    }
+    // The deadline also bounds a termination handshake under way (the client already closed;
+    // no GOAWAY is sent then).
+    const deadline = now + graceMs;
+    if (deadline < this.timers.get(Timer.GRACE)) this.timers.set(Timer.GRACE, deadline);
+    if (this.goAwaySent) return;
+    this.goAwaySent = true;
+    if (state !== 'open') return;
+    this.initiator ??= 'local';
+    this.controlQueue.push(this.goAwayFrame(options, graceMs));
+    this.machine.move('going-away');
+  }
+
+  /** Server: `finish()`. */
+  finish(): void {
+    this.finishRequested = true;
+    this.check();
+  }
+
+  /** The handshake completed: a `close()` or `goAway()` called during it takes effect now. */
+  opened(now: number): void {
+    if (this.closeRequested) {
+      this.machine.move('closing');
+      this.check();
+    }
+    if (this.pendingGoAway !== undefined) this.goAway(now, this.pendingGoAway);
+  }
+
+  /** Server: the client's CLOSE. */
+  onClose(now: number, close: Close): void {
+    this.checkClose(close.sentMessages);
+    this.sender.onCredit(now, 0, close.consumedMessages);
+    this.initiator ??= 'remote';
+    this.timers.set(Timer.CLOSE, now + this.settings.closeTimeoutMs);
+    this.machine.move('peer-closed');
+    this.events.push({ type: 'peer-closed' });
+    this.check();
+  }
+
+  /** Client: the server's CLOSE_ACK. */
+  onCloseAck(now: number, ack: CloseAck): void {
+    this.checkCloseAck(ack.sentMessages, ack.consumedMessages, ack.deliveredMessages);
+    this.sender.onCredit(now, 0, ack.consumedMessages);
+    this.sender.peerDelivered = ack.deliveredMessages;
+    this.machine.move('close-acked');
+    this.check();
+  }
 
   /**
    * Throw the {@link UsageError} that sending a message of `length` bytes would throw now (see
@@ -191,8 +266,9 @@ export class Termination {
   }
 
   /** Client: the server's GOAWAY (once). */
-  onGoAway(now: number, goAway: GoAway): GoAwayInfo {
+  onGoAway(now: number, goAway: GoAway): void {
     if (this.goAwayReceived !== undefined) throw new ProtocolError('PROTOCOL_ERROR', 'unexpected GOAWAY');
+    this.sender.onCredit(now, 0, goAway.consumedMessages);
     this.goAwayReceived = {
       graceMs: goAway.graceMs,
       reason: goAway.reason,
@@ -201,7 +277,7 @@ export class Termination {
       message: goAway.message,
       deadline: now + goAway.graceMs,
     };
-    return this.goAwayReceived;
+    this.events.push({ type: 'goaway', goAway: this.goAwayReceived });
   }
 
   /** A peer's ERROR: whether its counts are plausible, and so may be trusted for the report. */

@@ -10,13 +10,13 @@ import { Sender } from '../../../src/protocol/connection/send.js';
 import { StateMachine } from '../../../src/protocol/connection/state.js';
 import { Termination } from '../../../src/protocol/connection/termination.js';
 import { Timers } from '../../../src/protocol/connection/timers.js';
-import type { Role } from '../../../src/protocol/types.js';
+import type { EngineEvent, Role } from '../../../src/protocol/types.js';
 import { settings, thrownCode } from './helpers.js';
 
 function parts(role: Role): { t: Termination; machine: StateMachine; send: Sender; r: Receiver } {
   const s = settings(role);
   const timers = new Timers();
-  const events = new Ring<never>();
+  const events = new Ring<EngineEvent>();
   const machine = new StateMachine(role);
   machine.move('open');
   const decoder = new FrameDecoder({ expectPreamble: false, maxDataPayload: 1024 });
@@ -24,7 +24,8 @@ function parts(role: Role): { t: Termination; machine: StateMachine; send: Sende
   const r = new Receiver(s, machine, w, decoder, events, {} as Engine);
   const send = new Sender(s, timers, events);
   send.start(1 << 20, 1024, 1 << 20);
-  return { t: new Termination(s, machine, send, r, w), machine, send, r };
+  const t = new Termination(s, machine, send, r, w, timers, new Ring<Uint8Array>(), events);
+  return { t, machine, send, r };
 }
 
 describe('connection/termination', () => {
@@ -71,8 +72,22 @@ describe('connection/termination', () => {
       doNotReconnect: false,
       message: '',
     };
-    expect(t.onGoAway(100, goAway).deadline).to.equal(600);
+    t.onGoAway(100, goAway);
+    expect(t.goAwayReceived!.deadline).to.equal(600);
     expect(thrownCode(() => t.onGoAway(100, goAway))).to.equal('PROTOCOL_ERROR');
+  });
+
+  it('close() moves an open client to closing; goAway() an open server to going-away, once', () => {
+    const { t, machine } = parts('client');
+    t.close(10);
+    expect(machine.state).to.equal('closing');
+    expect(t.initiator).to.equal('local');
+    const server = parts('server');
+    server.t.goAway(0, { graceMs: 100 });
+    expect(server.machine.state).to.equal('going-away');
+    expect(server.t.goAwaySent).to.equal(true);
+    server.t.goAway(0, { graceMs: 50 });
+    expect(server.machine.state).to.equal('going-away');
   });
 
   it('CloseInfo: clean or failed, with the delivery report and the unread count', () => {
