@@ -86,9 +86,14 @@ export class Engine {
   private readonly termination: Termination;
   /** Received control frames by frame type, once the state table accepted them. */
   private readonly onFrame: ((frame: ControlFrame) => void)[] = [];
-  /** The application may send: what `assertSendable` checks, but the message size. */
-  private sendOpen = false;
+  /**
+   * The largest message the application may send now: the peer's limit while `assertSendable`
+   * would pass (state, close, finish), −1 otherwise. One field load per `trySend`.
+   */
+  private sendLimit = -1;
   private started = false;
+  /** The state is `open` (cached from the row: `read()` asks after each message). */
+  private open = false;
   /** Current time of the call being processed (frames carry no time of their own). */
   private now = 0;
   private bytesReceived = 0;
@@ -140,10 +145,10 @@ export class Engine {
       this.liveness.onHeartbeat(this.now, f);
     };
     on[FrameType.HELLO] = (f) => {
-      if (f.type === FrameType.HELLO) this.open(this.handshake.onHello(f.hello));
+      if (f.type === FrameType.HELLO) this.opened(this.handshake.onHello(f.hello));
     };
     on[FrameType.WELCOME] = (f) => {
-      if (f.type === FrameType.WELCOME) this.open(this.handshake.onWelcome(f.welcome));
+      if (f.type === FrameType.WELCOME) this.opened(this.handshake.onWelcome(f.welcome));
     };
     on[FrameType.GOAWAY] = (f) => {
       if (f.type === FrameType.GOAWAY) this.termination.onGoAway(this.now, f.goAway);
@@ -341,7 +346,7 @@ export class Engine {
    */
   trySend(now: number, payload: Uint8Array): boolean {
     this.now = now;
-    if (!this.sendOpen || payload.length > this.send.peerMaxMessageBytes) this.assertSendable(payload);
+    if (payload.length > this.sendLimit) this.assertSendable(payload);
     return this.send.queue(now, payload);
   }
 
@@ -357,7 +362,7 @@ export class Engine {
   read(now: number): Uint8Array | undefined {
     this.now = now;
     const payload = this.receiver.read(now);
-    if (payload !== undefined && this.machine.row.state !== 'open') this.termination.check();
+    if (payload !== undefined && !this.open) this.termination.check();
     return payload;
   }
 
@@ -591,7 +596,7 @@ export class Engine {
   }
 
   /** The handshake completed: open every part with what it agreed. */
-  private open(agreement: Agreement): void {
+  private opened(agreement: Agreement): void {
     const now = this.now;
     const n = agreement.negotiated;
     this.send.start(agreement.peerInitialCredit, n.peerMaxFramePayload, n.peerMaxMessageBytes);
@@ -670,7 +675,8 @@ export class Engine {
   private moved(from: ConnectionState, to: ConnectionState): void {
     const row = this.machine.row;
     const dataAllowed = (row.accepts & DATA_BIT) !== 0;
-    this.receiver.dataAllowed = dataAllowed;
+    this.receiver.setDataAllowed(dataAllowed);
+    this.open = row.state === 'open';
     this.decoder.dataAllowed = dataAllowed;
     this.window.grants = (row.sends & CREDIT_BIT) !== 0;
     this.updateSendOpen();
@@ -681,10 +687,11 @@ export class Engine {
   private updateSendOpen(): void {
     const row = this.machine.row;
     const t = this.termination;
-    this.sendOpen =
+    const open =
       row.acceptsMessages &&
       !t.closeRequested &&
       !(this.settings.role === 'server' && t.finishRequested && row.state === 'peer-closed');
+    this.sendLimit = open ? this.send.peerMaxMessageBytes : -1;
   }
 
   private emit(event: EngineEvent): void {

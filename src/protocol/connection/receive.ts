@@ -32,10 +32,12 @@ const READABLE: EngineEvent = { type: 'readable' };
 export class Receiver implements FrameSink {
   /** Current time of the call being processed (frames carry no time of their own). */
   now = 0;
-  /** DATA frames are accepted in the current state: the state row's, cached for the fast path. */
-  dataAllowed = false;
+  /** DATA frames are accepted in the current state: the state row's, cached. */
+  private dataAllowed = false;
+  /** `onMessage` may queue a whole message: DATA accepted, and no message incomplete. */
+  private wholeAllowed = false;
   /** Messages received complete, waiting for the application, each with its credit cost as weight. */
-  readonly inbox = new Ring<Uint8Array>();
+  readonly inbox = new Ring<Uint8Array>(true);
   /**
    * Messages handed out by `take()` and not yet consumed, in delivery order: each one's credit
    * cost, or `-1 - cost` once released (numbers, not objects: no allocation per message).
@@ -102,7 +104,7 @@ export class Receiver implements FrameSink {
    * per chunk, or before the next frame of another kind (`settleMessages`).
    */
   onMessage(source: Uint8Array, start: number, stop: number, cost: number): void {
-    if (!this.dataAllowed || this.window.partialCost !== 0) {
+    if (!this.wholeAllowed) {
       // Not open for DATA, or the frame ends a multi-frame message: the general path decides.
       this.decoder.dataCredit += cost;
       this.onData(source, start, stop, stop - start, true, true, true);
@@ -111,6 +113,12 @@ export class Receiver implements FrameSink {
     this.queueWhole(source, start, stop, cost);
     this.unsettledCount++;
     this.unsettledCost += cost;
+  }
+
+  /** The state moved: whether DATA is accepted. */
+  setDataAllowed(allowed: boolean): void {
+    this.dataAllowed = allowed;
+    this.wholeAllowed = allowed && this.window.partialCost === 0;
   }
 
   /** @internal Control frame from the decoder: to the engine, after the messages before it. */
@@ -197,11 +205,13 @@ export class Receiver implements FrameSink {
         w.partialBytes = frameLength;
         w.partialCost = cost;
         w.frameInProgress = true;
+        this.wholeAllowed = false;
         return;
       }
       if (w.partialCost === 0) w.startPinWatch(this.now);
       w.partialBytes += frameLength;
       w.partialCost += cost;
+      this.wholeAllowed = false;
       if (w.partialBytes > this.settings.maxMessageBytes) {
         throw new ProtocolError(
           'MESSAGE_TOO_LARGE',
@@ -264,6 +274,7 @@ export class Receiver implements FrameSink {
     this.inbox.push(message, cost);
     w.partialBytes = 0;
     w.partialCost = 0;
+    this.wholeAllowed = this.dataAllowed;
     w.stopPinWatch();
     this.messageReceived();
   }

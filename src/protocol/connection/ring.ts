@@ -9,18 +9,22 @@ const RING_SHRINK_CAPACITY = 1024;
 
 /**
  * A FIFO on a power-of-two ring: O(1) push, shift and indexed access, no copying in steady
- * state. Capacity doubles as needed and returns to the minimum when the queue empties. Each item
- * may carry a number (its weight: the inbox keeps each message's credit cost there), so a queue
- * of pairs needs no object per item.
+ * state. Capacity doubles as needed and returns to the minimum when the queue empties. In a
+ * weighted ring each item carries a number (the inbox keeps each message's credit cost there), so
+ * a queue of pairs needs no object per item; other rings keep no weights.
  */
 export class Ring<T> {
   private items: (T | undefined)[] = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
-  private weights: number[] = new Array<number>(RING_MIN_CAPACITY).fill(0);
+  private weights: number[] | undefined;
   /** Weight of the item `shift()` returned last. */
   shiftedWeight = 0;
   private head = 0;
   private size = 0;
   private mask = RING_MIN_CAPACITY - 1;
+  /** @param weighted whether items carry a weight (`push(item, weight)`, `shiftedWeight`) */
+  constructor(weighted = false) {
+    if (weighted) this.weights = new Array<number>(RING_MIN_CAPACITY).fill(0);
+  }
   get length(): number {
     return this.size;
   }
@@ -28,7 +32,8 @@ export class Ring<T> {
     if (this.size > this.mask) this.grow();
     const at = (this.head + this.size) & this.mask;
     this.items[at] = item;
-    this.weights[at] = weight;
+    const weights = this.weights;
+    if (weights !== undefined) weights[at] = weight;
     this.size++;
   }
   peek(): T | undefined {
@@ -45,7 +50,8 @@ export class Ring<T> {
   shift(): T | undefined {
     if (this.size === 0) return undefined;
     const item = this.items[this.head];
-    this.shiftedWeight = this.weights[this.head]!;
+    const weights = this.weights;
+    if (weights !== undefined) this.shiftedWeight = weights[this.head]!;
     this.items[this.head] = undefined;
     this.head = (this.head + 1) & this.mask;
     if (--this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
@@ -62,7 +68,7 @@ export class Ring<T> {
   }
   clear(): void {
     this.items = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
-    this.weights = new Array<number>(RING_MIN_CAPACITY).fill(0);
+    if (this.weights !== undefined) this.weights = new Array<number>(RING_MIN_CAPACITY).fill(0);
     this.head = 0;
     this.size = 0;
     this.mask = RING_MIN_CAPACITY - 1;
@@ -75,14 +81,14 @@ export class Ring<T> {
   private grow(): void {
     const capacity = (this.mask + 1) * 2;
     const items = new Array<T | undefined>(capacity).fill(undefined);
-    const weights = new Array<number>(capacity).fill(0);
-    for (let i = 0; i < this.size; i++) {
-      const at = (this.head + i) & this.mask;
-      items[i] = this.items[at];
-      weights[i] = this.weights[at]!;
+    for (let i = 0; i < this.size; i++) items[i] = this.items[(this.head + i) & this.mask];
+    const old = this.weights;
+    if (old !== undefined) {
+      const weights = new Array<number>(capacity).fill(0);
+      for (let i = 0; i < this.size; i++) weights[i] = old[(this.head + i) & this.mask]!;
+      this.weights = weights;
     }
     this.items = items;
-    this.weights = weights;
     this.head = 0;
     this.mask = capacity - 1;
   }

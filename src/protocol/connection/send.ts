@@ -37,6 +37,13 @@ export const SEND_QUEUE_MESSAGE_OVERHEAD = 64;
 
 const WRITABLE: EngineEvent = { type: 'writable' };
 
+function counterExhausted(): never {
+  throw new UsageError(
+    'LIMIT_REACHED',
+    'the message counter reached 2^53 - 1 (SPEC.md §2): no more messages on this connection',
+  );
+}
+
 export class Sender {
   /**
    * The send queue: messages `peerConsumed + 1` … `queuedCount`, oldest first, kept until the
@@ -83,11 +90,16 @@ export class Sender {
   /** The handshake completed: DATA may go out. */
   open = false;
 
+  /** `maxSendQueueBytes`, at hand for the per-message path. */
+  private readonly maxQueueBytes: number;
+
   constructor(
     private readonly settings: Settings,
     private readonly timers: Timers,
     private readonly events: Ring<EngineEvent>,
-  ) {}
+  ) {
+    this.maxQueueBytes = settings.maxSendQueueBytes;
+  }
 
   /** The handshake completed: the peer's initial credit and limits. */
   start(peerLimit: number, peerMaxFramePayload: number, peerMaxMessageBytes: number): void {
@@ -99,18 +111,13 @@ export class Sender {
 
   /** Queue a message (see `Engine.trySend`); false when the queue is at its bound. */
   queue(now: number, payload: Uint8Array): boolean {
-    const max = this.settings.maxSendQueueBytes;
+    const max = this.maxQueueBytes;
     let bytes = this.outboxBytes;
     if (bytes >= max) {
       this.writableWanted = true;
       return false;
     }
-    if (this.queuedCount >= MAX_COUNTER) {
-      throw new UsageError(
-        'LIMIT_REACHED',
-        'the message counter reached 2^53 - 1 (SPEC.md §2): no more messages on this connection',
-      );
-    }
+    if (this.queuedCount >= MAX_COUNTER) counterExhausted();
     this.outbox.push(payload);
     this.queuedCount++;
     this.queuedBytes += payload.length;

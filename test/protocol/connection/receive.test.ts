@@ -26,7 +26,7 @@ function receiver(): { r: Receiver; w: ReceiveWindow; events: Ring<EngineEvent>;
   const control: ControlFrame[] = [];
   const engine = { onControl: (frame: ControlFrame) => control.push(frame) } as unknown as Engine;
   const r = new Receiver(s, machine, w, decoder, events, engine);
-  r.dataAllowed = true;
+  r.setDataAllowed(true);
   return { r, w, events, control };
 }
 
@@ -107,7 +107,7 @@ describe('connection/receive', () => {
 
   it('DATA where the state accepts none is a PROTOCOL_ERROR', () => {
     const { r } = receiver();
-    r.dataAllowed = false;
+    r.setDataAllowed(false);
     expect(thrownCode(() => r.receiveChunk(data(new Uint8Array(10))))).to.equal('PROTOCOL_ERROR');
   });
 });

@@ -3,7 +3,7 @@ import { Ring } from '../../../src/protocol/connection/ring.js';
 
 describe('connection/ring: the one FIFO', () => {
   it('keeps order across growth and wrap-around, with each item its weight', () => {
-    const ring = new Ring<string>();
+    const ring = new Ring<string>(true);
     let next = 0;
     let expected = 0;
     for (let round = 0; round < 50; round++) {
@@ -29,7 +29,7 @@ describe('connection/ring: the one FIFO', () => {
   });
 
   it('returns to its minimum capacity when a large ring empties, weights included', () => {
-    const ring = new Ring<number>();
+    const ring = new Ring<number>(true);
     for (let i = 0; i < 5000; i++) ring.push(i, i);
     while (ring.length > 0) ring.shift();
     const inner = ring as unknown as { items: unknown[]; weights: number[] };
