@@ -183,6 +183,17 @@ try {
     }
     throw new Error('it loaded');
   });
+  check("import 'heartwire/testing/fault-proxy' (no fast-check needed)", () => {
+    const out = node(
+      [
+        '--input-type=module',
+        '-e',
+        "import { FaultProxy } from 'heartwire/testing/fault-proxy'; console.log(typeof FaultProxy);",
+      ],
+      consumer,
+    );
+    return out.trim();
+  });
   check('the heartwire command runs from the package (npx heartwire --help)', () => {
     const out = npm(['exec', '--no', '--', 'heartwire', '--help'], consumer);
     if (!/usage: heartwire/.test(out)) throw new Error(`unexpected output: ${out.slice(0, 200)}`);
@@ -242,8 +253,15 @@ const use = (info: CloseInfo, report: DeliveryReport): number => info.delivery.q
 export const names = [typeof connect, typeof createServer, typeof HeartwireError, GoAwayReason, FrameType.DATA, FLAG_ECHO, use];
 export type T = [Connection, ConnectionEvents];
 `;
-  const tsTesting = `import { VirtualClock, arbitraryFrame } from 'heartwire/testing';
-export const kit = [new VirtualClock(), arbitraryFrame];
+  const tsTesting = `import { VirtualClock, arbitraryFrame, Simulation, arbitrarySimFaults } from 'heartwire/testing';
+import type { SimulationOptions, TimedSimFault } from 'heartwire/testing';
+import { FaultProxy } from 'heartwire/testing/fault-proxy';
+import type { Connection } from 'heartwire';
+const options: SimulationOptions = { seed: 1 };
+const sim = new Simulation(options);
+export const pending: Promise<Connection> = sim.connect({ port: 7000 });
+export const kit = [new VirtualClock(), arbitraryFrame, arbitrarySimFaults, FaultProxy] as const;
+export type T = TimedSimFault;
 `;
   const esmTs = project(path.join(consumer, 'ts-node16'), 'module');
   writeFileSync(path.join(esmTs, 'main.ts'), tsMain);
@@ -266,6 +284,20 @@ export const kit = [new VirtualClock(), arbitraryFrame];
   // 3. With fast-check installed by the user.
   npm(['install', ...NPM_FLAGS, 'fast-check'], consumer);
   const withFastCheck = sizeOf(modules);
+  check(
+    "heartwire/testing's Simulation runs the package's own Connection and Server (echo on virtual time)",
+    () => {
+      const out = node(
+        [
+          '--input-type=module',
+          '-e',
+          "import { Simulation } from 'heartwire/testing'; const sim = new Simulation({ seed: 1 }); const reply = await sim.run(async () => { const server = sim.createServer({}, (c) => c.handle(async (m) => void (await c.send(m)))); await server.listen(7000); const conn = await sim.connect({ port: 7000 }); await conn.send('hi'); let r; for await (const m of conn) { r = new TextDecoder().decode(m); await conn.end(); } await server.close(); return r; }); if (reply !== 'hi') throw new Error(reply); console.log(reply, sim.now > 0);",
+        ],
+        consumer,
+      );
+      return out.trim();
+    },
+  );
   check("import 'heartwire/testing' once fast-check is installed", () => {
     const out = node(
       [

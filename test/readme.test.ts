@@ -33,6 +33,8 @@ import {
 const README = path.join(REPO_ROOT, 'README.md');
 const INDEX = pathToFileURL(path.join(REPO_ROOT, 'src/index.ts')).href;
 const TESTING = pathToFileURL(path.join(REPO_ROOT, 'src/testing/index.ts')).href;
+/** The samples run from a temporary directory: fast-check (a devDependency) is resolved from here. */
+const FAST_CHECK = pathToFileURL(path.join(REPO_ROOT, 'node_modules/fast-check/lib/fast-check.js')).href;
 
 interface Block {
   info: string;
@@ -54,9 +56,10 @@ export function readmeBlocks(text = readFileSync(README, 'utf8')): Block[] {
   return blocks;
 }
 
-/** Point the sample's `heartwire` imports at this checkout's sources. */
+/** Point the sample's `heartwire` (and `fast-check`) imports at this checkout's. */
 function rewriteImports(code: string): string {
   return code
+    .replace(/from\s+'fast-check'/g, `from '${FAST_CHECK}'`)
     .replace(/from\s+'heartwire\/testing'/g, `from '${TESTING}'`)
     .replace(/from\s+'heartwire'/g, `from '${INDEX}'`);
 }
@@ -122,6 +125,9 @@ describe('README: the code samples run as written', function () {
       const result = await run(file, 60_000);
       const where = `README.md block at line ${block.line}`;
       expect(result.code, `${where} exit code; stderr:\n${result.stderr}`).to.equal(0);
+      if (/new Simulation\(/.test(block.code)) {
+        expect(result.stdout, `${where} output`).to.contain('50 simulated runs passed');
+      }
       if (/An echo server/.test(block.code)) {
         const lines = result.stdout.split('\n');
         expect(lines, `${where} output`).to.include('hello');

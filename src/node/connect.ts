@@ -3,23 +3,21 @@
  * (Happy Eyeballs style), the first completed heartwire handshake wins.
  * @module
  */
-import net from 'node:net';
-import type { Socket } from 'node:net';
-import tls from 'node:tls';
 import { Engine } from '../protocol/engine.js';
 import { AbortError, ConnectError, HeartwireError } from '../protocol/errors.js';
 import { Connection } from './connection.js';
 import { engineOptions, validateConnectOptions } from './options.js';
 import type { ConnectOptions, Endpoint } from './options.js';
-import { applyKeepAlive } from './socket-options.js';
+import { nodeEnvironment } from './environment.js';
+import type { DialedTransport, Environment } from './environment.js';
 
 interface Attempt {
   endpoint: Endpoint;
   /** `host:port`, or the Unix socket's path. */
   name: string;
-  socket?: Socket;
+  socket?: DialedTransport;
   connection?: Connection;
-  timer?: NodeJS.Timeout;
+  timer?: unknown;
   error?: Error;
   done: boolean;
 }
@@ -39,7 +37,13 @@ interface Attempt {
  * `ERR_INVALID_ARG_TYPE` or a `RangeError` with `code` `ERR_OUT_OF_RANGE`, naming the option.
  */
 export function connect(options: ConnectOptions): Promise<Connection> {
+  return connectIn(nodeEnvironment, options);
+}
+
+/** @internal `connect()` in an environment: Node's, or a simulation's. */
+export function connectIn(env: Environment, options: ConnectOptions): Promise<Connection> {
   validateConnectOptions(options);
+  const runtime = env.runtime;
   const endpoints: readonly Endpoint[] =
     options.endpoints ??
     (options.path !== undefined
@@ -56,15 +60,15 @@ export function connect(options: ConnectOptions): Promise<Connection> {
   return new Promise<Connection>((resolve, reject) => {
     let settled = false;
     let started = 0;
-    let staggerTimer: NodeJS.Timeout | undefined;
+    let staggerTimer: unknown;
 
     const cleanup = (winner?: Attempt): void => {
       settled = true;
-      if (staggerTimer !== undefined) clearTimeout(staggerTimer);
+      if (staggerTimer !== undefined) runtime.clearTimeout(staggerTimer);
       options.signal?.removeEventListener('abort', onAbort);
       for (const attempt of attempts) {
         if (attempt === winner) continue;
-        if (attempt.timer !== undefined) clearTimeout(attempt.timer);
+        if (attempt.timer !== undefined) runtime.clearTimeout(attempt.timer);
         if (attempt.connection !== undefined) attempt.connection.abort();
         else attempt.socket?.destroy();
       }
@@ -106,7 +110,7 @@ export function connect(options: ConnectOptions): Promise<Connection> {
       if (attempt.done) return;
       attempt.done = true;
       attempt.error = error;
-      if (attempt.timer !== undefined) clearTimeout(attempt.timer);
+      if (attempt.timer !== undefined) runtime.clearTimeout(attempt.timer);
       if (settled) return;
       if (attempts.every((a) => a.done)) {
         cleanup();
@@ -138,28 +142,13 @@ export function connect(options: ConnectOptions): Promise<Connection> {
     const startNext = (): void => {
       if (settled || started >= attempts.length) return;
       const attempt = attempts[started++]!;
-      if (staggerTimer !== undefined) clearTimeout(staggerTimer);
-      if (started < attempts.length) staggerTimer = setTimeout(startNext, stagger);
-      const { endpoint } = attempt;
-      const host = 'path' in endpoint ? undefined : endpoint.host;
-      const where: { path?: string; host?: string; port?: number; localAddress?: string } =
-        'path' in endpoint
-          ? { path: endpoint.path }
-          : { host: endpoint.host, port: endpoint.port, localAddress: options.localAddress };
-      const socket = options.tls
-        ? tls.connect({
-            ...(options.tls === true ? {} : options.tls),
-            ...where,
-            servername:
-              (options.tls === true ? undefined : options.tls.servername) ??
-              (host !== undefined && !net.isIP(host) ? host : undefined),
-            allowHalfOpen: true,
-          } as tls.ConnectionOptions)
-        : net.connect({ ...where, allowHalfOpen: true, noDelay: true } as net.NetConnectOpts);
+      if (staggerTimer !== undefined) runtime.clearTimeout(staggerTimer);
+      if (started < attempts.length) staggerTimer = runtime.setTimeout(startNext, stagger);
+      const socket = env.dial(attempt.endpoint, options);
       attempt.socket = socket;
       const onEarlyError = (error: Error): void => failed(attempt, error);
       socket.once('error', onEarlyError);
-      attempt.timer = setTimeout(() => {
+      attempt.timer = runtime.setTimeout(() => {
         socket.destroy();
         failed(
           attempt,
@@ -171,18 +160,20 @@ export function connect(options: ConnectOptions): Promise<Connection> {
         );
       }, connectTimeout);
       socket.once(options.tls ? 'secureConnect' : 'connect', () => {
-        clearTimeout(attempt.timer);
+        runtime.clearTimeout(attempt.timer);
         attempt.timer = undefined;
         socket.off('error', onEarlyError);
         if (settled) {
           socket.destroy();
           return;
         }
-        applyKeepAlive(socket, options.idleTimeout);
-        const connection = new Connection('client', socket, new Engine(engineOptions('client', options)), {
+        env.prepare(socket, options.idleTimeout);
+        const engine = new Engine({ ...engineOptions('client', options), seed: env.seed() });
+        const connection = new Connection('client', socket, engine, {
           socketBufferTarget: options.socketBufferTarget,
           maxSendQueue: options.maxSendQueue,
           signal: options.signal,
+          runtime,
         });
         attempt.connection = connection;
         connection.opened.then(

@@ -1,10 +1,9 @@
 /**
- * `Connection`: a heartwire engine driven by a real socket and one timer.
+ * `Connection`: a heartwire engine driven by a transport (a socket, or a simulated one) and one
+ * timer, on a {@link Runtime} (Node's, or a simulation's virtual time).
  * @module
  */
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import PQueue from 'p-queue';
 import { Engine } from '../protocol/engine.js';
 import { AbortError, HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
@@ -13,9 +12,9 @@ import { publish } from './diagnostics.js';
 import { validateHandleArguments } from './options.js';
 import { payloadBytes } from './payload.js';
 import type { Payload } from './payload.js';
-import { WheelTimer, sharedWheel } from './timer-wheel.js';
-
-const now = (): number => performance.now();
+import { nodeRuntime } from './runtime.js';
+import type { Runtime, Transport } from './runtime.js';
+import { WheelTimer } from './timer-wheel.js';
 
 let nextConnectionId = 1;
 
@@ -131,16 +130,18 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   readonly opened: Promise<Negotiated>;
 
   private readonly engine: Engine;
-  private readonly socket: Socket;
+  private readonly socket: Transport;
+  /** Time, deferred callbacks and timers: Node's, or a simulation's. */
+  private readonly runtime: Runtime;
   private readonly socketBufferTarget: number;
   private readonly defaultGrace: number;
   /** The engine's one timer, in the process-wide coarse wheel (see timer-wheel.ts). */
   private readonly timer = new WheelTimer(() => {
-    this.engine.handleTimeout(now());
+    this.engine.handleTimeout(this.runtime.now());
     this.service();
   });
   /** Time of the last service pass: precise enough for the engine's bookkeeping in `write()`. */
-  private lastNow = now();
+  private lastNow: number;
   /** `lastNow` was read by {@link turnNow} in this event-loop turn. */
   private clockRead = false;
   private readonly endClockTurn = (): void => {
@@ -186,19 +187,23 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   /** @internal Created by `connect()` and `Server`. */
   constructor(
     role: Role,
-    socket: Socket,
+    socket: Transport,
     engine: Engine,
     options: {
       socketBufferTarget?: number;
       defaultGrace?: number;
       maxSendQueue?: number;
       signal?: AbortSignal;
+      runtime?: Runtime;
     },
   ) {
     super();
     this.role = role;
     this.socket = socket;
     this.engine = engine;
+    const runtime = (this.runtime = options.runtime ?? nodeRuntime);
+    const now = (): number => runtime.now();
+    this.lastNow = now();
     this.socketBufferTarget = options.socketBufferTarget ?? 256 * 1024;
     this.defaultGrace = options.defaultGrace ?? 5000;
     this.closed = new Promise<CloseInfo>((resolve, reject) => {
@@ -214,7 +219,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.opened.catch(() => {});
 
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
+    socket.on('data', (chunk: Uint8Array) => {
       if (this.closeInfo !== undefined) {
         this.discard(chunk.length);
         return;
@@ -332,7 +337,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private admitWaiting(): void {
     if (this.settleIfEngineClosed()) return; // never into a closed engine (the waiting reject)
     const engine = this.engine;
-    const t = now();
+    const t = this.runtime.now();
     while (this.waitHead < this.waiting.length) {
       const next = this.waiting[this.waitHead]!;
       try {
@@ -579,9 +584,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    */
   private turnNow(): number {
     if (!this.clockRead) {
-      this.lastNow = now();
+      this.lastNow = this.runtime.now();
       this.clockRead = true;
-      setImmediate(this.endClockTurn);
+      this.runtime.setImmediate(this.endClockTurn);
     }
     return this.lastNow;
   }
@@ -599,7 +604,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private discardIfUnread(): void {
     if (!this.discardUnread || this.consumers > 0 || this.listenerCount('readable') > 0) return;
     if (this.engine.state === 'closed') return;
-    this.engine.discardUnread(now());
+    this.engine.discardUnread(this.runtime.now());
     this.service();
   }
 
@@ -660,13 +665,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   ): Promise<CloseInfo> {
     // Never throws: after the close (even one not dispatched yet) it returns the settled `closed`.
     if (this.settleIfEngineClosed()) return this.closed;
-    const t = now();
+    const t = this.runtime.now();
     if (this.role === 'client' || this.peerClosed) {
       this.endWhenFlushed = true;
       if (options.unread !== 'wait' && !this.discardUnread) {
         this.discardUnread = true;
         // A consumer started right after end() (the half-close pattern) still counts.
-        setImmediate(() => this.discardIfUnread());
+        this.runtime.setImmediate(() => this.discardIfUnread());
       }
     } else {
       this.goAwayRequested = true;
@@ -689,14 +694,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    */
   shutdown(grace: number, message: string): void {
     if (this.role !== 'server') return;
-    this.engine.goAway(now(), { graceMs: grace, reason: 1, message });
+    this.engine.goAway(this.runtime.now(), { graceMs: grace, reason: 1, message });
     this.service();
   }
 
   /** Close at once: send ERROR (default `CANCELLED`) and destroy the socket. Never throws; a no-op once closed. */
   abort(error?: HeartwireError): void {
     if (this.settleIfEngineClosed()) return;
-    this.engine.abort(now(), error);
+    this.engine.abort(this.runtime.now(), error);
     this.service();
   }
 
@@ -716,7 +721,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   /** Counters and gauges: RTT, credit both ways, bytes, heartbeats, time blocked on credit. */
   stats(): ConnectionStats {
     return {
-      ...this.engine.stats(now()),
+      ...this.engine.stats(this.runtime.now()),
       id: this.id,
       role: this.role,
       socketBufferedBytes: this.socket.writableLength,
@@ -748,7 +753,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    process.nextTick(() => {
+    this.runtime.nextTick(() => {
       this.flushScheduled = false;
       this.service();
     });
@@ -764,7 +769,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
   /** Move everything the engine wants to do into the world: events, bytes, the timer. */
   private service(): void {
-    const t = now();
+    const t = this.runtime.now();
     this.lastNow = t;
     this.transmit(t);
     for (let event = this.engine.pollEvent(); event !== undefined; event = this.engine.pollEvent()) {
@@ -780,7 +785,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           // Until the caller has the connection (connect() resolves in the microtasks after this
           // pass), a GOAWAY would reach no listener: it is emitted on the next turn instead.
           this.opening = true;
-          setImmediate(() => {
+          this.runtime.setImmediate(() => {
             this.opening = false;
             this.emitDeferredGoAway();
           });
@@ -882,13 +887,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     const deadline = this.engine.nextDeadline();
     const timer = this.timer;
     if (deadline === undefined) {
-      if (timer.armed) sharedWheel().cancel(timer);
+      if (timer.armed) this.runtime.wheel.cancel(timer);
       return;
     }
     // Moving a wheel timer is cheap (and a no-op within its bucket); a timer left to fire early
     // would cost a wake-up for nothing.
     if (timer.armed && timer.deadline === deadline) return;
-    sharedWheel().schedule(timer, deadline, this.engine.timerSlack);
+    this.runtime.wheel.schedule(timer, deadline, this.engine.timerSlack);
   }
 
   /**
@@ -925,7 +930,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private settleClose(info: CloseInfo): void {
     if (this.closeInfo !== undefined) return;
     this.closeInfo = info;
-    const t = now();
+    const t = this.runtime.now();
     // Write what the engine still has (an ERROR frame), then close the socket.
     const last = this.socket.destroyed ? [] : this.engine.pollTransmit(t, 0);
     if (!this.socket.destroyed) {
@@ -934,14 +939,18 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
         // Half-close after our last frame, then drain (see DRAIN_MAX_MS): give the peer a moment
         // to read that frame, but never wait on a dead path or read without bound.
         this.socket.end();
-        const linger = setTimeout(() => this.socket.destroy(), info.clean ? CLEAN_LINGER_MS : DRAIN_MAX_MS);
-        linger.unref();
-        this.socket.once('close', () => clearTimeout(linger));
+        const runtime = this.runtime;
+        const linger = runtime.setTimeout(
+          () => this.socket.destroy(),
+          info.clean ? CLEAN_LINGER_MS : DRAIN_MAX_MS,
+          true,
+        );
+        this.socket.once('close', () => runtime.clearTimeout(linger));
       } else {
         this.socket.destroy();
       }
     }
-    sharedWheel().cancel(this.timer);
+    this.runtime.wheel.cancel(this.timer);
     const error = info.error ?? new UsageError('CONNECTION_CLOSED', 'connection closed');
     this.rejectWaiting(error);
     // A handshake that completed resolves `opened` (its `open` event may still be queued).

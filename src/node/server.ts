@@ -3,15 +3,14 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
-import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
 import { encodeRefusal } from '../protocol/codec.js';
 import { Engine } from '../protocol/engine.js';
 import { HandlerError, HeartwireError, WireErrorCode } from '../protocol/errors.js';
 import { Connection } from './connection.js';
 import { ConnectionLifecycle } from './lifecycle.js';
-import { applyKeepAlive } from './socket-options.js';
+import { nodeEnvironment } from './environment.js';
+import type { AcceptedTransport, Environment, Listener } from './environment.js';
 import { InvalidOptionTypeError, engineOptions, listenTarget, validateServerOptions } from './options.js';
 import { DEFAULT_SERVER_MEMORY_BUDGET, SharedMemoryBudget } from '../protocol/budget.js';
 import type { MemoryBudget } from '../protocol/types.js';
@@ -60,7 +59,8 @@ export interface ServerEvents {
  */
 export class Server extends EventEmitter<ServerEvents> {
   private readonly options: ServerOptions;
-  private readonly listener: net.Server;
+  private readonly listener: Listener;
+  private readonly env: Environment;
   /** Every connection not yet closed, including those still in the handshake. */
   readonly connections = new Set<Connection>();
 
@@ -79,7 +79,12 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Maximum connection age and load shedding (`maxConnectionAge`, `targetConnections`). */
   private readonly lifecycle: ConnectionLifecycle;
 
-  constructor(options: ServerOptions = {}, onConnection?: (connection: Connection) => unknown) {
+  constructor(
+    options: ServerOptions = {},
+    onConnection?: (connection: Connection) => unknown,
+    /** @internal Node's sockets and time by default; a simulation's in `heartwire/testing`. */
+    environment: Environment = nodeEnvironment,
+  ) {
     // captureRejections: a rejected promise returned by a listener comes back to
     // [captureRejectionSymbol] below instead of becoming an unhandled rejection.
     super({ captureRejections: true });
@@ -90,28 +95,18 @@ export class Server extends EventEmitter<ServerEvents> {
       options.memoryBudget === undefined
         ? { ...options, memoryBudget: new SharedMemoryBudget(DEFAULT_SERVER_MEMORY_BUDGET) }
         : options;
-    this.lifecycle = new ConnectionLifecycle(options); // validates its options synchronously
-    const onSocket = (socket: Socket): void => this.accept(socket);
-    if (options.tls !== undefined) {
-      // Half-open only once TLS is up (see accept()), so a failed client's FIN closes its socket;
-      // Node's TLS server never destroys a socket whose TLS handshake failed or timed out.
-      const server = tls.createServer(
-        { ...options.tls, allowHalfOpen: false, handshakeTimeout: options.handshakeTimeout ?? 10_000 },
-        onSocket,
-      );
-      server.on('tlsClientError', (_error, socket) => socket.destroy());
-      this.listener = server;
-    } else {
-      this.listener = net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
-    }
+    this.env = environment;
+    // Validates its options synchronously.
+    this.lifecycle = new ConnectionLifecycle(options, environment.runtime.wheel, environment.random);
+    this.listener = environment.listener(options, (socket) => this.accept(socket));
     this.listener.on('error', (error) => {
       if (this.listenPending) return; // listen() rejects with it: its caller owns it
       if (this.listenerCount('error') > 0) this.emit('error', error);
       else
-        process.emitWarning(`heartwire server: ${String(error)} (listen to 'error' to handle it)`, {
-          type: 'HeartwireWarning',
-          code: 'HEARTWIRE_SERVER_ERROR',
-        });
+        this.env.warn(
+          `heartwire server: ${String(error)} (listen to 'error' to handle it)`,
+          'HEARTWIRE_SERVER_ERROR',
+        );
     });
     if (onConnection !== undefined) this.on('connection', onConnection);
   }
@@ -164,7 +159,7 @@ export class Server extends EventEmitter<ServerEvents> {
     return address === null || typeof address === 'string' ? undefined : address;
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: AcceptedTransport): void {
     socket.on('error', () => {}); // the connection's own listener reports errors; never crash
     socket.allowHalfOpen = true; // the client's FIN is not the end of our stream (SPEC.md §9.1)
     if (this.closing !== undefined) {
@@ -188,12 +183,13 @@ export class Server extends EventEmitter<ServerEvents> {
         ),
       );
     }
-    applyKeepAlive(socket, this.options.idleTimeout);
-    const engine = new Engine(engineOptions('server', this.options));
+    this.env.prepare(socket, this.options.idleTimeout);
+    const engine = new Engine({ ...engineOptions('server', this.options), seed: this.env.seed() });
     const connection = new Connection('server', socket, engine, {
       socketBufferTarget: this.options.socketBufferTarget,
       defaultGrace: this.options.defaultGrace,
       maxSendQueue: this.options.maxSendQueue,
+      runtime: this.env.runtime,
     });
     this.connections.add(connection);
     this.handshaking.add(connection);
@@ -231,29 +227,30 @@ export class Server extends EventEmitter<ServerEvents> {
       this.emit('handler-error', failure, connection);
     } else if (!this.warnedHandlerError) {
       this.warnedHandlerError = true;
-      process.emitWarning(
+      this.env.warn(
         `${failure.message}: ${String(error)} (listen to 'handler-error' to handle these; further ones are not printed)`,
-        { type: 'HeartwireWarning', code: 'HEARTWIRE_HANDLER_ERROR' },
+        'HEARTWIRE_HANDLER_ERROR',
       );
     }
   }
 
   /** Answer with the preamble and ERROR `REFUSED`, then close. */
-  private refuse(socket: Socket): void {
+  private refuse(socket: AcceptedTransport): void {
     this.emit('refused', { remoteAddress: socket.remoteAddress });
     socket.end(encodeRefusal(WireErrorCode.REFUSED, 'connection limit reached'));
     // Half-closed after the ERROR; read and discard what the client sends (at most 1 MiB, 1 s)
     // so that closing does not reset the connection before the client reads the ERROR (SPEC §11).
     let drained = 0;
-    socket.on('data', (chunk: Buffer) => {
+    socket.on('data', (chunk: Uint8Array) => {
       drained += chunk.length;
       if (drained > 1024 * 1024) socket.destroy();
     });
     // Destroyed after 1 s in any case. The timer is not unref'd: `server.close()` waits for this
     // socket, and an unref'd timer as the last handle would let the process exit with the close
     // unsettled (exit code 13).
-    const timer = setTimeout(() => socket.destroy(), 1000);
-    socket.once('close', () => clearTimeout(timer));
+    const runtime = this.env.runtime;
+    const timer = runtime.setTimeout(() => socket.destroy(), 1000);
+    socket.once('close', () => runtime.clearTimeout(timer));
   }
 
   /**

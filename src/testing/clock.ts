@@ -16,6 +16,8 @@ export interface VirtualClockOptions {
    * (for example an engine whose deadline never moves past `now`). Default 100 000.
    */
   maxTimersPerInstant?: number;
+  /** Called whenever a timer is set (a driver waiting for work wakes up). */
+  onTimerSet?: () => void;
 }
 
 interface Timer {
@@ -35,9 +37,12 @@ interface Timer {
  *
  * @example
  * ```ts
+ * import { VirtualClock } from 'heartwire/testing';
+ *
  * const clock = new VirtualClock();
- * clock.setTimer(100, () => console.log('fired at', clock.now));
- * clock.advanceBy(150); // prints "fired at 100"; clock.now is 150 afterwards
+ * clock.setTimer(100, () => console.log('fired at', clock.now)); // → fired at 100
+ * clock.advanceBy(150);
+ * console.log('now', clock.now); // → now 150
  * ```
  */
 export class VirtualClock {
@@ -50,16 +55,24 @@ export class VirtualClock {
   #running = false;
   #instant = Number.NaN;
   #firedAtInstant = 0;
+  #fired = 0;
+  readonly #onTimerSet: (() => void) | undefined;
 
   constructor(options: VirtualClockOptions = {}) {
     this.#now = options.start ?? 0;
     this.#maxPerInstant = options.maxTimersPerInstant ?? 100_000;
+    this.#onTimerSet = options.onTimerSet;
     if (!Number.isFinite(this.#now)) throw new RangeError('VirtualClock: start must be finite');
   }
 
   /** The current virtual time, in ms. */
   get now(): number {
     return this.#now;
+  }
+
+  /** Number of timers fired so far. */
+  get firedTimers(): number {
+    return this.#fired;
   }
 
   /** Number of timers set and not yet fired or cancelled. */
@@ -76,6 +89,7 @@ export class VirtualClock {
     const timer: Timer = { id: this.#nextId++, at: Math.max(at, this.#now), fn };
     this.#live.set(timer.id, timer);
     this.#push(timer);
+    this.#onTimerSet?.();
     return timer.id;
   }
 
@@ -141,6 +155,7 @@ export class VirtualClock {
     this.#pop();
     this.#live.delete(timer.id);
     this.#now = timer.at;
+    this.#fired++;
     if (timer.at === this.#instant) {
       if (++this.#firedAtInstant > this.#maxPerInstant) {
         throw new Error(

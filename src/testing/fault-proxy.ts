@@ -177,13 +177,19 @@ function newPipe(direction: FaultDirection, source: net.Socket, dest: net.Socket
  *
  * @example
  * ```ts
+ * import { connect, createServer } from 'heartwire';
+ * import { FaultProxy } from 'heartwire/testing/fault-proxy';
+ *
+ * const server = createServer({ idleTimeout: 1000 }, (conn) => conn.handle(() => {}));
+ * const { port: serverPort } = await server.listen(0);
  * const proxy = new FaultProxy({ target: { host: '127.0.0.1', port: serverPort } });
  * const { host, port } = await proxy.listen();
- * const socket = net.connect({ host, port });
- * // ... exchange data ...
- * proxy.blackhole();   // both sides keep writing without errors; nothing arrives
- * proxy.heal();        // new data flows again; what was sent meanwhile is lost
+ * const conn = await connect({ host, port, idleTimeout: 1000 });
+ * proxy.blackhole(); // both sides keep writing without errors; nothing arrives
+ * const error = await conn.closed.catch((e: { code: string }) => e);
+ * console.log('client:', (error as { code: string }).code); // → client: HEARTBEAT_TIMEOUT
  * await proxy.close();
+ * await server.close();
  * ```
  */
 export class FaultProxy {

@@ -27,74 +27,24 @@
 import { seededRandom } from '../protocol/engine.js';
 import type { Engine } from '../protocol/engine.js';
 import { HeartwireError } from '../protocol/errors.js';
-import type { CloseInfo, EngineEvent, InboundMessage, Role } from '../protocol/types.js';
-import { VirtualClock, type TimerId } from './clock.js';
+import type { CloseInfo, EngineEvent, Role } from '../protocol/types.js';
+import { VirtualClock } from './clock.js';
+import { defaultApplication } from './application.js';
+import type { SimAppContext, SimApplication } from './application.js';
+import { EngineDriver } from './engine-driver.js';
+import type { SimEngine } from './engine-driver.js';
+import { PathDirection, checkPathParams } from './path.js';
+import type { Segment } from './path.js';
+import { DEFAULT_PATH_PARAMS } from './path.js';
+import type { CrashMode, PartitionDirection, PathParams } from './path.js';
+
+export { DEFAULT_PATH_PARAMS };
+export type { CrashMode, PartitionDirection, PathParams };
 
 /** One end of the simulated connection. */
 export type Side = Role;
 
-/**
- * The engine methods the simulation calls. A real {@link Engine} fits; so does any test double
- * with the same method signatures.
- */
-export type SimEngine = Pick<
-  Engine,
-  | 'start'
-  | 'receive'
-  | 'receiveEnd'
-  | 'transportFailed'
-  | 'handleTimeout'
-  | 'nextDeadline'
-  | 'pollTransmit'
-  | 'transmitBacklog'
-  | 'pollEvent'
-  | 'trySend'
-  | 'read'
-  | 'take'
-  | 'release'
-  | 'close'
-  | 'goAway'
-  | 'finish'
-  | 'abort'
->;
-
-/** Model of one direction of a TCP path. Times in ms, sizes in bytes. */
-export interface PathParams {
-  /** One-way delay from leaving the send buffer to arriving at the receiver. ≥ 0. */
-  latencyMs: number;
-  /** Rate at which bytes leave the sender's kernel send buffer, in bytes/ms (> 0; `Infinity` = no cap). */
-  bandwidthBytesPerMs: number;
-  /**
-   * Capacity of the sender's kernel send buffer. The simulation passes the free room as
-   * `maxDataBytes` to `pollTransmit`; control frames are always accepted, so the buffer may
-   * exceed this by the size of the control frames.
-   */
-  sendBufferBytes: number;
-  /** Largest segment delivered in one `receive` call; segment sizes are random in [1, this]. */
-  maxChunkBytes: number;
-}
-
-/** Path parameters used when none are given: 5 ms, 1000 bytes/ms (8 Mbit/s), 64 KiB buffer, 1460-byte segments. */
-export const DEFAULT_PATH_PARAMS: Readonly<PathParams> = Object.freeze({
-  latencyMs: 5,
-  bandwidthBytesPerMs: 1000,
-  sendBufferBytes: 65_536,
-  maxChunkBytes: 1460,
-});
-
-/** Which directions a partition affects. */
-export type PartitionDirection = 'both' | 'client-to-server' | 'server-to-client';
-
-/**
- * How a crash looks to the peer:
- * - `none`: the machine died. Nothing more is sent (unsent bytes are lost), nothing is
- *   acknowledged, no FIN or reset ever arrives; the peer's bytes pile up in its send buffer.
- * - `fin`: the process was killed and its kernel closed the socket: the bytes already in the
- *   send buffer still go out, then FIN. Bytes arriving afterwards are answered with a reset.
- * - `reset`: the socket was reset: unsent bytes are discarded and the peer receives a reset
- *   (`transportFailed`) after the bytes already in flight.
- */
-export type CrashMode = 'none' | 'fin' | 'reset';
+export type { SimEngine };
 
 /** Outcome of {@link SimulatedNetwork.send}. */
 export type SendResult = 'sent' | 'queued' | 'rejected';
@@ -173,37 +123,8 @@ export interface PathState extends PathParams {
   readonly finSent: boolean;
 }
 
-/** What a {@link SimApplication} can do. Reads and takes are recorded in {@link SimSide.delivered}. */
-export interface SimAppContext {
-  readonly side: Side;
-  readonly now: number;
-  readonly engine: SimEngine;
-  readonly network: SimulatedNetwork;
-  /** True while the consumer is paused with {@link SimulatedNetwork.pauseConsumer}. */
-  readonly paused: boolean;
-  /** `engine.read(now)`, recorded. */
-  read(): Uint8Array | undefined;
-  /** `engine.take(now)`, recorded; give it back with {@link release}. */
-  take(): InboundMessage | undefined;
-  /** `engine.release(now, seq)`, recorded. */
-  release(seq: number): void;
-  /** Reads until no message is left; returns how many were read. */
-  readAll(): number;
-  /** Same as {@link SimulatedNetwork.send} for this side. */
-  send(payload: Uint8Array): SendResult;
-}
-
-/**
- * A side's application: called for every engine event after the simulation has recorded and
- * handled it. When a paused consumer is resumed while messages may be waiting, it is called
- * once more with a `readable` event (not recorded in {@link SimSide.events}).
- */
-export type SimApplication = (event: EngineEvent, app: SimAppContext) => void;
-
-/** The built-in application: reads every message on `readable` unless the consumer is paused. */
-export const defaultApplication: SimApplication = (event, app) => {
-  if (event.type === 'readable' && !app.paused) app.readAll();
-};
+export { defaultApplication };
+export type { SimAppContext, SimApplication };
 
 /** Options of a {@link SimulatedNetwork}. */
 export interface SimulatedNetworkOptions {
@@ -236,11 +157,6 @@ export interface SimulatedNetworkOptions {
 
 export { seededRandom };
 
-type Segment =
-  { kind: 'data'; bytes: Uint8Array; arrival: number } | { kind: 'fin' | 'rst'; arrival: number };
-
-const MAX_PUMP_PASSES = 100_000;
-
 class SideState implements SimSide {
   events: RecordedEvent[] = [];
   delivered: { -readonly [K in keyof DeliveredMessage]: DeliveredMessage[K] }[] = [];
@@ -271,13 +187,9 @@ class SideState implements SimSide {
   readablePending = false;
   taken = new Set<number>();
   lastSeq = 0;
-  reportedBacklog = 0;
-  timer: TimerId | undefined;
-  timerAt: number | undefined;
-  pumping = false;
-  dirty = false;
-  started = false;
   context: SimAppContext | undefined;
+  /** The adapter loop driving the engine (set by the network). */
+  driver!: EngineDriver;
 
   constructor(
     readonly side: Side,
@@ -290,59 +202,20 @@ class SideState implements SimSide {
   }
 }
 
-class Path {
-  chunks: Uint8Array[] = [];
-  offset = 0;
-  buffered = 0;
-  finQueued = false;
-  finSent = false;
-  serializing: TimerId | undefined;
-  flight: Segment[] = [];
-  deliveryTimer: TimerId | undefined;
-  partitioned = false;
-  /** The receiver died silently: nothing is acknowledged or delivered, ever. */
-  blackholed = false;
-  bytesWritten = 0;
-  bytesDelivered = 0;
-
-  constructor(
-    public params: PathParams,
-    readonly from: SideState,
-    readonly to: SideState,
-  ) {}
-
-  get stalled(): boolean {
-    return this.partitioned || this.blackholed;
-  }
-
-  take(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    for (let filled = 0; filled < n;) {
-      const chunk = this.chunks[0];
-      const k = Math.min(n - filled, chunk.length - this.offset);
-      out.set(chunk.subarray(this.offset, this.offset + k), filled);
-      filled += k;
-      this.offset += k;
-      if (this.offset === chunk.length) {
-        this.chunks.shift();
-        this.offset = 0;
-      }
-    }
-    this.buffered -= n;
-    return out;
-  }
+/** One direction of the connection, named by its sender. */
+interface Path {
+  readonly dir: PathDirection;
+  readonly from: SideState;
+  readonly to: SideState;
+  bytesDelivered: number;
 }
 
 function checkParams(p: PathParams): PathParams {
-  const ok =
-    p.latencyMs >= 0 &&
-    Number.isFinite(p.latencyMs) &&
-    p.bandwidthBytesPerMs > 0 &&
-    p.sendBufferBytes >= 1 &&
-    Number.isInteger(p.maxChunkBytes) &&
-    p.maxChunkBytes >= 1;
-  if (!ok) throw new RangeError(`SimulatedNetwork: invalid path parameters ${JSON.stringify(p)}`);
-  return p;
+  try {
+    return checkPathParams(p);
+  } catch {
+    throw new RangeError(`SimulatedNetwork: invalid path parameters ${JSON.stringify(p)}`);
+  }
 }
 
 function resetError(): Error {
@@ -376,8 +249,14 @@ function describeEvent(e: EngineEvent): string {
  * application context…): the network drains an engine and re-arms its timer after each such call.
  * Reading an engine (`state`, `stats()`) directly is fine.
  *
+ * The engines start with the handshake: a message sent before it completes is refused
+ * (`'rejected'`), so wait for the `open` event first.
+ *
  * @example
  * ```ts
+ * import { Engine } from 'heartwire';
+ * import { SimulatedNetwork } from 'heartwire/testing';
+ *
  * const net = new SimulatedNetwork({
  *   client: new Engine({ role: 'client', seed: 1 }),
  *   server: new Engine({ role: 'server', seed: 2 }),
@@ -385,11 +264,18 @@ function describeEvent(e: EngineEvent): string {
  *   path: { latencyMs: 20 },
  * });
  * net.start();
- * net.send('client', new TextEncoder().encode('hello'));
- * net.advanceBy(1000);
- * net.close();
+ * const opened = () => net.client.events.some((e) => e.event.type === 'open');
+ * net.runUntil(opened, 1000); // the handshake: one round trip
+ * console.log('sent:', net.send('client', new TextEncoder().encode('hello'))); // → sent: sent
+ * net.partition(); // both ways, for 5 s (less than the default idle timeout)
+ * net.advanceBy(5000);
+ * net.heal();
+ * net.close(); // the client ends the stream; the server finishes; both close cleanly
  * net.runUntilClosed(60_000);
- * console.log(net.server.delivered, net.formatTrace(50));
+ * const [message] = net.server.delivered;
+ * console.log('delivered:', new TextDecoder().decode(message!.payload)); // → delivered: hello
+ * console.log('clean:', net.client.closedInfo?.clean, net.server.closedInfo?.clean); // → clean: true true
+ * console.log(net.formatTrace(5)); // the last lines of what happened
  * ```
  */
 export class SimulatedNetwork {
@@ -415,10 +301,42 @@ export class SimulatedNetwork {
     const server = new SideState('server', options.server, apps.server ?? defaultApplication);
     this.#sides = { client, server };
     const base = { ...DEFAULT_PATH_PARAMS, ...options.path };
-    this.#paths = {
-      client: new Path(checkParams({ ...base, ...options.clientToServer }), client, server),
-      server: new Path(checkParams({ ...base, ...options.serverToClient }), server, client),
+    const path = (params: PathParams, from: SideState, to: SideState): Path => {
+      const p: Path = {
+        dir: new PathDirection(
+          params,
+          this.clock,
+          this.#random,
+          (seg) => this.#arrive(p, seg),
+          () => this.#pump(from), // room in the buffer: pull more, report the backlog
+          true,
+        ),
+        from,
+        to,
+        bytesDelivered: 0,
+      };
+      return p;
     };
+    this.#paths = {
+      client: path(checkParams({ ...base, ...options.clientToServer }), client, server),
+      server: path(checkParams({ ...base, ...options.serverToClient }), server, client),
+    };
+    for (const s of [client, server]) {
+      const p = this.#paths[s.side];
+      s.driver = new EngineDriver(
+        s.engine,
+        this.clock,
+        {
+          room: () => Math.max(0, p.dir.params.sendBufferBytes - p.dir.buffered),
+          write: (chunks) => this.#write(s, chunks, 'tx'),
+          backlog: () => p.dir.buffered,
+          event: (event) => this.#onEvent(s, event),
+          extra: () => this.#maybeAutoFinish(s),
+        },
+        { name: `SimulatedNetwork: ${s.side}` },
+      );
+      s.driver.onTimer = () => this.#call(s, 'timeout', () => s.engine.handleTimeout(this.now), true);
+    }
   }
 
   // ---------------------------------------------------------------- observation
@@ -447,14 +365,14 @@ export class SimulatedNetwork {
   path(from: Side): PathState {
     const p = this.#paths[from];
     return {
-      ...p.params,
+      ...p.dir.params,
       from,
-      partitioned: p.partitioned,
-      bufferedBytes: p.buffered,
-      inFlight: p.flight.length,
-      bytesWritten: p.bytesWritten,
+      partitioned: p.dir.partitioned,
+      bufferedBytes: p.dir.buffered,
+      inFlight: p.dir.inFlight,
+      bytesWritten: p.dir.bytesWritten,
       bytesDelivered: p.bytesDelivered,
-      finSent: p.finSent,
+      finSent: p.dir.finSent,
     };
   }
 
@@ -510,9 +428,8 @@ export class SimulatedNetwork {
   /** Calls `start(now)` on both engines (the TCP connection is established). Call once. */
   start(): void {
     for (const s of [this.#sides.client, this.#sides.server]) {
-      if (s.started) throw new Error('SimulatedNetwork: already started');
-      s.started = true;
-      this.#call(s, 'start', () => s.engine.start(this.now));
+      if (s.driver.started) throw new Error('SimulatedNetwork: already started');
+      this.#call(s, 'start', () => s.driver.start());
     }
   }
 
@@ -612,7 +529,7 @@ export class SimulatedNetwork {
    */
   partition(direction: PartitionDirection = 'both'): void {
     this.#log('*', `partition ${direction}`);
-    for (const p of this.#directions(direction)) p.partitioned = true;
+    for (const p of this.#directions(direction)) p.dir.setPartitioned(true);
   }
 
   /**
@@ -621,16 +538,11 @@ export class SimulatedNetwork {
    */
   heal(direction: PartitionDirection = 'both'): void {
     this.#log('*', `heal ${direction}`);
-    const now = this.now;
     for (const p of this.#directions(direction)) {
-      if (!p.partitioned) continue;
-      p.partitioned = false;
+      if (!p.dir.partitioned) continue;
       // A dead machine cannot retransmit what the partition swallowed.
-      const senderGone = p.from.crashed?.mode === 'none';
-      if (senderGone) p.flight = p.flight.filter((seg) => seg.arrival > now);
-      for (const seg of p.flight) if (seg.arrival <= now) seg.arrival = now + p.params.latencyMs;
-      this.#armDelivery(p);
-      this.#kick(p);
+      if (p.from.crashed?.mode === 'none') p.dir.dropHeld();
+      p.dir.setPartitioned(false);
     }
   }
 
@@ -644,19 +556,18 @@ export class SimulatedNetwork {
     this.#log(side, `crash (${mode})`);
     if (s.crashed) return;
     s.crashed = { at: this.now, mode };
-    this.#cancelTimer(s);
+    s.driver.stop();
     const out = this.#paths[side];
     const inbound = this.#paths[this.#peer(s).side];
     if (mode === 'none') {
-      this.#discard(out);
-      inbound.blackholed = true;
+      out.dir.discard();
+      inbound.dir.blackholed = true;
     } else if (!s.destroyed) {
       s.socketClosed = true;
       if (mode === 'reset') {
         this.#sendReset(s);
       } else if (!s.rstSent) {
-        out.finQueued = true;
-        this.#kick(out);
+        out.dir.end();
       }
     }
   }
@@ -666,8 +577,8 @@ export class SimulatedNetwork {
     const text = Object.entries(params).map(([k, v]) => `${k}=${String(v)}`);
     this.#log(from === 'both' ? '*' : from, `path ${text.join(' ')}`);
     for (const p of from === 'both' ? [this.#paths.client, this.#paths.server] : [this.#paths[from]]) {
-      p.params = checkParams({ ...p.params, ...params });
-      this.#kick(p);
+      p.dir.params = checkParams({ ...p.dir.params, ...params });
+      p.dir.kick();
       this.#pump(p.from); // the buffer may have more room now
     }
   }
@@ -740,39 +651,7 @@ export class SimulatedNetwork {
 
   /** Drains transmit and events after any input until the engine is quiet, then re-arms its timer. */
   #pump(s: SideState): void {
-    if (!s.started) return; // events and bytes wait for start()
-    if (s.pumping) {
-      s.dirty = true;
-      return;
-    }
-    s.pumping = true;
-    try {
-      for (let pass = 0; s.active; pass++) {
-        if (pass > MAX_PUMP_PASSES) throw new Error(`SimulatedNetwork: ${s.side} engine never goes quiet`);
-        s.dirty = false;
-        let progressed = this.#pull(s);
-        progressed = this.#reportBacklog(s) || progressed;
-        for (let e = s.engine.pollEvent(); e !== undefined; e = s.active ? s.engine.pollEvent() : undefined) {
-          progressed = true;
-          this.#onEvent(s, e);
-        }
-        progressed = this.#maybeAutoFinish(s) || progressed;
-        if (!progressed && !s.dirty) break;
-      }
-      this.#armTimer(s);
-    } finally {
-      s.pumping = false;
-    }
-  }
-
-  /** Takes bytes from the engine while the send buffer has room. Returns whether any came. */
-  #pull(s: SideState): boolean {
-    const p = this.#paths[s.side];
-    for (let calls = 0; ; calls++) {
-      if (calls > MAX_PUMP_PASSES) throw new Error(`SimulatedNetwork: ${s.side} pollTransmit never runs dry`);
-      const room = Math.max(0, p.params.sendBufferBytes - p.buffered);
-      if (!this.#write(s, s.engine.pollTransmit(this.now, room), 'tx')) return calls > 0;
-    }
+    s.driver.pump();
   }
 
   /** Puts bytes the engine produced into its send buffer. Returns whether there were any. */
@@ -787,19 +666,8 @@ export class SimulatedNetwork {
       this.#log(s.side, `${label} ${n} B dropped (socket gone)`);
       return true;
     }
-    for (const c of chunks) if (c.length > 0) p.chunks.push(c);
-    p.buffered += n;
-    p.bytesWritten += n;
-    this.#log(s.side, `${label} ${n} B (buffered ${p.buffered})`);
-    this.#kick(p);
-    return true;
-  }
-
-  #reportBacklog(s: SideState): boolean {
-    const backlog = this.#paths[s.side].buffered;
-    if (!s.active || backlog === s.reportedBacklog) return false;
-    s.reportedBacklog = backlog;
-    s.engine.transmitBacklog(this.now, backlog);
+    for (const c of chunks) p.dir.write(c);
+    this.#log(s.side, `${label} ${n} B (buffered ${p.dir.buffered})`);
     return true;
   }
 
@@ -825,7 +693,6 @@ export class SimulatedNetwork {
         this.#shutdownWrite(s, 'final flush');
         s.engineClosed = true;
         s.socketClosed = true;
-        this.#cancelTimer(s);
         break;
     }
     s.app(event, this.#context(s));
@@ -839,11 +706,7 @@ export class SimulatedNetwork {
     }
     this.#write(s, s.engine.pollTransmit(this.now), label);
     s.writeShut = true;
-    const p = this.#paths[s.side];
-    if (!s.destroyed && !s.rstSent) {
-      p.finQueued = true;
-      this.#kick(p);
-    }
+    if (!s.destroyed && !s.rstSent) this.#paths[s.side].dir.end();
   }
 
   #maybeAutoFinish(s: SideState): boolean {
@@ -865,25 +728,6 @@ export class SimulatedNetwork {
       this.#reject(s, 'finish', e);
     }
     return true;
-  }
-
-  #armTimer(s: SideState): void {
-    const deadline = s.active ? s.engine.nextDeadline() : undefined;
-    if (deadline === s.timerAt && (deadline === undefined || s.timer !== undefined)) return;
-    this.#cancelTimer(s);
-    if (deadline === undefined) return;
-    s.timerAt = deadline;
-    s.timer = this.clock.setTimer(deadline, () => {
-      s.timer = undefined;
-      s.timerAt = undefined;
-      this.#call(s, 'timeout', () => s.engine.handleTimeout(this.now), true);
-    });
-  }
-
-  #cancelTimer(s: SideState): void {
-    if (s.timer !== undefined) this.clock.cancel(s.timer);
-    s.timer = undefined;
-    s.timerAt = undefined;
   }
 
   #context(s: SideState): SimAppContext {
@@ -945,55 +789,7 @@ export class SimulatedNetwork {
     return (s.context = ctx);
   }
 
-  // ---------------------------------------------------------------- the path model
-
-  /** Starts sending the next segment (or the FIN) if the path is free. */
-  #kick(p: Path): void {
-    if (p.serializing !== undefined || p.stalled) return;
-    if (p.buffered > 0) {
-      const size = Math.min(p.buffered, this.#segmentSize(p.params.maxChunkBytes));
-      const rate = p.params.bandwidthBytesPerMs;
-      const at = this.now + (rate === Infinity ? 0 : size / rate);
-      p.serializing = this.clock.setTimer(at, () => this.#depart(p, size));
-    } else if (p.finQueued && !p.finSent) {
-      p.finSent = true;
-      this.#enqueue(p, { kind: 'fin', arrival: 0 });
-    }
-  }
-
-  /** Random segment size in [1, max], biased towards tiny segments. */
-  #segmentSize(max: number): number {
-    const r = this.#random();
-    const bound = r < 0.15 ? 1 : r < 0.35 ? Math.min(max, 16) : max;
-    return 1 + Math.floor(this.#random() * bound);
-  }
-
-  #depart(p: Path, size: number): void {
-    p.serializing = undefined;
-    if (p.stalled) return; // held in the buffer until the partition heals
-    this.#enqueue(p, { kind: 'data', bytes: p.take(size), arrival: 0 });
-    this.#kick(p);
-    this.#pump(p.from); // room in the buffer: pull more, report the backlog
-  }
-
-  #enqueue(p: Path, seg: Segment): void {
-    seg.arrival = this.now + p.params.latencyMs;
-    p.flight.push(seg);
-    if (p.flight.length === 1) this.#armDelivery(p);
-  }
-
-  #armDelivery(p: Path): void {
-    if (p.deliveryTimer !== undefined) this.clock.cancel(p.deliveryTimer);
-    p.deliveryTimer = undefined;
-    if (p.flight.length === 0 || p.stalled) return;
-    p.deliveryTimer = this.clock.setTimer(p.flight[0].arrival, () => {
-      p.deliveryTimer = undefined;
-      while (p.flight.length > 0 && p.flight[0].arrival <= this.now && !p.stalled) {
-        this.#arrive(p, p.flight.shift()!);
-      }
-      this.#armDelivery(p);
-    });
-  }
+  // ---------------------------------------------------------------- the kernels
 
   /** A segment reaches the receiver's kernel. */
   #arrive(p: Path, seg: Segment): void {
@@ -1016,7 +812,7 @@ export class SimulatedNetwork {
     } else {
       r.resetAt = this.now;
       r.destroyed = true;
-      this.#discard(this.#paths[r.side]);
+      this.#paths[r.side].dir.discard();
       this.#call(r, 'rx RST', () => r.engine.transportFailed(this.now, resetError()));
     }
   }
@@ -1025,18 +821,6 @@ export class SimulatedNetwork {
   #sendReset(s: SideState): void {
     if (s.rstSent) return;
     s.rstSent = true;
-    const p = this.#paths[s.side];
-    this.#discard(p);
-    this.#enqueue(p, { kind: 'rst', arrival: 0 });
-  }
-
-  /** Drops the unsent contents of a send buffer (and a FIN not yet sent). */
-  #discard(p: Path): void {
-    if (p.serializing !== undefined) this.clock.cancel(p.serializing);
-    p.serializing = undefined;
-    p.chunks = [];
-    p.offset = 0;
-    p.buffered = 0;
-    p.finQueued = p.finSent;
+    this.#paths[s.side].dir.reset();
   }
 }

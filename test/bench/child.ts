@@ -9,7 +9,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { findSourceMap } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { FaultProxy } from '../../src/testing/index.js';
+import { FaultProxy } from '../../src/testing/fault-proxy.js';
 import { MemorySampler, describeError, snapshot, wallNow } from './lib/common.js';
 import type { ChildConfig, Command, Reply } from './lib/ipc.js';
 import { ProbeRecorder } from './peers/types.js';

@@ -65,6 +65,37 @@ describe('package: entry points and manifest', () => {
     expect([...importGraph('src/testing/index.ts').packages]).to.include('fast-check');
   });
 
+  it("'heartwire/testing' loads neither node:net nor node:tls (the simulation needs no sockets); FaultProxy is its own entry", () => {
+    // Value imports only: a type import loads nothing.
+    const loaded = new Set<string>();
+    const seen = new Set<string>();
+    const pending = ['src/testing/index.ts'];
+    while (pending.length > 0) {
+      const file = pending.pop()!;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      const source = readFileSync(path.join(ROOT, file), 'utf8');
+      for (const match of source.matchAll(
+        /(?:^|\n)\s*(import|export)\s+(type\s)?[^'"]*?from\s*'([^']+)'|import\s*'([^']+)'/g,
+      )) {
+        if (match[2] !== undefined) continue;
+        const specifier = (match[3] ?? match[4])!;
+        if (specifier.startsWith('.'))
+          pending.push(path.join(path.dirname(file), specifier).replace(/\.js$/, '.ts'));
+        else loaded.add(specifier);
+      }
+    }
+    expect(seen.has('src/testing/simulation.ts'), 'the walk reaches the simulation').to.equal(true);
+    expect(seen.has('src/node/server.ts'), 'the walk reaches Server').to.equal(true);
+    expect([...loaded].filter((name) => /^node:(net|tls)$/.test(name))).to.deep.equal([]);
+    expect(seen.has('src/testing/fault-proxy.ts')).to.equal(false);
+    expect(pkg.exports['./testing/fault-proxy']).to.deep.equal({
+      types: './dist/src/testing/fault-proxy.d.ts',
+      default: './dist/src/testing/fault-proxy.js',
+    });
+    expect([...importGraph('src/testing/fault-proxy.ts').packages]).to.not.include('fast-check');
+  });
+
   it('the main entry exports the API, not the wire constants (those are in heartwire/wire)', async () => {
     const main = await import('../../src/index.js');
     const wire = await import('../../src/wire.js');

@@ -31,6 +31,7 @@ import {
   type SimApplication,
   type SimSide,
 } from '../../src/testing/simnet.js';
+import { Pair } from './pair.js';
 
 export const SIDES: readonly Side[] = ['client', 'server'];
 export const other = (side: Side): Side => (side === 'client' ? 'server' : 'client');
@@ -153,14 +154,8 @@ export function maxWindowOption(o: Omit<EngineOptions, 'role'>): number {
  * clamp (SPEC §7 rule 6) whatever it becomes.
  */
 export function peerMessageLimits(config: ModelConfig): Record<Side, number> {
-  const client = new Engine({ role: 'client', ...config.client });
-  const server = new Engine({ role: 'server', ...config.server });
-  client.start(0);
-  server.start(0);
-  for (let i = 0; i < 4; i++) {
-    for (const c of client.pollTransmit(0)) server.receive(0, c);
-    for (const c of server.pollTransmit(0)) client.receive(0, c);
-  }
+  const { client: c, server: s } = new Pair(config.client, config.server);
+  const [client, server] = [c.engine, s.engine];
   if (client.negotiated === undefined || server.negotiated === undefined) {
     throw new Error('peerMessageLimits: the handshake did not complete');
   }

@@ -6,12 +6,11 @@ import { expect } from 'chai';
 import { Engine } from '../../src/protocol/engine.js';
 import type { EngineOptions } from '../../src/protocol/types.js';
 import { VirtualClock } from '../../src/testing/clock.js';
+import { EngineDriver } from '../../src/testing/engine-driver.js';
 
 interface Side {
   engine: Engine;
-  timer: number | undefined;
-  armedFor: number | undefined;
-  wakeups: number;
+  driver: EngineDriver;
   /** Times at which a heartbeat left this side. */
   heartbeats: number[];
   lastReceivedAt: number;
@@ -20,9 +19,10 @@ interface Side {
 }
 
 /**
- * Two engines over a link of fixed latency, each with one timer armed the way
- * `src/node/connection.ts` does: re-armed whenever `nextDeadline()` changes, firing `late(slack)`
- * after the deadline (0: on time; the wheel fires at most `timerSlack` late).
+ * Two engines over a link of fixed latency, each driven by the simulations' adapter loop
+ * (`EngineDriver`: one timer, re-armed whenever `nextDeadline()` changes, as
+ * `src/node/connection.ts` does), its timer firing `late(slack)` after the deadline (0: on time;
+ * the wheel fires at most `timerSlack` late).
  */
 class IdlePair {
   readonly clock = new VirtualClock();
@@ -39,58 +39,44 @@ class IdlePair {
     this.server = this.side(new Engine({ role: 'server', seed: 22, ...options }));
     this.client.peer = this.server;
     this.server.peer = this.client;
-    this.server.engine.start(0);
-    this.client.engine.start(0);
-    this.service(this.server);
-    this.service(this.client);
+    this.server.driver.start();
+    this.client.driver.start();
   }
 
   private side(engine: Engine): Side {
-    return {
+    const s = { engine, heartbeats: [], lastReceivedAt: 0, closedAt: undefined } as unknown as Side;
+    let heartbeatsSent = 0;
+    s.driver = new EngineDriver(
       engine,
-      timer: undefined,
-      armedFor: undefined,
-      wakeups: 0,
-      heartbeats: [],
-      lastReceivedAt: 0,
-      closedAt: undefined,
-    };
-  }
-
-  private service(s: Side): void {
-    const now = this.clock.now;
-    const sent = s.engine.stats().heartbeatsSent;
-    const chunks = s.engine.pollTransmit(now);
-    for (let i = s.engine.stats().heartbeatsSent - sent; i > 0; i--) s.heartbeats.push(now);
-    while (s.engine.pollEvent() !== undefined);
-    if (s.engine.closed !== undefined) s.closedAt ??= now;
-    const peer = s.peer!;
-    if (this.linkUp) {
-      for (const chunk of chunks) {
-        const copy = chunk.slice();
-        this.clock.setTimer(now + this.latency, () => {
-          peer.lastReceivedAt = this.clock.now;
-          peer.engine.receive(this.clock.now, copy);
-          this.service(peer);
-        });
-      }
-    }
-    if (chunks.length > 0 && 'transmitted' in s.engine) {
-      for (const chunk of chunks) (s.engine as { transmitted(c: Uint8Array): void }).transmitted(chunk);
-    }
-    const deadline = s.engine.nextDeadline();
-    if (deadline === s.armedFor) return;
-    if (s.timer !== undefined) this.clock.cancel(s.timer);
-    s.timer = undefined;
-    s.armedFor = deadline;
-    if (deadline === undefined) return;
-    s.timer = this.clock.setTimer(deadline + this.late(s.engine.timerSlack), () => {
-      s.timer = undefined;
-      s.armedFor = undefined;
-      s.wakeups++;
-      s.engine.handleTimeout(this.clock.now);
-      this.service(s);
-    });
+      this.clock,
+      {
+        room: () => Number.POSITIVE_INFINITY,
+        backlog: () => 0,
+        write: (chunks) => {
+          const now = this.clock.now;
+          for (let n = engine.stats().heartbeatsSent; heartbeatsSent < n; heartbeatsSent++)
+            s.heartbeats.push(now);
+          if (this.linkUp) {
+            const peer = s.peer!;
+            for (const chunk of chunks) {
+              const copy = chunk.slice();
+              this.clock.setTimer(now + this.latency, () => {
+                peer.lastReceivedAt = this.clock.now;
+                peer.engine.receive(this.clock.now, copy);
+                peer.driver.pump();
+              });
+            }
+          }
+          for (const chunk of chunks) engine.transmitted(chunk);
+          return chunks.length > 0;
+        },
+        event: (e) => {
+          if (e.type === 'closed') s.closedAt ??= this.clock.now;
+        },
+      },
+      { name: 'IdlePair', late: this.late },
+    );
+    return s;
   }
 }
 
@@ -109,8 +95,8 @@ describe('Engine timers (idle connection, virtual clock)', () => {
       for (const side of [pair.client, pair.server]) {
         expect(side.engine.state).to.equal('open');
         // Each heartbeat period needs one wake-up (its heartbeat); nothing else may wake an idle side.
-        expect(side.wakeups).to.be.at.most(2 * periods);
-        expect(side.wakeups).to.be.at.most(side.heartbeats.length + 2);
+        expect(side.driver.wakeups).to.be.at.most(2 * periods);
+        expect(side.driver.wakeups).to.be.at.most(side.heartbeats.length + 2);
       }
     });
 
