@@ -5,7 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { FrameType } from '../../src/protocol/constants.js';
+import { encodeControlFrame, encodeFrame } from '../../src/protocol/codec.js';
+import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
+import { Engine } from '../../src/protocol/engine.js';
+import { concatBytes } from '../../src/testing/arbitraries.js';
+import { Pair } from './pair.js';
 import { frameBit, stateTable } from '../../src/protocol/connection/state.js';
 import type { StateRow } from '../../src/protocol/connection/state.js';
 import { Timer, timerBit } from '../../src/protocol/connection/timers.js';
@@ -240,4 +244,133 @@ describe('SPEC.md §9.3 and the state table in code', () => {
     expect(moves.server.has('open>peer-closed')).to.equal(true);
     expect(moves.server.has('going-away>closed')).to.equal(true);
   });
+});
+
+/** One frame of each type of §9.3's table, valid on the wire. */
+const SAMPLES: readonly [string, Uint8Array][] = [
+  ['DATA', encodeFrame({ type: FrameType.DATA, end: true, payload: new Uint8Array([1]) })],
+  ['CREDIT', encodeControlFrame({ type: FrameType.CREDIT, creditLimit: 0, consumedMessages: 0 })],
+  [
+    'HEARTBEAT',
+    encodeControlFrame({
+      type: FrameType.HEARTBEAT,
+      echo: false,
+      timestamp: 0,
+      echoTimestamp: 0,
+      echoDelay: 0,
+      receivedBytes: 0,
+      creditLimit: 0,
+      consumedMessages: 0,
+    }),
+  ],
+  [
+    'HELLO',
+    encodeControlFrame({
+      type: FrameType.HELLO,
+      hello: {
+        versions: [1],
+        extensions: [],
+        idleTimeoutMs: 20_000,
+        initialCredit: 65_536,
+        maxFramePayload: 65_536,
+        maxMessageSize: 1024,
+        applicationProtocols: [],
+      },
+    }),
+  ],
+  [
+    'WELCOME',
+    encodeControlFrame({
+      type: FrameType.WELCOME,
+      welcome: {
+        version: 1,
+        extensions: [],
+        idleTimeoutMs: 20_000,
+        initialCredit: 65_536,
+        maxFramePayload: 65_536,
+        maxMessageSize: 1024,
+        clientIdleTimeoutMs: 20_000,
+        applicationProtocol: '',
+      },
+    }),
+  ],
+  [
+    'GOAWAY',
+    encodeControlFrame({
+      type: FrameType.GOAWAY,
+      goAway: {
+        graceMs: 1000,
+        reason: 1,
+        consumedMessages: 0,
+        retryAfterMs: 0,
+        doNotReconnect: false,
+        message: '',
+      },
+    }),
+  ],
+  ['CLOSE', encodeControlFrame({ type: FrameType.CLOSE, close: { sentMessages: 0, consumedMessages: 0 } })],
+  [
+    'CLOSE_ACK',
+    encodeControlFrame({
+      type: FrameType.CLOSE_ACK,
+      closeAck: { sentMessages: 0, consumedMessages: 0, deliveredMessages: 0 },
+    }),
+  ],
+  [
+    'ERROR',
+    encodeControlFrame({
+      type: FrameType.ERROR,
+      error: { code: 1, message: 'x', consumedMessages: 0, deliveredMessages: 0 },
+    }),
+  ],
+];
+
+/** An engine of `role` brought to `state` by a real exchange with its peer (bytes after it not moved). */
+function engineIn(role: Role, state: ConnectionState): { engine: Engine; now: number; preamble: boolean } {
+  if (state === 'handshaking') {
+    const engine = new Engine({ role });
+    engine.start(0);
+    return { engine, now: 0, preamble: true };
+  }
+  const pair = new Pair();
+  const { client, server } = pair;
+  const now = (): number => pair.now;
+  if (state === 'going-away') server.engine.goAway(now(), { graceMs: 60_000 });
+  if (state === 'closing') {
+    client.engine.trySend(now(), new Uint8Array(10));
+    client.engine.close(now());
+  }
+  if (['close-sent', 'peer-closed', 'close-acked', 'close-ack-sent', 'fin-sent'].includes(state)) {
+    server.engine.trySend(now(), new Uint8Array(10));
+    pair.pump();
+    client.engine.close(now());
+    pair.pump();
+  }
+  if (['close-acked', 'close-ack-sent', 'fin-sent'].includes(state)) {
+    server.engine.finish(now());
+    pair.pump();
+  }
+  if (state === 'fin-sent') {
+    client.engine.read(now());
+    client.engine.pollTransmit(now());
+  }
+  const engine = role === 'client' ? client.engine : server.engine;
+  expect(engine.state, `${role} brought to ${state}`).to.equal(state);
+  return { engine, now: now(), preamble: false };
+}
+
+describe('the engine honours the state table: a frame a state does not accept is a PROTOCOL_ERROR', () => {
+  for (const role of ROLES) {
+    for (const row of Object.values(stateTable(role))) {
+      if (row!.state === 'closed') continue;
+      const refused = SAMPLES.filter(([name]) => (row!.accepts & frames(name)) === 0);
+      it(`${role} ${row!.state}: ${refused.map(([name]) => name).join(', ') || 'none refused'}`, () => {
+        for (const [name, bytes] of refused) {
+          const { engine, now, preamble } = engineIn(role, row!.state);
+          engine.receive(now, preamble ? concatBytes([PREAMBLE, bytes]) : bytes);
+          expect(engine.closed?.error?.code, `${name} in ${role} ${row!.state}`).to.equal('PROTOCOL_ERROR');
+        }
+      });
+    }
+  }
 });
