@@ -41,7 +41,6 @@ import { resolveSettings } from './connection/settings.js';
 import type { Settings } from './connection/settings.js';
 import { EXTENSION_BIT, EndOfStream, StateMachine, frameBit } from './connection/state.js';
 import { Termination } from './connection/termination.js';
-import type { GoAwayOptions } from './connection/termination.js';
 import { TIMER_COUNT, Timer, Timers, timerBit } from './connection/timers.js';
 import type {
   CloseInfo,
@@ -418,7 +417,16 @@ export class Engine {
    * (`GOAWAY_GRACE_EXPIRED`), whether or not the client's CLOSE arrived. Only the first call sends
    * GOAWAY; a later call can only bring the deadline forward.
    */
-  goAway(now: number, options: GoAwayOptions): void {
+  goAway(
+    now: number,
+    options: {
+      graceMs: number;
+      reason?: number;
+      retryAfterMs?: number;
+      doNotReconnect?: boolean;
+      message?: string;
+    },
+  ): void {
     this.now = now;
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
     this.termination.goAway(now, options);
