@@ -9,7 +9,7 @@ import { Engine } from '../protocol/engine.js';
 import { AbortError, HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
-import { validateHandleArguments } from './options.js';
+import { checkAlternatives, validateHandleArguments } from './options.js';
 import { payloadBytes } from './payload.js';
 import type { Payload } from './payload.js';
 import { nodeRuntime } from './runtime.js';
@@ -661,9 +661,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       message?: string;
       retryAfter?: number;
       unread?: 'discard' | 'wait';
+      /** Server: where the client should go (SPEC.md §9.5); default: the server's `alternatives`. */
+      alternatives?: readonly string[];
     } = {},
   ): Promise<CloseInfo> {
-    // Never throws: after the close (even one not dispatched yet) it returns the settled `closed`.
+    // Never throws (but for invalid `alternatives`, a RangeError): after the close (even one not
+    // dispatched yet) it returns the settled `closed`.
+    if (options.alternatives !== undefined) checkAlternatives('alternatives', options.alternatives);
     if (this.settleIfEngineClosed()) return this.closed;
     const t = this.runtime.now();
     if (this.role === 'client' || this.peerClosed) {
@@ -680,6 +684,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
         reason: options.reason,
         message: options.message,
         retryAfterMs: options.retryAfter,
+        alternatives: options.alternatives,
       });
     }
     this.admitWaiting();
@@ -692,9 +697,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * its state (SPEC.md §9.2): sends GOAWAY if the client has not closed yet; otherwise only the
    * deadline applies to the termination under way. An earlier deadline is never postponed.
    */
-  shutdown(grace: number, message: string): void {
+  shutdown(grace: number, message: string, alternatives?: readonly string[]): void {
     if (this.role !== 'server') return;
-    this.engine.goAway(this.runtime.now(), { graceMs: grace, reason: 1, message });
+    this.engine.goAway(this.runtime.now(), { graceMs: grace, reason: 1, message, alternatives });
     this.service();
   }
 

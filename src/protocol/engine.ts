@@ -37,7 +37,7 @@ import { Receiver } from './connection/receive.js';
 import { ReceiveWindow } from './connection/receive-window.js';
 import { Ring } from './connection/ring.js';
 import { Sender } from './connection/send.js';
-import { resolveSettings } from './connection/settings.js';
+import { checkAlternatives, resolveSettings } from './connection/settings.js';
 import type { Settings } from './connection/settings.js';
 import { EXTENSION_BIT, EndOfStream, StateMachine, frameBit } from './connection/state.js';
 import { Termination } from './connection/termination.js';
@@ -425,10 +425,13 @@ export class Engine {
       retryAfterMs?: number;
       doNotReconnect?: boolean;
       message?: string;
+      /** Where clients should go (SPEC.md §9.5); default: the `alternatives` option. */
+      alternatives?: readonly string[];
     },
   ): void {
     this.now = now;
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
+    if (options.alternatives !== undefined) checkAlternatives('alternatives', options.alternatives);
     this.termination.goAway(now, options);
   }
 

@@ -330,6 +330,14 @@ describe('node API: options are validated synchronously, naming the option (A3)'
     defaultGrace: zeroOk,
     clientIdleTimeoutRange: ['x', [1000], [5000, 1000], [0, 1000]],
     tls: ['yes'],
+    alternatives: [
+      'h:1',
+      [1],
+      ['h'],
+      ['tcp://h:1'],
+      ['h:0'],
+      Array.from({ length: 9 }, (_, i) => `h:${i + 1}`),
+    ],
   };
   const reconnectOnly: Record<string, unknown[]> = {
     minDelay: zeroOk,

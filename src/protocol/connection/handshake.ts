@@ -14,6 +14,7 @@ import {
   MIN_INITIAL_CREDIT,
   PREAMBLE,
 } from '../constants.js';
+import { usableAlternatives } from '../alternatives.js';
 import { ProtocolError } from '../errors.js';
 import type { Hello, Welcome } from '../frames.js';
 import type { Negotiated } from '../types.js';
@@ -91,6 +92,7 @@ export class Handshake {
       clientIdleTimeoutMs: clientIdle,
       applicationProtocol,
       sendQueueLimit: s.maxSendQueueBytes,
+      alternatives: [...s.alternatives],
     };
     this.controlQueue.push(PREAMBLE);
     this.controlQueue.push(encodeControlFrame({ type: FrameType.WELCOME, welcome }));
@@ -102,6 +104,7 @@ export class Handshake {
       s.idleTimeoutMs,
       clientIdle,
       hello,
+      [...s.alternatives],
     );
   }
 
@@ -140,6 +143,7 @@ export class Handshake {
       welcome.clientIdleTimeoutMs,
       welcome.idleTimeoutMs,
       welcome,
+      usableAlternatives(welcome.alternatives ?? []),
     );
   }
 
@@ -150,6 +154,7 @@ export class Handshake {
     localIdle: number,
     peerIdle: number,
     peer: { initialCredit: number; maxFramePayload: number; maxMessageSize: number; sendQueueLimit?: number },
+    alternatives: string[],
   ): Agreement {
     this.negotiated = {
       version,
@@ -160,6 +165,7 @@ export class Handshake {
       heartbeatIntervalMs: peerIdle / 3,
       peerMaxFramePayload: peer.maxFramePayload,
       peerMaxMessageBytes: peer.maxMessageSize,
+      alternatives,
     };
     return {
       negotiated: this.negotiated,

@@ -13,6 +13,7 @@ import {
   MIN_INITIAL_CREDIT,
   PROTOCOL_VERSION,
 } from '../constants.js';
+import { MAX_ALTERNATIVES, invalidAlternative } from '../alternatives.js';
 import type { EngineOptions, MemoryBudget, Role } from '../types.js';
 
 /** Smallest payload of a DATA frame that does not finish its message (unless fewer bytes remain). */
@@ -38,6 +39,7 @@ export interface Settings {
   extensions: readonly string[];
   applicationProtocols: readonly string[];
   requireApplicationProtocol: boolean;
+  alternatives: readonly string[];
   random: () => number;
   budget: MemoryBudget | undefined;
 }
@@ -64,6 +66,18 @@ function positiveOption(name: string, value: number | undefined, fallback: numbe
     throw new RangeError(`heartwire: option ${name} must be a finite number ≥ ${min}, got ${value}`);
   }
   return value;
+}
+
+/** Alternatives a sender may send (SPEC.md §9.5), copied; throws `RangeError` otherwise. */
+export function checkAlternatives(name: string, list: readonly string[] | undefined): readonly string[] {
+  if (list === undefined) return [];
+  const bad = Array.isArray(list) ? invalidAlternative(list) : 0;
+  if (bad >= 0) {
+    throw new RangeError(
+      `heartwire: option ${name} must list at most ${MAX_ALTERNATIVES} endpoints "host:port", "[v6]:port" or "unix:/path" of at most 256 bytes; entry ${bad} is not one`,
+    );
+  }
+  return [...list];
 }
 
 export function resolveSettings(options: EngineOptions): Settings {
@@ -128,6 +142,7 @@ export function resolveSettings(options: EngineOptions): Settings {
     extensions: options.extensions ?? [],
     applicationProtocols: options.applicationProtocols ?? [],
     requireApplicationProtocol: options.requireApplicationProtocol ?? false,
+    alternatives: checkAlternatives('alternatives', options.alternatives),
     random: options.random ?? seededRandom(options.seed ?? 1),
     budget: options.budget,
   };

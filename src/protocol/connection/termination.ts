@@ -5,6 +5,7 @@
  * closed (`CloseInfo`, with the delivery accounting of §9.4).
  * @module
  */
+import { usableAlternatives } from '../alternatives.js';
 import { writeCreditFrame } from '../codec/encode.js';
 import { encodeControlFrame } from '../codec/encode.js';
 import { CREDIT_FRAME_SIZE } from '../codec/wire.js';
@@ -29,6 +30,8 @@ export interface GoAwayOptions {
   retryAfterMs?: number;
   doNotReconnect?: boolean;
   message?: string;
+  /** Where clients should go (SPEC.md §9.5); default: the `alternatives` option. */
+  alternatives?: readonly string[];
 }
 
 export class Termination {
@@ -187,6 +190,7 @@ export class Termination {
         retryAfterMs: options.retryAfterMs ?? 0,
         doNotReconnect: options.doNotReconnect ?? false,
         message: options.message ?? '',
+        alternatives: [...(options.alternatives ?? this.settings.alternatives)],
       },
     });
   }
@@ -275,6 +279,7 @@ export class Termination {
       retryAfterMs: goAway.retryAfterMs,
       doNotReconnect: goAway.doNotReconnect,
       message: goAway.message,
+      alternatives: usableAlternatives(goAway.alternatives ?? []),
       deadline: now + goAway.graceMs,
     };
     this.events.push({ type: 'goaway', goAway: this.goAwayReceived });
