@@ -30,8 +30,9 @@ export interface ServerEvents {
    */
   connection: [Connection];
   /**
-   * A connection was refused because `maxConnections` was reached (or the server is closing):
-   * the client got ERROR `REFUSED`. When full, a new socket is refused only if every slot holds a
+   * A connection was refused because `maxConnections` was reached, the server is closing, or
+   * the server has no `'connection'` listener (nothing could read it; a process warning
+   * `HEARTWIRE_NO_HANDLER` says so once): the client got ERROR `REFUSED` with the reason. When full, a new socket is refused only if every slot holds a
    * handshaken connection; otherwise the oldest connection still in the handshake is evicted to
    * make room for it (and reported here). For monitoring; nothing to do.
    */
@@ -79,6 +80,7 @@ export class Server extends EventEmitter<ServerEvents> {
   }
   private closing: Promise<void> | undefined;
   private warnedHandlerError = false;
+  private warnedNoHandler = false;
   private listenPending = false;
   /** Connections still in the handshake, oldest first (see `accept()`). */
   private readonly handshaking = new Set<Connection>();
@@ -189,7 +191,20 @@ export class Server extends EventEmitter<ServerEvents> {
     socket.on('error', () => {}); // the connection's own listener reports errors; never crash
     socket.allowHalfOpen = true; // the client's FIN is not the end of our stream (SPEC.md §9.1)
     if (this.closing !== undefined) {
-      this.refuse(socket);
+      this.refuse(socket, 'the server is closing');
+      return;
+    }
+    if (this.listenerCount('connection') === 0) {
+      // Nothing could ever read, answer or end this connection: say so to both sides at once
+      // instead of leaving the client's end() to wait for its close timeout.
+      this.refuse(socket, "the server has no 'connection' handler");
+      if (!this.warnedNoHandler) {
+        this.warnedNoHandler = true;
+        this.env.warn(
+          "a connection was refused: the server has no 'connection' handler (pass one to createServer() or listen to 'connection' before listen())",
+          'HEARTWIRE_NO_HANDLER',
+        );
+      }
       return;
     }
     if (this.connections.size >= (this.options.maxConnections ?? 10_000)) {
@@ -198,7 +213,7 @@ export class Server extends EventEmitter<ServerEvents> {
       // when every slot holds a handshaken connection is the newcomer refused.
       const oldest = this.handshaking.values().next().value;
       if (oldest === undefined) {
-        this.refuse(socket);
+        this.refuse(socket, 'connection limit reached');
         return;
       }
       this.emit('refused', { remoteAddress: oldest.stats().remoteAddress });
@@ -264,9 +279,9 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   /** Answer with the preamble and ERROR `REFUSED`, then close. */
-  private refuse(socket: AcceptedTransport): void {
+  private refuse(socket: AcceptedTransport, reason: string): void {
     this.emit('refused', { remoteAddress: socket.remoteAddress });
-    socket.end(encodeRefusal(WireErrorCode.REFUSED, 'connection limit reached'));
+    socket.end(encodeRefusal(WireErrorCode.REFUSED, reason));
     // Half-closed after the ERROR; read and discard what the client sends (at most 1 MiB, 1 s)
     // so that closing does not reset the connection before the client reads the ERROR (SPEC §11).
     let drained = 0;

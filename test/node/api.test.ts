@@ -686,7 +686,8 @@ describe('node API: errors say what happened (E)', function () {
   it('the message counter limit: LIMIT_REACHED', async () => {
     const { port } = await h().server({}, (c) => void c.handle(() => {}).catch(() => {}));
     const conn = await h().connect({ port });
-    (conn as unknown as { engine: { queuedCount: number } }).engine.queuedCount = Number.MAX_SAFE_INTEGER;
+    (conn as unknown as { engine: { send: { queuedCount: number } } }).engine.send.queuedCount =
+      Number.MAX_SAFE_INTEGER;
     expect(() => conn.write(new Uint8Array(1)))
       .to.throw()
       .with.property('code', 'LIMIT_REACHED');
