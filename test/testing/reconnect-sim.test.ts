@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import type { Disconnection, Move } from '../../src/node/reconnect.js';
 import type { CrashMode } from '../../src/testing/path.js';
 import { Simulation } from '../../src/testing/index.js';
+import { report } from '../figures.js';
 
 function numbered(seq: number): Uint8Array {
   const bytes = new Uint8Array(4);
@@ -256,8 +257,8 @@ describe('testing: ReconnectingClient on the Simulation', function () {
       expect(sorted(second)).to.deep.equal(sorted([...out.notProcessed, ...range(41, 60)]));
       expect(out.virtualMs).to.be.greaterThan(3 * 60_000);
       expect(out.realMs, 'minutes of virtual time in well under the wall time').to.be.lessThan(5_000);
-      console.log(
-        `      crash ${mode}: ${(out.virtualMs / 1000).toFixed(0)} s virtual in ${out.realMs.toFixed(0)} ms real; ` +
+      report(
+        `simulated ReconnectingClient, crash ${mode}: ${(out.virtualMs / 1000).toFixed(0)} s virtual in ${out.realMs.toFixed(0)} ms real; ` +
           `${out.delays.length} retries during ${(out.downFor / 1000).toFixed(0)} s down, back ${out.reconnectedAfterRestart.toFixed(0)} ms after the restart; ` +
           `crashed server consumed ${first.length}, handed back ${out.notProcessed.length} not processed + ${out.unknown.length} unknown`,
       );
@@ -285,8 +286,8 @@ describe('testing: ReconnectingClient on the Simulation', function () {
       [...out.notProcessed, ...range(201, 300)].sort((x, y) => x - y),
     );
     expect(out.realMs).to.be.lessThan(5_000);
-    console.log(
-      `      GOAWAY move: new connection ${out.move.elapsed.toFixed(1)} ms after GOAWAY; ${out.notProcessed.length} handed back and resent, ` +
+    report(
+      `simulated ReconnectingClient, GOAWAY move: new connection ${out.move.elapsed.toFixed(1)} ms after GOAWAY; ${out.notProcessed.length} handed back and resent, ` +
         `1 unknown; ${out.virtualMs.toFixed(0)} ms virtual in ${out.realMs.toFixed(0)} ms real`,
     );
   });
