@@ -21,7 +21,7 @@ import type { CrashMode, PartitionDirection, PathParams } from './path.js';
 import { SimLink, SimListener, SimSocket } from './sim-socket.js';
 
 /** Real time a run may stay with nothing scheduled before it fails as stuck, ms. */
-const STUCK_MS = 1000;
+const STUCK_MS = 200;
 
 /** Options of a {@link Simulation}. */
 export interface SimulationOptions {
@@ -243,7 +243,7 @@ export class Simulation {
    * nothing runs any more). Resolves with its result; rejects with a
    * {@link SimulationError} (with the seed) if `main` throws or rejects, a simulated task throws,
    * a rejection is left unhandled meanwhile, the time limit is reached, or the run is stuck (nothing
-   * scheduled on the simulation for 1 s of real time while `main` has not settled: it awaits
+   * scheduled on the simulation for 200 ms of real time while `main` has not settled: it awaits
    * something that will never happen). A simulation runs once: `run()` again rejects at once.
    */
   async run<T>(main: () => Promise<T> | T): Promise<T> {
