@@ -11,7 +11,13 @@ import { Connection } from './connection.js';
 import { ConnectionLifecycle } from './lifecycle.js';
 import { nodeEnvironment } from './environment.js';
 import type { AcceptedTransport, Environment, Listener } from './environment.js';
-import { InvalidOptionTypeError, engineOptions, listenTarget, validateServerOptions } from './options.js';
+import {
+  InvalidOptionTypeError,
+  engineOptions,
+  listenTarget,
+  validateServerCloseOptions,
+  validateServerOptions,
+} from './options.js';
 import { DEFAULT_SERVER_MEMORY_BUDGET, SharedMemoryBudget } from '../protocol/budget.js';
 import type { MemoryBudget } from '../protocol/types.js';
 import type { ServerOptions } from './options.js';
@@ -261,8 +267,10 @@ export class Server extends EventEmitter<ServerEvents> {
    * `GOAWAY_GRACE_EXPIRED` (or, after CLOSE_ACK, only the end of the stream) and its socket is
    * destroyed at most 1 000 ms later (a linger that lets the client read the ERROR). Resolves when the listener and every
    * connection are closed: within `grace` + 1 000 ms (+ the timer slack, ≤ 64 ms). Idempotent.
+   * Invalid options (a misspelt one, a `grace` that is not a number ≥ 0) throw synchronously.
    */
   close(options: { grace?: number; message?: string } = {}): Promise<void> {
+    validateServerCloseOptions(options); // throws synchronously, naming the option
     if (this.closing !== undefined) return this.closing;
     this.lifecycle.stop();
     const grace = options.grace ?? this.options.defaultGrace ?? 5000;
