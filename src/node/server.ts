@@ -123,6 +123,8 @@ export class Server extends EventEmitter<ServerEvents> {
    * rejects the returned promise and nothing else: no `'error'` event, so
    * `try { await server.listen(port) }` catches it. Invalid arguments throw synchronously: any
    * other string is a `TypeError` (`ERR_INVALID_ARG_VALUE`), never a socket path (use `{ path }`).
+   * A server that was closed cannot listen again: `listen()` after `close()` throws
+   * (`ERR_SERVER_CLOSED`); create a new server.
    */
   listen(port?: number | string, host?: string): Promise<AddressInfo>;
   /**
@@ -136,6 +138,15 @@ export class Server extends EventEmitter<ServerEvents> {
     host = '127.0.0.1',
   ): Promise<AddressInfo | { path: string }> {
     const target = listenTarget(portOrOptions, host); // throws on invalid arguments
+    if (this.closing !== undefined) {
+      // It would listen, refuse every connection ("REFUSED"), and nothing could stop it.
+      throw Object.assign(
+        new Error(
+          'server.listen() after server.close(): a closed server does not accept connections again; create a new one with createServer()',
+        ),
+        { code: 'ERR_SERVER_CLOSED' },
+      );
+    }
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => {
         this.listenPending = false;

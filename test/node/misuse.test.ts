@@ -96,6 +96,20 @@ describe('node API: misuse is reported at the call, with the reason', function (
     await server.close({ grace: 100, message: 'bye' });
   });
 
+  it('listen() after close() throws instead of listening and refusing every connection, with no way to stop', async () => {
+    const server = createServer({ idleTimeout: 5000 });
+    await server.close();
+    let thrown: unknown;
+    try {
+      void server.listen(0, '127.0.0.1');
+    } catch (error) {
+      thrown = error;
+    }
+    expect((thrown as { code?: string }).code).to.equal('ERR_SERVER_CLOSED');
+    expect((thrown as Error).message).to.include('createServer()');
+    expect(server.address()).to.equal(undefined); // not listening
+  });
+
   it("end() against a server that reads nothing: CLOSE_TIMEOUT says what it waited for and the server's count", async () => {
     // No 'connection' handler reads: the server never consumes, so it never acknowledges CLOSE.
     const { port } = await h().server({});
