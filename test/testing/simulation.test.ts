@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { CloseInfo, Connection } from '../../src/index.js';
-import { Simulation, SimulationError } from '../../src/testing/index.js';
+import { Simulation, SimulationError, scheduleSimFaults } from '../../src/testing/index.js';
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
@@ -395,6 +395,32 @@ describe('testing: Simulation (the real Connection and Server on simulated TCP)'
     const again = await outcome(once, () => once.sleep(10));
     expect(again).to.be.instanceOf(SimulationError);
     expect((again as Error).message).to.contain('create a new Simulation');
+  });
+
+  it('scheduleSimFaults: a short partition inside a long one does not end the long one early', async () => {
+    for (const inner of ['both', 'client-to-server'] as const) {
+      const sim = new Simulation({ seed: 3 });
+      const replyAt = await sim.run(async () => {
+        const server = await echoServer(sim);
+        const conn = await sim.connect({ port: 7000, idleTimeout: 20_000 });
+        scheduleSimFaults(sim, [
+          { atMs: 0, fault: { kind: 'partition', direction: 'both', forMs: 5000 } },
+          { atMs: 100, fault: { kind: 'partition', direction: inner, forMs: 100 } },
+        ]);
+        await sim.sleep(1000);
+        await conn.send('x');
+        for await (const reply of conn) {
+          expect(text(reply)).to.equal('x');
+          const at = sim.now;
+          await conn.end();
+          await server.close();
+          return at;
+        }
+        return undefined;
+      });
+      // The schedule says both directions are cut until 5000 ms: no reply before then.
+      expect(replyAt, inner).to.be.greaterThan(5000);
+    }
   });
 
   it('checks its options synchronously (seed, timeLimit, path)', () => {
