@@ -56,8 +56,8 @@ export class SimulationError extends Error {
  * and `Connection` as `createServer()` and `connect()`; the application code is unchanged. Its
  * timers must come from the simulation ({@link sleep}, {@link setTimeout}): Node's would run
  * on real time. A task that throws, an unhandled rejection during {@link run}, or a connection
- * handler that fails (`HEARTWIRE_HANDLER_ERROR`) fails the run with a {@link SimulationError}
- * naming the seed.
+ * handler that fails (a `HandlerError`, unless the server has a `'handler-error'` listener)
+ * fails the run with a {@link SimulationError} naming the seed.
  *
  * @example
  * ```ts
