@@ -21,11 +21,18 @@ export default tseslint.config(
     },
   },
   {
+    // Layers point one way (issue 12): the library and its CLI never import the examples.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: ['**/examples/**'] }],
+    },
+  },
+  {
     files: ['src/protocol/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: ['node:*', 'fs', 'net', 'tls', 'timers', 'os', 'crypto'] },
+        { patterns: ['node:*', 'fs', 'net', 'tls', 'timers', 'os', 'crypto', '**/examples/**'] },
       ],
       'no-restricted-globals': [
         'error',

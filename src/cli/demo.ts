@@ -1,28 +1,15 @@
 /**
- * `heartwire demo` (`npm start`): about a minute, no setup. The example broker, two producers
- * and a consumer run on 127.0.0.1, each client behind a {@link FaultProxy}, and three claims are
- * checked by counting, not assumed:
- *
- * 1. A consumer that stops consuming causes no false failure, the memory it holds stays within
- *    its receive window, and it catches up afterwards with nothing lost.
- * 2. A network path that goes silent is detected in the configured idle timeout, where a plain
- *    TCP socket with keepalive notices nothing.
- * 3. The broker shuts down with a grace period under load: GOAWAY, clients drain and move to a
- *    second broker, nothing is lost.
- *
- * Exit status 0 when all three hold, 1 otherwise.
+ * `heartwire demo` (`npm start`): a launcher. The demo itself is an application built on the
+ * library, the example broker and its client, so it lives with them in `examples/demo/` and is
+ * loaded at run time; nothing under `src/` imports `examples/` (issue 12: layers point one way).
+ * A package built without its examples says so instead of failing on a missing import.
  * @module
  */
-import net from 'node:net';
-import { Broker } from '../../examples/broker/broker.js';
-import { MqClient, PublishError } from '../../examples/mq-client/mq-client.js';
-import type { Delivery } from '../../examples/mq-client/mq-client.js';
-import { FaultProxy } from '../testing/fault-proxy.js';
-import { bytes, delay, ms, parse, table } from './util.js';
+import { parse } from './util.js';
 import type { Output } from './util.js';
 
 /** Help text of `heartwire demo`. */
-export const demoHelp = `usage: heartwire demo [--quick]
+export const demoHelp = `usage: heartwire demo [--quick] [--rolling]
 
 Runs a message broker, producers and consumers built on heartwire on 127.0.0.1, every client
 behind a fault-injecting TCP proxy, and checks three claims by counting:
@@ -36,542 +23,50 @@ behind a fault-injecting TCP proxy, and checks three claims by counting:
 
 It takes about a minute (--quick: about 15 s) and needs nothing but this package.
 
+With --rolling, a second demo instead: three brokers on one queue store (Redis when
+redis-server is installed, else a shared in-memory store, said so), producers and consumers
+under load, and a rolling restart of the three brokers. Each GOAWAY names the other brokers
+(alternatives); clients move make-before-break. Live counts, moved connections, lost 0.
+
 options:
   --quick      shorter phases
+  --rolling    the rolling-restart demo (three brokers)
   -h, --help   show this help
 
-exit status: 0 when all three claims hold, 1 otherwise.`;
+exit status: 0 when every claim holds, 1 otherwise.`;
 
-/** Durations and rates of a run. */
-interface Settings {
-  /** Messages per second, all producers together, and their size. */
-  rate: number;
-  bodyBytes: number;
-  /** Phase 1: the consumer's idle timeout, how long it consumes, how long it stalls. */
-  consumerIdleTimeout: number;
-  consumeBeforeStall: number;
-  stall: number;
-  /** Phase 2: the idle timeout of the broker and of the watched client; how long to watch a plain socket. */
-  pathIdleTimeout: number;
-  plainSocketWatch: number;
-  /** Phase 3: how long the producers run, when the broker goes away, with what grace. */
-  restartLoad: number;
-  shutdownAfter: number;
-  grace: number;
-}
-
-const FULL: Settings = {
-  rate: 1000,
-  bodyBytes: 1024,
-  consumerIdleTimeout: 1000,
-  consumeBeforeStall: 2000,
-  stall: 10_000,
-  pathIdleTimeout: 2000,
-  plainSocketWatch: 15_000,
-  restartLoad: 8000,
-  shutdownAfter: 3000,
-  grace: 5000,
-};
-
-const QUICK: Settings = {
-  rate: 1000,
-  bodyBytes: 1024,
-  consumerIdleTimeout: 500,
-  consumeBeforeStall: 1000,
-  stall: 2500,
-  pathIdleTimeout: 1000,
-  plainSocketWatch: 3000,
-  restartLoad: 3000,
-  shutdownAfter: 1000,
-  grace: 2000,
-};
-
-/** The consumer's receive window: the most it may hold of messages it has not consumed. */
-const CONSUMER_WINDOW = 256 * 1024;
-const HOST = '127.0.0.1';
-const QUEUE = 'orders';
-
-/** One row of the final table. */
-interface Verdict {
-  claim: string;
-  measured: string;
-  ok: boolean;
+/** What `examples/demo/main.ts` exports. */
+interface DemoModule {
+  runDemo(
+    options: { quick: boolean; rolling: boolean },
+    output: Output,
+    stop: Promise<unknown>,
+  ): Promise<number>;
 }
 
 /** Run `heartwire demo`; resolves with the exit status. `stop` (Ctrl-C) interrupts it. */
 export async function demo(args: string[], output: Output, stop: Promise<unknown>): Promise<number> {
   const { values } = parse({
     args,
-    options: { quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      quick: { type: 'boolean' },
+      rolling: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) {
     output.out(demoHelp);
     return 0;
   }
-  const world = new World(values.quick ? QUICK : FULL, output);
-  const interrupted = stop.then(() => 'interrupted' as const);
+  // From src/cli/ (tsx) or dist/src/cli/ (built): the examples are two levels up, side by side.
+  const where = new URL('../../examples/demo/main.js', import.meta.url);
+  let module: DemoModule;
   try {
-    const outcome = await Promise.race([world.run(), interrupted]);
-    if (outcome === 'interrupted') {
-      output.err('heartwire demo: interrupted');
-      return 1;
-    }
-    output.out('');
-    const rows = [
-      ['claim', 'measured', 'verdict'],
-      ...outcome.map((v) => [v.claim, v.measured, v.ok ? 'PASS' : 'FAIL']),
-    ];
-    for (const line of table(rows)) output.out(line);
-    const failed = outcome.filter((v) => !v.ok).length;
-    output.out('');
-    output.out(failed === 0 ? 'all three claims hold' : `${failed} claim(s) did not hold`);
-    return failed === 0 ? 0 : 1;
+    module = (await import(where.href)) as DemoModule;
   } catch (error) {
-    output.err(`heartwire demo: ${(error as Error).message}`);
+    if ((error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    output.err(`heartwire demo: the demo application is not installed (${where.pathname})`);
     return 1;
-  } finally {
-    await Promise.race([world.dispose(), delay(5000)]);
   }
-}
-
-/** Everything the demo runs, and what it counts. */
-class World {
-  private readonly s: Settings;
-  private readonly output: Output;
-  private readonly disposers: (() => Promise<unknown>)[] = [];
-  private readonly proxies = new Map<string, FaultProxy>();
-  private readonly started = performance.now();
-  /** Publishes confirmed (message id → true) and consumed (id → times). */
-  private readonly confirmed = new Set<string>();
-  private readonly consumed = new Map<string, number>();
-  private rejected = 0;
-  private consumerPaused: Promise<void> | undefined;
-  private resumeConsumer: (() => void) | undefined;
-
-  constructor(settings: Settings, output: Output) {
-    this.s = settings;
-    this.output = output;
-  }
-
-  private say(line: string): void {
-    this.output.out(line);
-  }
-
-  private progress(line: string): void {
-    const t = ((performance.now() - this.started) / 1000).toFixed(1).padStart(5);
-    this.output.out(`  [${t} s] ${line}`);
-  }
-
-  /** Register something to close at the end, and return it. */
-  private own<T>(thing: T, close: (thing: T) => Promise<unknown>): T {
-    this.disposers.push(() => close(thing));
-    return thing;
-  }
-
-  async dispose(): Promise<void> {
-    for (const close of this.disposers.splice(0).reverse()) await close().catch(() => {});
-  }
-
-  async run(): Promise<Verdict[]> {
-    const s = this.s;
-    // Broker A (the one that will go away) and broker B (where clients move), each behind a proxy.
-    const brokerOptions = { idleTimeout: s.pathIdleTimeout, clientIdleTimeoutRange: [100, 60_000] as const };
-    const a = this.own(new Broker({ server: brokerOptions, maxQueueLength: 100_000 }), (b) =>
-      b.close({ grace: 100 }),
-    );
-    const b = this.own(new Broker({ server: brokerOptions, maxQueueLength: 100_000 }), (b) =>
-      b.close({ grace: 100 }),
-    );
-    const proxyA = await this.proxy((await a.listen(0, HOST)).port);
-    const proxyB = await this.proxy((await b.listen(0, HOST)).port);
-    const endpoints = [proxyA, proxyB];
-    const lost: string[] = [];
-    for (const broker of [a, b]) {
-      broker.on('disconnect', ({ clean, error }) => {
-        if (!clean) lost.push(error?.code ?? 'unknown');
-      });
-    }
-
-    const clientOptions = { endpoints, minDelay: 50, maxDelay: 500 };
-    const producers = [1, 2].map(() =>
-      this.own(new MqClient({ ...clientOptions, resendUnconfirmed: true }), (c) => c.close()),
-    );
-    const consumer = this.own(
-      new MqClient({
-        ...clientOptions,
-        idleTimeout: s.consumerIdleTimeout,
-        receiveWindow: CONSUMER_WINDOW,
-        initialReceiveWindow: CONSUMER_WINDOW,
-      }),
-      (c) => c.close(),
-    );
-    await Promise.all([...producers, consumer].map((c) => c.connected()));
-    this.consume(consumer);
-
-    this.say(
-      'heartwire demo: a message broker, 2 producers and a consumer on 127.0.0.1, each client behind a FaultProxy',
-    );
-    this.say(
-      `  ${s.rate} messages/s of ${bytes(s.bodyBytes)}, published with confirms, consumed with acks, counted by id`,
-    );
-    const one = await this.stalledConsumer(a, producers, consumer, lost);
-    const two = await this.silentPath(a);
-    const three = await this.restart(a, b, producers, consumer, lost);
-    return [one, two, three];
-  }
-
-  // ------------------------------------------------------------------ phase 1
-
-  private async stalledConsumer(
-    a: Broker,
-    producers: MqClient[],
-    consumer: MqClient,
-    lost: string[],
-  ): Promise<Verdict> {
-    const s = this.s;
-    const times = Math.round(s.stall / s.consumerIdleTimeout);
-    this.say('');
-    this.say(
-      `[1/3] The consumer stops consuming for ${ms(s.stall)} (${times} x its idle timeout of ${ms(s.consumerIdleTimeout)}) while the producers push`,
-    );
-    const producing = this.produce(producers, s.consumeBeforeStall + s.stall, 'p1');
-    await delay(s.consumeBeforeStall);
-    this.pause();
-    this.progress(`consumer paused with ${this.consumed.size} consumed`);
-    const rssBefore = process.memoryUsage().rss;
-    let heldMax = 0;
-    let queuedMax = { ready: 0, bytes: 0 };
-    let rssMax = rssBefore;
-    const stallEnds = performance.now() + s.stall;
-    let nextReport = performance.now() + 1000;
-    while (performance.now() < stallEnds) {
-      await delay(50);
-      const stats = consumer.connection?.stats();
-      heldMax = Math.max(heldMax, stats?.heldBytes ?? 0);
-      rssMax = Math.max(rssMax, process.memoryUsage().rss);
-      const queue = a.stats().queues.find((q) => q.name === QUEUE);
-      if (queue !== undefined && queue.ready > queuedMax.ready) queuedMax = queue;
-      if (performance.now() >= nextReport) {
-        nextReport += 1000;
-        const heard =
-          stats?.lastReceivedAt === undefined ? '-' : ms(performance.now() - stats.lastReceivedAt);
-        this.progress(
-          `confirmed ${this.confirmed.size}, consumed ${this.consumed.size}, waiting in the broker ${queue?.ready ?? 0}; ` +
-            `consumer holds ${bytes(stats?.heldBytes ?? 0)} of its ${bytes(CONSUMER_WINDOW)} window, last heard from the broker ${heard} ago`,
-        );
-      }
-    }
-    await producing;
-    const failuresDuringStall = lost.length;
-    const resumedAt = performance.now();
-    this.resume();
-    this.progress(
-      `consumer resumed with ${this.confirmed.size - this.consumed.size} messages to catch up on`,
-    );
-    const caughtUp = await this.caughtUp(30_000);
-    const catchUp = performance.now() - resumedAt;
-    const missing = this.missing();
-    const rss = `RSS +${bytes(Math.max(0, rssMax - rssBefore))}`;
-    this.say(
-      `  -> ${failuresDuringStall} connection(s) failed during the stall; the consumer held at most ${bytes(heldMax)} ` +
-        `(window ${bytes(CONSUMER_WINDOW)}); the rest waited in the broker's bounded queue ` +
-        `(at most ${queuedMax.ready} messages, ${bytes(queuedMax.bytes)}); process ${rss} (broker, clients and proxies)`,
-    );
-    this.say(
-      `  -> caught up in ${ms(catchUp)}: ${this.consumed.size} of ${this.confirmed.size} confirmed messages consumed, ${missing} missing, ${this.rejected} rejected`,
-    );
-    return {
-      claim: `1. consumer stalled ${ms(s.stall)} (${times} x idle)`,
-      measured: `${failuresDuringStall} failures; held <= ${bytes(heldMax)} (window ${bytes(CONSUMER_WINDOW)}); RSS +${bytes(Math.max(0, rssMax - rssBefore))}; ${missing} lost`,
-      ok:
-        failuresDuringStall === 0 &&
-        heldMax <= CONSUMER_WINDOW &&
-        caughtUp &&
-        missing === 0 &&
-        this.rejected === 0,
-    };
-  }
-
-  // ------------------------------------------------------------------ phase 2
-
-  private async silentPath(a: Broker): Promise<Verdict> {
-    const s = this.s;
-    this.say('');
-    this.say(
-      `[2/3] The network path goes silent (FaultProxy blackhole): heartwire with idle timeout ${ms(s.pathIdleTimeout)}, next to plain TCP with keepalive`,
-    );
-    // A consumer behind its own proxy takes 10 messages and is busy with them (no acks yet).
-    const brokerA = { host: HOST, port: a.server.address()!.port };
-    const proxy = this.own(new FaultProxy({ target: brokerA }), (p) => p.close());
-    const watched = this.own(
-      new MqClient({ ...(await proxy.listen()), idleTimeout: s.pathIdleTimeout, handshakeTimeout: 1000 }),
-      (c) => c.close(),
-    );
-    const publisher = this.own(new MqClient(brokerA), (c) => c.close());
-    await Promise.all(
-      Array.from({ length: 10 }, (_, i) =>
-        publisher.publish('alerts', new TextEncoder().encode(`alert ${i}`)),
-      ),
-    );
-    const held: Delivery[] = [];
-    void (async () => {
-      for await (const delivery of watched.subscribe('alerts', { prefetch: 10 })) held.push(delivery);
-    })();
-    while (held.length < 10) await delay(10);
-    this.progress(
-      'a second consumer holds 10 unacknowledged messages; its path and a plain TCP path go silent now',
-    );
-
-    const plain = await this.plainSocket();
-    let clientDetected: number | undefined;
-    let brokerDetected: number | undefined;
-    let redeliveredAt: number | undefined;
-    let silentAt = 0;
-    watched.once('disconnected', ({ error }) => {
-      if (error?.code === 'HEARTBEAT_TIMEOUT') clientDetected = performance.now() - silentAt;
-    });
-    a.on('disconnect', ({ error }) => {
-      if (error?.code === 'HEARTBEAT_TIMEOUT') brokerDetected ??= performance.now() - silentAt;
-    });
-    proxy.blackhole();
-    plain.proxy.blackhole();
-    silentAt = performance.now();
-    plain.watchFrom(silentAt);
-
-    // Another consumer gets the 10 messages back once the broker has given up on the first.
-    const rescuer = this.own(new MqClient(brokerA), (c) => c.close());
-    let redelivered = 0;
-    void (async () => {
-      for await (const delivery of rescuer.subscribe('alerts')) {
-        if (delivery.redelivered && ++redelivered === 10) redeliveredAt = performance.now() - silentAt;
-        delivery.ack();
-      }
-    })();
-    const bound = 2 * s.pathIdleTimeout + 1000;
-    while (
-      performance.now() - silentAt < bound &&
-      (clientDetected === undefined || brokerDetected === undefined)
-    )
-      await delay(10);
-    this.progress(
-      `heartwire: the client detected HEARTBEAT_TIMEOUT after ${ms(clientDetected)}, the broker after ${ms(brokerDetected)}`,
-    );
-    while (performance.now() - silentAt < bound && redeliveredAt === undefined) await delay(10);
-    this.progress(
-      `the broker redelivered the 10 unacknowledged messages to another consumer (${ms(redeliveredAt)} after the silence began)`,
-    );
-    await Promise.all([watched.close(), publisher.close(), rescuer.close()]);
-
-    let nextReport = silentAt + 5000;
-    while (performance.now() - silentAt < s.plainSocketWatch && plain.event === undefined) {
-      await delay(50);
-      if (performance.now() >= nextReport) {
-        nextReport += 5000;
-        this.progress(`plain TCP socket after ${ms(performance.now() - silentAt)}: ${plain.describe()}`);
-      }
-    }
-    const plainOutcome =
-      plain.event === undefined
-        ? `nothing after ${ms(s.plainSocketWatch)} (${plain.describe()})`
-        : `${plain.event} after ${ms(plain.eventAt)}`;
-    this.say(
-      `  -> heartwire: detected in ${ms(clientDetected)} (client) and ${ms(brokerDetected)} (broker), idle timeout ${ms(s.pathIdleTimeout)}`,
-    );
-    this.say(`  -> plain TCP with setKeepAlive(true, 1000): ${plainOutcome}`);
-    this.say('     (the proxy, like any middlebox, acknowledges keepalive probes and data hop by hop)');
-    const limit = s.pathIdleTimeout * 1.5 + 250;
-    const ok = (t: number | undefined): boolean => t !== undefined && t <= limit;
-    const plainShort =
-      plain.event === undefined
-        ? `nothing in ${ms(s.plainSocketWatch)}`
-        : `${plain.event} after ${ms(plain.eventAt)}`;
-    return {
-      claim: `2. silent path (idle ${ms(s.pathIdleTimeout)})`,
-      measured: `detected in ${ms(clientDetected)} / ${ms(brokerDetected)}; plain TCP keepalive: ${plainShort}`,
-      ok: ok(clientDetected) && ok(brokerDetected) && redelivered === 10,
-    };
-  }
-
-  /** A plain TCP echo server, a proxy, and a client socket with keepalive that writes twice a second. */
-  private async plainSocket() {
-    const server = this.own(
-      net.createServer((socket) => socket.on('error', () => {}).pipe(socket)),
-      (server) => new Promise((resolve) => server.close(resolve)),
-    );
-    await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
-    const proxy = await this.proxy((server.address() as net.AddressInfo).port);
-    const socket = net.connect(proxy);
-    this.disposers.push(async () => socket.destroy());
-    await new Promise((resolve) => socket.once('connect', resolve));
-    socket.setKeepAlive(true, 1000);
-    socket.setNoDelay(true);
-    const state = {
-      proxy: this.proxyOf(proxy),
-      event: undefined as string | undefined,
-      eventAt: undefined as number | undefined,
-      writes: 0,
-      silentAt: 0,
-      watchFrom(t: number) {
-        this.silentAt = t;
-      },
-      describe() {
-        return `no error, no close, ${this.writes} writes accepted`;
-      },
-    };
-    const note = (event: string): void => {
-      if (state.event !== undefined || state.silentAt === 0) return;
-      state.event = event;
-      state.eventAt = performance.now() - state.silentAt;
-    };
-    socket.on('error', (error: NodeJS.ErrnoException) => note(`'error' ${error.code ?? error.message}`));
-    socket.on('close', () => note("'close'"));
-    socket.on('data', () => {});
-    const writer = setInterval(() => {
-      if (state.silentAt > 0 && socket.write('ping\n')) state.writes++;
-    }, 500);
-    this.disposers.push(async () => clearInterval(writer));
-    return state;
-  }
-
-  // ------------------------------------------------------------------ phase 3
-
-  private async restart(
-    a: Broker,
-    b: Broker,
-    producers: MqClient[],
-    consumer: MqClient,
-    lost: string[],
-  ): Promise<Verdict> {
-    const s = this.s;
-    this.say('');
-    this.say(`[3/3] Broker A shuts down with a ${ms(s.grace)} grace period under load; broker B takes over`);
-    const lostBefore = lost.length;
-    const moves: number[] = [];
-    let goAwayAt = 0;
-    for (const client of [...producers, consumer]) {
-      client.once('goaway', () => client.once('connected', () => moves.push(performance.now() - goAwayAt)));
-    }
-    const producing = this.produce(producers, s.restartLoad, 'p3', () =>
-      this.progress(
-        `confirmed ${this.confirmed.size}, consumed ${this.consumed.size}; ` +
-          `connections to A ${a.stats().connections}, to B ${b.stats().connections}`,
-      ),
-    );
-    await delay(s.shutdownAfter);
-    this.progress(`confirmed ${this.confirmed.size}, consumed ${this.consumed.size}: broker A sends GOAWAY`);
-    goAwayAt = performance.now();
-    const snapshot = await a.close({ grace: s.grace });
-    const closedIn = performance.now() - goAwayAt;
-    const handedOver = snapshot.queues.reduce((n, q) => n + q.messages.length, 0);
-    b.restore(snapshot);
-    this.progress(
-      `broker A closed after ${ms(closedIn)} (grace ${ms(s.grace)}); ${handedOver} messages it still held handed over to B`,
-    );
-    await producing;
-    const caughtUp = await this.caughtUp(30_000);
-    const missing = this.missing();
-    const duplicates = [...this.consumed.values()].reduce((n, times) => n + times - 1, 0);
-    const unclean = lost.length - lostBefore;
-    this.say(
-      `  -> ${moves.length} of 3 clients moved to B, in ${moves.length > 0 ? ms(Math.max(...moves)) : '-'} at most; ` +
-        `${unclean} unclean close(s); A closed ${closedIn < s.grace ? 'before' : 'at'} the end of its grace`,
-    );
-    this.say(
-      `  -> published ${this.confirmed.size + this.rejected}, confirmed ${this.confirmed.size}, consumed ${this.consumed.size}, ` +
-        `missing ${missing}, duplicates ${duplicates} (all phases)`,
-    );
-    return {
-      claim: `3. shutdown under load (grace ${ms(s.grace)})`,
-      measured: `${moves.length}/3 clients moved; ${this.confirmed.size} confirmed, ${this.consumed.size} consumed, ${missing} lost`,
-      ok: caughtUp && missing === 0 && this.rejected === 0 && moves.length === 3,
-    };
-  }
-
-  // ------------------------------------------------------------------ helpers
-
-  private async proxy(port: number): Promise<{ host: string; port: number }> {
-    const proxy = this.own(new FaultProxy({ target: { host: HOST, port } }), (p) => p.close());
-    const address = await proxy.listen();
-    this.proxies.set(`${address.host}:${address.port}`, proxy);
-    return address;
-  }
-
-  private proxyOf(address: { host: string; port: number }): FaultProxy {
-    return this.proxies.get(`${address.host}:${address.port}`)!;
-  }
-
-  /** Consume `QUEUE` for the whole run, counting ids; honours pause(). */
-  private consume(consumer: MqClient): void {
-    void (async () => {
-      for await (const delivery of consumer.subscribe(QUEUE, { prefetch: 1000 })) {
-        await this.consumerPaused;
-        const id = new TextDecoder().decode(delivery.body.subarray(0, 24)).trimEnd();
-        this.consumed.set(id, (this.consumed.get(id) ?? 0) + 1);
-        delivery.ack();
-      }
-    })();
-  }
-
-  private pause(): void {
-    this.consumerPaused = new Promise((resolve) => (this.resumeConsumer = resolve));
-  }
-
-  private resume(): void {
-    this.resumeConsumer?.();
-    this.consumerPaused = undefined;
-  }
-
-  /** Publish at the configured rate for `duration` ms, split among the producers; resolves once all settled. */
-  private async produce(
-    producers: MqClient[],
-    duration: number,
-    tag: string,
-    report?: () => void,
-  ): Promise<void> {
-    const s = this.s;
-    const body = (id: string): Uint8Array => {
-      const bytes = new Uint8Array(s.bodyBytes).fill(0x20);
-      new TextEncoder().encodeInto(id, bytes);
-      return bytes;
-    };
-    const pending = new Set<Promise<void>>();
-    const start = performance.now();
-    let sent = 0;
-    let nextReport = start + 1000;
-    while (performance.now() - start < duration) {
-      if (report !== undefined && performance.now() >= nextReport) {
-        nextReport += 1000;
-        report();
-      }
-      const due = Math.floor(((performance.now() - start) * s.rate) / 1000);
-      // Never more than 2 000 publishes outstanding: the producers' memory stays bounded too.
-      for (; sent < due && pending.size < 2000; sent++) {
-        const id = `${tag}-${sent}`;
-        const publish = producers[sent % producers.length]!.publish(QUEUE, body(id)).then(
-          () => void this.confirmed.add(id),
-          (error: unknown) => {
-            this.rejected++;
-            if (!(error instanceof PublishError)) throw error;
-          },
-        );
-        pending.add(publish);
-        void publish.finally(() => pending.delete(publish));
-      }
-      await delay(10);
-    }
-    await Promise.all(pending);
-  }
-
-  /** Wait until every confirmed message has been consumed (bounded). */
-  private async caughtUp(limit: number): Promise<boolean> {
-    const until = performance.now() + limit;
-    while (this.missing() > 0 && performance.now() < until) await delay(20);
-    return this.missing() === 0;
-  }
-
-  private missing(): number {
-    let missing = 0;
-    for (const id of this.confirmed) if (!this.consumed.has(id)) missing++;
-    return missing;
-  }
+  return module.runDemo({ quick: values.quick ?? false, rolling: values.rolling ?? false }, output, stop);
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { Engine } from '../protocol/engine.js';
-import { AbortError, ConnectError, HeartwireError } from '../protocol/errors.js';
+import { AbortError, ConnectError, HeartwireError, RemoteError } from '../protocol/errors.js';
 import { Connection } from './connection.js';
 import { engineOptions, validateConnectOptions } from './options.js';
 import type { ConnectOptions, Endpoint } from './options.js';
@@ -125,7 +125,11 @@ export function connectIn(env: Environment, options: ConnectOptions): Promise<Co
           (a) => a.error instanceof HeartwireError && a.error.code === 'PROTOCOL_MISMATCH',
         );
         const detail = attempts
-          .map((a) => `${a.name} (${(a.error as HeartwireError).code ?? a.error!.message}${tlsHint(a)})`)
+          // A peer's refusal says why (e.g. `peer closed with REFUSED: connection limit reached`).
+          .map((a) => {
+            const what = a.error instanceof RemoteError ? a.error.message : (a.error as HeartwireError).code;
+            return `${a.name} (${what ?? a.error!.message}${tlsHint(a)})`;
+          })
           .join(', ');
         const error = new ConnectError(
           timedOut ? 'CONNECT_TIMEOUT' : mismatch ? 'PROTOCOL_MISMATCH' : 'CONNECT_FAILED',

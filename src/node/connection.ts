@@ -662,6 +662,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       message?: string;
       retryAfter?: number;
       unread?: 'discard' | 'wait';
+      /** Server: where the client should go (SPEC.md §9.5); default: the server's `alternatives`. */
+      alternatives?: readonly string[];
     } = {},
   ): Promise<CloseInfo> {
     validateEndOptions(options); // invalid options throw, synchronously (the only throw)
@@ -682,6 +684,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
         reason: options.reason,
         message: options.message,
         retryAfterMs: options.retryAfter,
+        alternatives: options.alternatives,
       });
     }
     this.admitWaiting();
@@ -694,9 +697,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * its state (SPEC.md §9.2): sends GOAWAY if the client has not closed yet; otherwise only the
    * deadline applies to the termination under way. An earlier deadline is never postponed.
    */
-  shutdown(grace: number, message: string): void {
+  shutdown(grace: number, message: string, alternatives?: readonly string[]): void {
     if (this.role !== 'server') return;
-    this.engine.goAway(this.runtime.now(), { graceMs: grace, reason: 1, message });
+    this.engine.goAway(this.runtime.now(), { graceMs: grace, reason: 1, message, alternatives });
     this.service();
   }
 

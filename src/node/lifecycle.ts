@@ -34,7 +34,13 @@ export interface LifecycleOptions {
 
 /** What the lifecycle needs of a connection. */
 export interface Endable {
-  end(options: { grace?: number; reason?: number; message?: string; retryAfter?: number }): Promise<unknown>;
+  end(options: {
+    grace?: number;
+    reason?: number;
+    message?: string;
+    retryAfter?: number;
+    alternatives?: readonly string[];
+  }): Promise<unknown>;
 }
 
 /** Jitter of `maxConnectionAge`: ±10 %. */
@@ -70,7 +76,11 @@ export class ConnectionLifecycle {
   readonly counts = { aged: 0, shed: 0 };
 
   constructor(
-    private readonly options: LifecycleOptions & { defaultGrace?: number },
+    private readonly options: LifecycleOptions & {
+      defaultGrace?: number;
+      /** The server's alternatives now, for the GOAWAYs sent here (SPEC.md §9.5). */
+      alternatives?: () => readonly string[];
+    },
     private readonly wheel: TimerWheel = sharedWheel(),
     private readonly random: () => number = Math.random,
   ) {
@@ -95,6 +105,7 @@ export class ConnectionLifecycle {
           reason: GoAwayReason.OVERLOADED,
           retryAfter: this.options.overloadRetryAfter ?? 1000,
           message: `above the target of ${targetConnections} connections`,
+          alternatives: this.options.alternatives?.(),
         })
         .catch(() => {});
       return;
@@ -131,6 +142,7 @@ export class ConnectionLifecycle {
         grace: this.options.maxConnectionAgeGrace ?? this.options.defaultGrace,
         reason: GoAwayReason.MAX_AGE,
         message: 'maximum connection age reached',
+        alternatives: this.options.alternatives?.(),
       })
       .catch(() => {});
   }

@@ -10,6 +10,7 @@ import {
   MIN_IDLE_TIMEOUT_MS,
   MIN_INITIAL_CREDIT,
 } from '../protocol/constants.js';
+import { MAX_ALTERNATIVES, invalidAlternative } from '../protocol/alternatives.js';
 import { Engine } from '../protocol/engine.js';
 import type { EngineOptions, MemoryBudget } from '../protocol/types.js';
 import type { LifecycleOptions } from './lifecycle.js';
@@ -89,12 +90,21 @@ export interface ServerOptions extends ConnectionOptions, LifecycleOptions {
   clientIdleTimeoutRange?: readonly [number, number];
   /** Grace period of the GOAWAY sent by `conn.end()` without an argument. Default 5 000. */
   defaultGrace?: number;
+  /**
+   * Other endpoints of the same service (SPEC.md §9.5), sent to every client in WELCOME (its
+   * `conn.negotiated.alternatives`) and in every GOAWAY this server sends unless the call names
+   * others (`server.close({ alternatives })`, `conn.end({ alternatives })`): where a client such as
+   * `ReconnectingClient` goes next. At most 8 entries `"host:port"`, `"[v6]:port"` or
+   * `"unix:/path"`, each at most 256 bytes; anything else throws a `RangeError`
+   * (`ERR_OUT_OF_RANGE`). Changeable later with `server.alternatives = [...]`. Default none.
+   */
+  alternatives?: readonly string[];
 }
 
 /** Translate user options to engine options. */
 export function engineOptions(
   role: 'client' | 'server',
-  options: ConnectionOptions & Pick<ServerOptions, 'clientIdleTimeoutRange'>,
+  options: ConnectionOptions & Pick<ServerOptions, 'clientIdleTimeoutRange' | 'alternatives'>,
 ): EngineOptions {
   const initial = options.initialReceiveWindow ?? Math.min(64 * 1024, options.receiveWindow ?? 64 * 1024);
   return {
@@ -111,6 +121,7 @@ export function engineOptions(
     creditStallTimeoutMs: options.creditStallTimeout,
     clientIdleTimeoutRangeMs: options.clientIdleTimeoutRange,
     applicationProtocols: options.applicationProtocols,
+    alternatives: role === 'server' ? options.alternatives : undefined,
     budget: options.memoryBudget,
     seed: (Math.random() * 0x1_0000_0000) >>> 0,
   };
@@ -199,6 +210,24 @@ const stringArray: Check = (name, value) => {
   value.forEach((item, i) => string(`${name}[${i}]`, item));
 };
 
+/**
+ * Alternative endpoints a server may send (SPEC.md §9.5): an array of at most 8 valid entries;
+ * throws `TypeError` (`ERR_INVALID_ARG_TYPE`) or `RangeError` (`ERR_OUT_OF_RANGE`) naming the entry.
+ */
+export const checkAlternatives: Check = (name, value) => {
+  stringArray(name, value);
+  const list = value as string[];
+  if (list.length > MAX_ALTERNATIVES)
+    throw new OptionRangeError(
+      `The value of "${name}" is out of range. It must list at most ${MAX_ALTERNATIVES} endpoints. Received ${list.length}`,
+    );
+  const bad = invalidAlternative(list);
+  if (bad >= 0)
+    throw new OptionRangeError(
+      `The value of "${name}[${bad}]" must be "host:port", "[v6]:port" or "unix:/absolute/path" of at most 256 bytes. ${received(list[bad])}`,
+    );
+};
+
 const connectionChecks: Record<string, Check> = {
   idleTimeout: number(MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS),
   receiveWindow: number(MIN_INITIAL_CREDIT, Number.MAX_SAFE_INTEGER, true),
@@ -270,6 +299,7 @@ const serverChecks: Record<string, Check> = {
     number(value[0] as number, MAX_IDLE_TIMEOUT_MS)(`${name}[1]`, value[1]);
   },
   defaultGrace: number(0, 0xffff_ffff),
+  alternatives: checkAlternatives,
 };
 
 const reconnectChecks: Record<string, Check> = {
@@ -465,6 +495,7 @@ export function validateEndOptions(options: unknown): void {
       message: string,
       retryAfter: number(0, 0xffff_ffff),
       unread: unreadMode,
+      alternatives: checkAlternatives,
     },
     'end()',
   );
@@ -472,5 +503,9 @@ export function validateEndOptions(options: unknown): void {
 
 /** Check `server.close()`'s options synchronously (a grace that is not a number has no deadline). */
 export function validateServerCloseOptions(options: unknown): void {
-  checkOptionsObject(options, { grace: number(0, MAX_TIMEOUT_MS), message: string }, 'server.close()');
+  checkOptionsObject(
+    options,
+    { grace: number(0, MAX_TIMEOUT_MS), message: string, alternatives: checkAlternatives },
+    'server.close()',
+  );
 }

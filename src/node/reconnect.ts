@@ -4,11 +4,12 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
+import { parseAlternative } from '../protocol/alternatives.js';
 import type { CloseInfo, GoAwayInfo } from '../protocol/types.js';
 import { HeartwireError } from '../protocol/errors.js';
 import { connect } from './connect.js';
 import type { Connection } from './connection.js';
-import type { ConnectOptions } from './options.js';
+import type { ConnectOptions, Endpoint } from './options.js';
 import { connectOptionsOf, validateReconnectOptions } from './options.js';
 
 /** Options of {@link ReconnectingClient}: `connect()` options plus the backoff policy. */
@@ -21,7 +22,10 @@ export interface ReconnectOptions extends ConnectOptions {
   stableAfter?: number;
   /** Give up after this many consecutive failed attempts. Default: never. */
   maxAttempts?: number;
-  /** On GOAWAY, end the connection at once (CLOSE), so the next one can start. Default true. */
+  /**
+   * On GOAWAY, end the old connection (CLOSE) once its replacement is open (make before break),
+   * or half-way through the grace at the latest. `false`: the application ends it. Default true.
+   */
   endOnGoAway?: boolean;
   /** Source of randomness for jitter, in [0, 1). Default Math.random. */
   random?: () => number;
@@ -31,6 +35,8 @@ export interface ReconnectOptions extends ConnectOptions {
 export interface Disconnection {
   /** Generation of the connection that ended (1, 2, …). */
   generation: number;
+  /** It had received GOAWAY and a newer connection had replaced it (make before break). */
+  replaced: boolean;
   info: CloseInfo | undefined;
   error: Error | undefined;
   /** Messages certainly not processed by the peer: safe to send again. */
@@ -49,27 +55,82 @@ export interface ReconnectingClientEvents {
   reconnecting: [{ attempt: number; delay: number; error: Error | undefined }];
   /** The client stopped for good (closed, `maxAttempts`, or the server said not to reconnect). */
   stopped: [Error | undefined];
+  /**
+   * After a GOAWAY, the replacement connection opened (before the old one was ended): `elapsed`
+   * ms from the GOAWAY to the new connection's handshake; `alternative` when it went to an
+   * endpoint the server named.
+   */
+  moved: [Move];
 }
+
+/** The `moved` event of a {@link ReconnectingClient}. */
+export interface Move {
+  /** Generation of the connection that received GOAWAY. */
+  from: number;
+  /** Generation of its replacement. */
+  to: number;
+  /** ms from receiving GOAWAY to the replacement's open. */
+  elapsed: number;
+  /** Alternatives (of the GOAWAY or an earlier WELCOME, SPEC.md §9.5) were tried first. */
+  viaAlternatives: boolean;
+  /** `address:port` the replacement connected to (TCP; undefined on a Unix socket). */
+  endpoint: string | undefined;
+}
+
+/** Uniformly shuffled copy (Fisher-Yates) with the client's random source. */
+function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+function endpointKey(endpoint: Endpoint): string {
+  return 'path' in endpoint ? `unix:${endpoint.path}` : `${endpoint.host}:${endpoint.port}`;
+}
+
+/** A GOAWAY younger than this (ms after open) counts as a failed attempt: backoff grows. */
+const GOAWAY_AT_OPEN_MS = 1000;
 
 /**
  * Keeps one connection open. Backoff: attempt n waits a uniformly random delay in
  * `[0, min(maxDelay, minDelay × 2^n)]` (full jitter), honouring a GOAWAY's `retryAfterMs` and
  * `doNotReconnect`; the attempt counter resets only after `stableAfter` ms of a healthy connection.
  * `close()` cancels everything.
+ *
+ * **Make before break.** On GOAWAY the client opens the next connection at once (after a jitter
+ * of at most `minDelay` ms, so that a server's clients do not all arrive together), trying the
+ * GOAWAY's alternatives first in random order, then those of earlier WELCOMEs, then the
+ * configured endpoints (SPEC.md §9.5). From the GOAWAY on, `connected()` no longer hands out the
+ * old connection; when the new one is open it is handed out (`connected`, `moved`) and the old
+ * one is ended (`endOnGoAway`), at the latest half-way through the grace. Messages already
+ * written on the old one are processed by the old server or come back, exactly, in its
+ * `disconnected` event (`notProcessed`: resend them; `unknown`: the application decides): nothing
+ * is lost and nothing is resent silently. `retryAfterMs` delays only a reconnection to the
+ * configured endpoints (alternatives are tried at once); `doNotReconnect` stops the client unless
+ * the GOAWAY named alternatives, which it then uses.
  */
 export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private readonly options: ReconnectOptions;
+  private readonly configured: readonly Endpoint[];
   private current: Connection | undefined;
   private generation = 0;
   private failures = 0;
   private stopped = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private abortAttempt: AbortController | undefined;
+  /** An attempt is scheduled or connecting. */
+  private pending = false;
   private retryAfter = 0;
-  private doNotReconnect = false;
   private waiters: { resolve: (c: Connection) => void; reject: (error: Error) => void }[] = [];
-  /** The current connection received GOAWAY: it is draining and is not handed out. */
-  private draining: Connection | undefined;
+  /** Connections that received GOAWAY and are not closed (never handed out), and how to end each. */
+  private readonly draining = new Map<Connection, () => void>();
+  /** The alternatives of the latest WELCOME that named any (SPEC.md §9.5). */
+  private learned: readonly string[] = [];
+  /** The GOAWAY the next attempt answers: its generation and receipt time. */
+  private moving: { from: number; at: number; viaAlternatives: boolean } | undefined;
   private stopError: Error | undefined;
 
   /** Throws a `TypeError` (`ERR_INVALID_ARG_TYPE`) or `RangeError` (`ERR_OUT_OF_RANGE`) on an invalid option. */
@@ -77,10 +138,16 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     super();
     validateReconnectOptions(options);
     this.options = options;
-    queueMicrotask(() => void this.attempt());
+    this.configured =
+      options.endpoints ??
+      (options.path !== undefined
+        ? [{ path: options.path }]
+        : [{ host: options.host ?? '127.0.0.1', port: options.port! }]);
+    this.pending = true;
+    queueMicrotask(() => void this.attempt(this.configuredFirst()));
   }
 
-  /** The open connection, if any. */
+  /** The open connection, if any (the newest; it may be draining until its replacement opens). */
   get connection(): Connection | undefined {
     return this.current;
   }
@@ -93,7 +160,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
    */
   connected(): Promise<Connection> {
     const current = this.current;
-    if (current !== undefined && current !== this.draining && current.state === 'open')
+    if (current !== undefined && !this.draining.has(current) && current.state === 'open')
       return Promise.resolve(current);
     if (this.stopped) return Promise.reject(this.stoppedError());
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
@@ -105,12 +172,13 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     });
   }
 
-  /** Stop reconnecting and end the current connection gracefully. */
+  /** Stop reconnecting and end the current connection (and any still draining) gracefully. */
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stop(undefined);
-    const connection = this.current;
-    if (connection !== undefined) await connection.end().catch(() => undefined);
+    const open = new Set(this.draining.keys());
+    if (this.current !== undefined) open.add(this.current);
+    await Promise.all([...open].map((connection) => connection.end().catch(() => undefined)));
   }
 
   private stop(error: Error | undefined): void {
@@ -118,6 +186,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     this.stopped = true;
     this.stopError = error;
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.pending = false;
     this.abortAttempt?.abort();
     const waiters = this.waiters;
     this.waiters = [];
@@ -125,19 +194,46 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     this.emit('stopped', error);
   }
 
-  private async attempt(): Promise<void> {
+  /** The configured endpoints, then the learned alternatives (shuffled), without duplicates. */
+  private configuredFirst(): Endpoint[] {
+    return this.dedupe([...this.configured, ...this.alternativeEndpoints(this.learned)]);
+  }
+
+  private alternativeEndpoints(list: readonly string[]): Endpoint[] {
+    const out: Endpoint[] = [];
+    for (const entry of shuffled(list, this.options.random ?? Math.random)) {
+      const endpoint = parseAlternative(entry);
+      if (endpoint !== undefined) out.push(endpoint);
+    }
+    return out;
+  }
+
+  private dedupe(endpoints: Endpoint[]): Endpoint[] {
+    const seen = new Set<string>();
+    return endpoints.filter((endpoint) => {
+      const key = endpointKey(endpoint);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  }
+
+  private async attempt(endpoints: Endpoint[]): Promise<void> {
     if (this.stopped) return;
     const abort = new AbortController();
     this.abortAttempt = abort;
     const signal = this.options.signal ? AbortSignal.any([this.options.signal, abort.signal]) : abort.signal;
     let connection: Connection;
     try {
-      connection = await connect({ ...connectOptionsOf(this.options), signal });
+      connection = await connect({ ...connectOptionsOf(this.options), endpoints, signal });
     } catch (error) {
+      this.pending = false;
+      this.moving = undefined;
       this.failures++;
-      this.scheduleRetry(error as Error);
+      this.scheduleRetry(error as Error, this.configuredFirst());
       return;
     }
+    this.pending = false;
     // The attempt's abort controller guards the connect phase only: stop() must not abort an open
     // connection (close() ends it gracefully instead).
     this.abortAttempt = undefined;
@@ -145,49 +241,125 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       connection.abort();
       return;
     }
+    this.adopt(connection);
+  }
+
+  private adopt(connection: Connection): void {
     const generation = ++this.generation;
     this.current = connection;
+    // The GOAWAY this connection answers, if any; its retryAfter no longer applies.
+    const moving = this.moving;
+    this.moving = undefined;
+    this.retryAfter = 0;
     const openedAt = performance.now();
+    const welcomed = connection.negotiated?.alternatives ?? [];
+    if (welcomed.length > 0) this.learned = welcomed;
     let goneAway = false;
+    let replaced = false;
+    let endTimer: NodeJS.Timeout | undefined;
+    const end = (): void => {
+      if (endTimer !== undefined) clearTimeout(endTimer);
+      endTimer = undefined;
+      if (this.options.endOnGoAway !== false) void connection.end().catch(() => undefined);
+    };
     const onGoAway = (goAway: GoAwayInfo): void => {
       if (goneAway) return;
       goneAway = true;
-      this.draining = connection;
-      this.retryAfter = goAway.retryAfterMs;
-      this.doNotReconnect = goAway.doNotReconnect;
-      if (this.options.endOnGoAway !== false) void connection.end().catch(() => undefined);
+      this.draining.set(connection, end);
+      if (performance.now() - openedAt < Math.min(GOAWAY_AT_OPEN_MS, this.options.stableAfter ?? 10_000))
+        this.failures++; // shed at open, or a flapping server: back off
+      if (this.stopped || this.current !== connection || this.pending) {
+        end(); // an older connection, or a replacement already under way
+        return;
+      }
+      // The GOAWAY's alternatives first, then those of the WELCOMEs (SPEC.md §9.5), each shuffled;
+      // never the server going away (as far as its address tells).
+      const { remoteAddress, remotePort } = connection.stats();
+      const self = remotePort === undefined ? undefined : `${remoteAddress}:${remotePort}`;
+      const alternatives = this.dedupe([
+        ...this.alternativeEndpoints(goAway.alternatives),
+        ...this.alternativeEndpoints(this.learned),
+      ]).filter((endpoint) => endpointKey(endpoint) !== self);
+      if (goAway.doNotReconnect && alternatives.length === 0) {
+        end();
+        return; // stops at the close (below)
+      }
+      // Make before break: the next connection now; this one ends once it is open. The
+      // configured endpoints (maybe this very server) only after retryAfter, or never after
+      // doNotReconnect, when there is somewhere else to go.
+      const restricted = goAway.doNotReconnect || goAway.retryAfterMs > 0;
+      const endpoints =
+        alternatives.length > 0 && restricted
+          ? alternatives
+          : this.dedupe([...alternatives, ...this.configured]);
+      this.retryAfter = goAway.retryAfterMs; // for the configured endpoints, if the move fails
+      this.moving = { from: generation, at: performance.now(), viaAlternatives: alternatives.length > 0 };
+      // Jitter spreads a server's clients; it grows with repeated GOAWAYs at open (backoff).
+      const spread =
+        Math.min(this.options.minDelay ?? 100, goAway.graceMs / 4) * 2 ** Math.min(this.failures, 30);
+      const jitter = this.jitter(Math.min(spread, this.options.maxDelay ?? 30_000));
+      this.schedule(
+        Math.max(alternatives.length > 0 ? 0 : goAway.retryAfterMs, jitter),
+        endpoints,
+        undefined,
+      );
+      // Break at the latest half-way through the grace, so that the close completes within it.
+      if (this.options.endOnGoAway !== false) endTimer = setTimeout(end, goAway.graceMs / 2);
+      replaced = true;
     };
     connection.on('goaway', onGoAway);
     // A server shedding load sends GOAWAY right at open: honour it even if it came before us.
     if (connection.goAway !== undefined) onGoAway(connection.goAway);
     connection.once('close', (info) => {
-      if (this.current === connection) this.current = undefined;
+      if (endTimer !== undefined) clearTimeout(endTimer);
+      this.draining.delete(connection);
+      const isCurrent = this.current === connection;
+      if (isCurrent) this.current = undefined;
       if (performance.now() - openedAt >= (this.options.stableAfter ?? 10_000)) this.failures = 0;
-      else this.failures++;
+      else if (!goneAway) this.failures++;
       const report = info.delivery;
       this.emit('disconnected', {
         generation,
+        replaced: replaced && !isCurrent,
         info,
         error: info.error,
         notProcessed: report.notProcessed,
         unknown: report.unknown,
       });
-      if (this.stopped) return;
-      if (this.doNotReconnect) {
+      if (this.stopped || !isCurrent || this.pending) return;
+      if (goneAway && (connection.goAway?.doNotReconnect ?? false)) {
         this.stop(info.error);
         return;
       }
-      this.scheduleRetry(info.error);
+      this.scheduleRetry(info.error, this.configuredFirst());
     });
     this.emit('connected', connection, generation);
     // Hand out only an open connection that is not draining (a listener may have ended it).
-    if (connection.state !== 'open' || this.draining === connection) return;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const waiter of waiters) waiter.resolve(connection);
+    if (connection.state === 'open' && !this.draining.has(connection)) {
+      if (moving !== undefined) {
+        const { remoteAddress, remotePort } = connection.stats();
+        this.emit('moved', {
+          from: moving.from,
+          to: generation,
+          elapsed: performance.now() - moving.at,
+          viaAlternatives: moving.viaAlternatives,
+          endpoint: remotePort === undefined ? undefined : `${remoteAddress}:${remotePort}`,
+        });
+      }
+      const waiters = this.waiters;
+      this.waiters = [];
+      for (const waiter of waiters) waiter.resolve(connection);
+      // Break: the connections this one replaces end now.
+      for (const [old, endOld] of this.draining) if (old !== connection) endOld();
+    }
   }
 
-  private scheduleRetry(error: Error | undefined): void {
+  private jitter(ceiling: number): number {
+    const random = this.options.random ?? Math.random;
+    return Math.round(random() * Math.max(0, ceiling));
+  }
+
+  private scheduleRetry(error: Error | undefined, endpoints: Endpoint[]): void {
     if (this.stopped) return;
     const max = this.options.maxAttempts ?? Number.POSITIVE_INFINITY;
     if (this.failures >= max) {
@@ -197,13 +369,17 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     const minDelay = this.options.minDelay ?? 100;
     const maxDelay = this.options.maxDelay ?? 30_000;
     const ceiling = Math.min(maxDelay, minDelay * 2 ** Math.min(this.failures, 30));
-    const random = this.options.random ?? Math.random;
-    const delay = Math.max(this.retryAfter, Math.round(random() * ceiling));
+    const delay = Math.max(this.retryAfter, this.jitter(ceiling));
     this.retryAfter = 0;
+    this.schedule(delay, endpoints, error);
+  }
+
+  private schedule(delay: number, endpoints: Endpoint[], error: Error | undefined): void {
+    this.pending = true;
     this.emit('reconnecting', { attempt: this.failures, delay, error });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      void this.attempt();
+      void this.attempt(endpoints);
     }, delay);
   }
 }

@@ -13,6 +13,7 @@ import { nodeEnvironment } from './environment.js';
 import type { AcceptedTransport, Environment, Listener } from './environment.js';
 import {
   InvalidOptionTypeError,
+  checkAlternatives,
   engineOptions,
   listenTarget,
   validateServerCloseOptions,
@@ -30,8 +31,9 @@ export interface ServerEvents {
    */
   connection: [Connection];
   /**
-   * A connection was refused because `maxConnections` was reached (or the server is closing):
-   * the client got ERROR `REFUSED`. When full, a new socket is refused only if every slot holds a
+   * A connection was refused because `maxConnections` was reached, the server is closing, or
+   * the server has no `'connection'` listener (nothing could read it; a process warning
+   * `HEARTWIRE_NO_HANDLER` says so once): the client got ERROR `REFUSED` with the reason. When full, a new socket is refused only if every slot holds a
    * handshaken connection; otherwise the oldest connection still in the handshake is evicted to
    * make room for it (and reported here). For monitoring; nothing to do.
    */
@@ -79,11 +81,27 @@ export class Server extends EventEmitter<ServerEvents> {
   }
   private closing: Promise<void> | undefined;
   private warnedHandlerError = false;
+  private warnedNoHandler = false;
   private listenPending = false;
   /** Connections still in the handshake, oldest first (see `accept()`). */
   private readonly handshaking = new Set<Connection>();
   /** Maximum connection age and load shedding (`maxConnectionAge`, `targetConnections`). */
   private readonly lifecycle: ConnectionLifecycle;
+  private currentAlternatives: readonly string[];
+
+  /**
+   * Other endpoints of the service (the `alternatives` option, SPEC.md §9.5), sent in the WELCOME
+   * of each new connection and in the GOAWAYs of `close()`, `maxConnectionAge` and load shedding.
+   * Setting it (e.g. when cluster membership changes) affects what is sent from then on; it is
+   * validated synchronously (`RangeError` `ERR_OUT_OF_RANGE`, `TypeError` `ERR_INVALID_ARG_TYPE`).
+   */
+  get alternatives(): readonly string[] {
+    return this.currentAlternatives;
+  }
+  set alternatives(list: readonly string[]) {
+    checkAlternatives('alternatives', list);
+    this.currentAlternatives = Object.freeze([...list]);
+  }
 
   constructor(
     options: ServerOptions = {},
@@ -102,8 +120,13 @@ export class Server extends EventEmitter<ServerEvents> {
         ? { ...options, memoryBudget: new SharedMemoryBudget(DEFAULT_SERVER_MEMORY_BUDGET) }
         : options;
     this.env = environment;
+    this.currentAlternatives = Object.freeze([...(options.alternatives ?? [])]);
     // Validates its options synchronously.
-    this.lifecycle = new ConnectionLifecycle(options, environment.runtime.wheel, environment.random);
+    this.lifecycle = new ConnectionLifecycle(
+      { ...options, alternatives: () => this.currentAlternatives },
+      environment.runtime.wheel,
+      environment.random,
+    );
     this.listener = environment.listener(options, (socket) => this.accept(socket));
     this.listener.on('error', (error) => {
       if (this.listenPending) return; // listen() rejects with it: its caller owns it
@@ -180,7 +203,20 @@ export class Server extends EventEmitter<ServerEvents> {
     socket.on('error', () => {}); // the connection's own listener reports errors; never crash
     socket.allowHalfOpen = true; // the client's FIN is not the end of our stream (SPEC.md §9.1)
     if (this.closing !== undefined) {
-      this.refuse(socket);
+      this.refuse(socket, 'the server is closing');
+      return;
+    }
+    if (this.listenerCount('connection') === 0) {
+      // Nothing could ever read, answer or end this connection: say so to both sides at once
+      // instead of leaving the client's end() to wait for its close timeout.
+      this.refuse(socket, "the server has no 'connection' handler");
+      if (!this.warnedNoHandler) {
+        this.warnedNoHandler = true;
+        this.env.warn(
+          "a connection was refused: the server has no 'connection' handler (pass one to createServer() or listen to 'connection' before listen())",
+          'HEARTWIRE_NO_HANDLER',
+        );
+      }
       return;
     }
     if (this.connections.size >= (this.options.maxConnections ?? 10_000)) {
@@ -189,7 +225,7 @@ export class Server extends EventEmitter<ServerEvents> {
       // when every slot holds a handshaken connection is the newcomer refused.
       const oldest = this.handshaking.values().next().value;
       if (oldest === undefined) {
-        this.refuse(socket);
+        this.refuse(socket, 'connection limit reached');
         return;
       }
       this.emit('refused', { remoteAddress: oldest.stats().remoteAddress });
@@ -201,7 +237,10 @@ export class Server extends EventEmitter<ServerEvents> {
       );
     }
     this.env.prepare(socket, this.options.idleTimeout);
-    const engine = new Engine({ ...engineOptions('server', this.options), seed: this.env.seed() });
+    const engine = new Engine({
+      ...engineOptions('server', { ...this.options, alternatives: this.currentAlternatives }),
+      seed: this.env.seed(),
+    });
     const connection = new Connection('server', socket, engine, {
       socketBufferTarget: this.options.socketBufferTarget,
       defaultGrace: this.options.defaultGrace,
@@ -252,9 +291,9 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   /** Answer with the preamble and ERROR `REFUSED`, then close. */
-  private refuse(socket: AcceptedTransport): void {
+  private refuse(socket: AcceptedTransport, reason: string): void {
     this.emit('refused', { remoteAddress: socket.remoteAddress });
-    socket.end(encodeRefusal(WireErrorCode.REFUSED, 'connection limit reached'));
+    socket.end(encodeRefusal(WireErrorCode.REFUSED, reason));
     // Half-closed after the ERROR; read and discard what the client sends (at most 1 MiB, 1 s)
     // so that closing does not reset the connection before the client reads the ERROR (SPEC §11).
     let drained = 0;
@@ -278,11 +317,13 @@ export class Server extends EventEmitter<ServerEvents> {
    * `GOAWAY_GRACE_EXPIRED` (or, after CLOSE_ACK, only the end of the stream) and its socket is
    * destroyed at most 1 000 ms later (a linger that lets the client read the ERROR). Resolves when the listener and every
    * connection are closed: within `grace` + 1 000 ms (+ the timer slack, ≤ 64 ms). Idempotent.
+   * `alternatives` (default: the server's) go in the GOAWAYs: where clients move (SPEC.md §9.5).
    * Invalid options (a misspelt one, a `grace` that is not a number ≥ 0) throw synchronously.
    */
-  close(options: { grace?: number; message?: string } = {}): Promise<void> {
+  close(options: { grace?: number; message?: string; alternatives?: readonly string[] } = {}): Promise<void> {
     validateServerCloseOptions(options); // throws synchronously, naming the option
     if (this.closing !== undefined) return this.closing;
+    const alternatives = options.alternatives ?? this.currentAlternatives;
     this.lifecycle.stop();
     const grace = options.grace ?? this.options.defaultGrace ?? 5000;
     const listenerClosed = new Promise<void>((resolve) => {
@@ -291,7 +332,7 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     const all = [...this.connections].map((connection) => {
       if (connection.state === 'handshaking') connection.abort();
-      else connection.shutdown(grace, options.message ?? 'server shutting down');
+      else connection.shutdown(grace, options.message ?? 'server shutting down', alternatives);
       return connection.closed.then(
         () => undefined,
         () => undefined,

@@ -8,40 +8,19 @@
  * 2. feed `receive(now, bytes)`, `receiveEnd(now)`, `transportFailed(now)` from the transport;
  * 3. after any call, write `pollTransmit(now, room)` to the transport, handle every
  *    `pollEvent()`, and arm one timer at `nextDeadline()` that calls `handleTimeout(now)`.
+ *
+ * This class is the coordinator: the entry points, the order of transmission (SPEC.md §8,
+ * "Priority"), received control frames checked against the state table and dispatched by type.
+ * The work is done by the parts under `connection/`: `state.ts` (SPEC.md §9.3 as data),
+ * `timers.ts` (every deadline), `handshake.ts`, `liveness.ts`, `send.ts`, `receive.ts`,
+ * `receive-window.ts` and `termination.ts`.
  * @module
  */
+import { FrameDecoder } from './codec/decode.js';
+import { writeCreditFrame } from './codec/encode.js';
+import { CREDIT_FRAME_SIZE, HEARTBEAT_FRAME_SIZE } from './codec/wire.js';
+import { EXTENSION_IGNORABLE_FIRST, EXTENSION_MUST_UNDERSTAND_FIRST, FrameType } from './constants.js';
 import {
-  FrameDecoder,
-  dataFrameCost,
-  encodeControlFrame,
-  putHeader,
-  writeCreditFrame,
-  writeFrameHeader,
-  writeHeartbeatFrame,
-} from './codec.js';
-import type { FrameSink } from './codec.js';
-import {
-  FLAG_END,
-  FRAME_HEADER_SIZE,
-  FrameType,
-  CREDIT_PAYLOAD_SIZE,
-  HEARTBEAT_PAYLOAD_SIZE,
-  EXTENSION_IGNORABLE_FIRST,
-  MAX_COUNTER,
-  HEARTBEAT_TICKS_PER_MS,
-  MESSAGE_CREDIT_OVERHEAD,
-  MAX_FRAME_PAYLOAD,
-  MAX_HEARTBEATS_PER_WINDOW,
-  MAX_IDLE_TIMEOUT_MS,
-  MAX_NOOP_CONTROL_PER_WINDOW,
-  MIN_FRAME_PAYLOAD,
-  MIN_IDLE_TIMEOUT_MS,
-  MIN_INITIAL_CREDIT,
-  PREAMBLE,
-  PROTOCOL_VERSION,
-} from './constants.js';
-import {
-  FlowControlError,
   HeartwireError,
   ProtocolError,
   RemoteError,
@@ -50,7 +29,19 @@ import {
   UsageError,
   WireErrorCode,
 } from './errors.js';
-import type { ControlFrame, HeartbeatFrame, Hello, Welcome } from './frames.js';
+import type { ControlFrame, ErrorBody } from './frames.js';
+import type { Agreement } from './connection/handshake.js';
+import { Handshake } from './connection/handshake.js';
+import { Liveness } from './connection/liveness.js';
+import { Receiver } from './connection/receive.js';
+import { ReceiveWindow } from './connection/receive-window.js';
+import { Ring } from './connection/ring.js';
+import { Sender } from './connection/send.js';
+import { checkAlternatives, resolveSettings } from './connection/settings.js';
+import type { Settings } from './connection/settings.js';
+import { EXTENSION_BIT, EndOfStream, StateMachine, frameBit } from './connection/state.js';
+import { Termination } from './connection/termination.js';
+import { TIMER_COUNT, Timer, Timers, timerBit } from './connection/timers.js';
 import type {
   CloseInfo,
   ConnectionState,
@@ -60,509 +51,116 @@ import type {
   EngineStats,
   GoAwayInfo,
   InboundMessage,
-  MemoryBudget,
   Negotiated,
-  Role,
 } from './types.js';
 
-const CREDIT_FRAME_SIZE = FRAME_HEADER_SIZE + CREDIT_PAYLOAD_SIZE;
-const HEARTBEAT_FRAME_SIZE = FRAME_HEADER_SIZE + HEARTBEAT_PAYLOAD_SIZE;
-/** Payloads up to this size are copied into the batch buffer; larger ones are written as views. */
-const COPY_THRESHOLD = 2048;
-/** Size of the scratch buffers that batch headers and small payloads. */
-const BATCH_SIZE = 64 * 1024;
-/**
- * Batch buffers written and ready for reuse (see `Engine.transmitted`), shared by the engines of
- * a process so that its memory stays bounded however many connections were once busy.
- */
-const BATCH_POOL_MAX = 32;
-const batchPool: Uint8Array[] = [];
-/** A call expected to write at least this many bytes takes a full-size, recycled batch. */
-const POOLED_BATCH_MIN = 4096;
-/** Smallest payload of a DATA frame that does not finish its message (unless fewer bytes remain). */
-const MIN_FRAGMENT = 512;
-/** Heartbeats stamped closer together than this fraction of the period count as early. */
-const EARLY_HEARTBEAT_FRACTION = 0.45;
-/** Heartbeats arriving in one window of T/3, whatever their timestamps, beyond which a peer floods. */
-const MAX_HEARTBEAT_ARRIVALS_PER_WINDOW = 1000;
-/** Queueing delay the receive window may add to the path, beyond its minimum RTT (window tuning). */
-const QUEUE_TARGET_MS = 0.5;
-/** Shortest interval over which window tuning measures the consumption rate. */
-const RATE_INTERVAL_MS = 2;
-/** RTT assumed for window tuning until a sample exists. */
-const DEFAULT_RTT_MS = 1;
-/** RTT above the minimum by more than this means queues are building: stop growing the window. */
-const RTT_QUEUEING_MS = 4;
-/** After this long without DATA, a grown receive window shrinks back to its initial size. */
-const WINDOW_IDLE_SHRINK_MS = 2000;
-/**
- * How often a connection holding an incomplete message under a shared budget samples whether the
- * message pins memory (see `Engine.checkPin`) and retries growth the budget refused.
- */
-const PIN_CHECK_MS = 100;
-/** Credit with which a sender can always send a frame of its message (SPEC.md §7 rule 5). */
-const PIN_CREDIT = FRAME_HEADER_SIZE + MIN_FRAGMENT + MESSAGE_CREDIT_OVERHEAD;
-/** Timer lateness beyond which a liveness deadline is not trusted (our own process stalled). */
-const LATE_TIMER_TOLERANCE_MS = 250;
-/**
- * Timer slack (see `Engine.timerSlack`): this fraction of the shortest period the engine times
- * (heartbeat interval, a third of the idle timeout), and never more than `MAX_TIMER_SLACK_MS`,
- * which is far below `LATE_TIMER_TOLERANCE_MS`.
- */
-const TIMER_SLACK_FRACTION = 1 / 100;
-const MAX_TIMER_SLACK_MS = 64;
-const U32 = 0x1_0000_0000;
-/** Incomplete messages are assembled in blocks of this size (fragments below a quarter of it are packed). */
-const PARTIAL_BLOCK_SIZE = 16 * 1024;
-/**
- * Received messages up to this size are copied out of the read chunk; larger ones are views of it
- * (measured: a view saves 15 % of the receive path at 64 B). A chunk of frames this small is less
- * than 3/4 DATA (`n / (n + 6) < 3/4` for `n < 18`), so views of it would be copied by the unpin
- * rule anyway.
- */
-const COPY_RECEIVED_MAX = 3 * FRAME_HEADER_SIZE - 1;
-/**
- * What a message counts in the send queue on top of its payload bytes (its share of the queue's
- * bookkeeping), so the queue's bound also bounds how many messages it holds (SPEC.md §9.4).
- */
-export const SEND_QUEUE_MESSAGE_OVERHEAD = 64;
-/** Smallest ring capacity, and the capacity from which an emptied ring returns to it. */
-const RING_MIN_CAPACITY = 16;
-const RING_SHRINK_CAPACITY = 1024;
+export { dataFrameCost } from './codec/wire.js';
+export { seededRandom } from './connection/settings.js';
+export { SEND_QUEUE_MESSAGE_OVERHEAD } from './connection/send.js';
 
-export { dataFrameCost };
-
-const WRITABLE: EngineEvent = { type: 'writable' };
-
-/** Resolved options with defaults applied. */
-interface Settings {
-  role: Role;
-  idleTimeoutMs: number;
-  initialWindow: number;
-  maxWindow: number;
-  maxFramePayload: number;
-  maxMessageBytes: number;
-  maxSendQueueBytes: number;
-  handshakeTimeoutMs: number;
-  closeTimeoutMs: number;
-  writeStallTimeoutMs: number | undefined;
-  creditStallReportMs: number;
-  creditStallTimeoutMs: number;
-  clientIdleRange: readonly [number, number];
-  versions: readonly number[];
-  extensions: readonly string[];
-  applicationProtocols: readonly string[];
-  requireApplicationProtocol: boolean;
-  random: () => number;
-  budget: MemoryBudget | undefined;
-}
-
-/**
- * A FIFO on a power-of-two ring: O(1) push, shift and indexed access, no copying in steady
- * state. Capacity doubles as needed and returns to the minimum when the queue empties.
- */
-class Ring<T> {
-  private items: (T | undefined)[] = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
-  private head = 0;
-  private size = 0;
-  private mask = RING_MIN_CAPACITY - 1;
-  get length(): number {
-    return this.size;
-  }
-  push(item: T): void {
-    if (this.size > this.mask) this.grow();
-    this.items[(this.head + this.size) & this.mask] = item;
-    this.size++;
-  }
-  peek(): T | undefined {
-    return this.size === 0 ? undefined : this.items[this.head];
-  }
-  /** The item `index` places from the head (`index < length`). */
-  at(index: number): T | undefined {
-    return index < this.size ? this.items[(this.head + index) & this.mask] : undefined;
-  }
-  /** Replace the item `index` places from the head (`index < length`). */
-  set(index: number, item: T): void {
-    this.items[(this.head + index) & this.mask] = item;
-  }
-  shift(): T | undefined {
-    if (this.size === 0) return undefined;
-    const item = this.items[this.head];
-    this.items[this.head] = undefined;
-    this.head = (this.head + 1) & this.mask;
-    if (--this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
-    return item;
-  }
-  /** Drop the `count` oldest items (`count <= length`). */
-  discard(count: number): void {
-    for (let i = 0; i < count; i++) {
-      this.items[this.head] = undefined;
-      this.head = (this.head + 1) & this.mask;
-    }
-    this.size -= count;
-    if (this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
-  }
-  clear(): void {
-    this.items = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
-    this.head = 0;
-    this.size = 0;
-    this.mask = RING_MIN_CAPACITY - 1;
-  }
-  toArray(from = 0): T[] {
-    const out: T[] = [];
-    for (let i = from; i < this.size; i++) out.push(this.items[(this.head + i) & this.mask]!);
-    return out;
-  }
-  private grow(): void {
-    const capacity = (this.mask + 1) * 2;
-    const items = new Array<T | undefined>(capacity).fill(undefined);
-    for (let i = 0; i < this.size; i++) items[i] = this.items[(this.head + i) & this.mask];
-    this.items = items;
-    this.head = 0;
-    this.mask = capacity - 1;
-  }
-}
-
-/** Messages received complete, waiting for the application: payloads and their credit costs. */
-class Inbox {
-  /** A ring of (payload, cost) pairs: `slots[2i]` a payload, `slots[2i + 1]` its cost. */
-  private slots: (Uint8Array | number | undefined)[] = new Array(2 * RING_MIN_CAPACITY).fill(undefined);
-  private head = 0;
-  private size = 0;
-  /** Capacity in pairs − 1 (a power of two − 1). */
-  private mask = RING_MIN_CAPACITY - 1;
-  /** Cost of the message `shift()` returned last. */
-  shiftedCost = 0;
-  get length(): number {
-    return this.size;
-  }
-  push(payload: Uint8Array, cost: number): void {
-    if (this.size > this.mask) this.grow();
-    const at = 2 * ((this.head + this.size) & this.mask);
-    this.slots[at] = payload;
-    this.slots[at + 1] = cost;
-    this.size++;
-  }
-  /** Replace the payloads from position `from` on that are views of `buffer` by copies. */
-  copyViewsOf(buffer: ArrayBufferLike, from: number): void {
-    for (let i = Math.max(0, from); i < this.size; i++) {
-      const at = 2 * ((this.head + i) & this.mask);
-      const payload = this.slots[at] as Uint8Array;
-      if (payload.buffer === buffer) this.slots[at] = payload.slice();
-    }
-  }
-  /** The oldest message (its cost in `shiftedCost`), or `undefined`. */
-  shift(): Uint8Array | undefined {
-    if (this.size === 0) return undefined;
-    const at = 2 * this.head;
-    const payload = this.slots[at] as Uint8Array;
-    this.shiftedCost = this.slots[at + 1] as number;
-    this.slots[at] = undefined;
-    this.head = (this.head + 1) & this.mask;
-    if (--this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
-    return payload;
-  }
-  clear(): void {
-    this.slots = new Array(2 * RING_MIN_CAPACITY).fill(undefined);
-    this.head = 0;
-    this.size = 0;
-    this.mask = RING_MIN_CAPACITY - 1;
-  }
-  private grow(): void {
-    const capacity = (this.mask + 1) * 2;
-    const slots = new Array<Uint8Array | number | undefined>(2 * capacity).fill(undefined);
-    for (let i = 0; i < this.size; i++) {
-      const at = 2 * ((this.head + i) & this.mask);
-      slots[2 * i] = this.slots[at];
-      slots[2 * i + 1] = this.slots[at + 1];
-    }
-    this.slots = slots;
-    this.head = 0;
-    this.mask = capacity - 1;
-  }
-}
-
-/**
- * A deterministic PRNG (mulberry32) yielding numbers in [0, 1): timer jitter in the engine, and
- * reproducible randomness in `heartwire/testing`.
- * @param seed any integer
- */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / U32;
-  };
-}
-
-function positiveOption(name: string, value: number | undefined, fallback: number, min = 1): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value < min) {
-    throw new RangeError(`heartwire: option ${name} must be a finite number ≥ ${min}, got ${value}`);
-  }
-  return value;
-}
-
-function resolveSettings(options: EngineOptions): Settings {
-  const idleTimeoutMs = positiveOption('idleTimeoutMs', options.idleTimeoutMs, 20_000, MIN_IDLE_TIMEOUT_MS);
-  if (idleTimeoutMs > MAX_IDLE_TIMEOUT_MS) throw new RangeError('heartwire: idleTimeoutMs too large');
-  const initialWindow = positiveOption(
-    'initialWindowBytes',
-    options.initialWindowBytes,
-    64 * 1024,
-    MIN_INITIAL_CREDIT,
-  );
-  // A shared budget may cap what one connection reserves beyond its initial window.
-  const share = options.budget?.maxShare;
-  const maxWindow = Math.max(
-    initialWindow,
-    Math.min(
-      positiveOption('maxWindowBytes', options.maxWindowBytes, 8 * 1024 * 1024, MIN_INITIAL_CREDIT),
-      share === undefined ? Number.POSITIVE_INFINITY : initialWindow + Math.floor(share),
-    ),
-  );
-  const maxFramePayload = positiveOption(
-    'maxFramePayloadBytes',
-    options.maxFramePayloadBytes,
-    64 * 1024,
-    MIN_FRAME_PAYLOAD,
-  );
-  if (maxFramePayload > MAX_FRAME_PAYLOAD) throw new RangeError('heartwire: maxFramePayloadBytes too large');
-  // A message must fit the largest window with its frame headers (SPEC.md §7 rule 7). Frames other
-  // than the last carry ≥ MIN_FRAGMENT bytes, so a message of M bytes costs at most
-  // M × (1 + 6 / MIN_FRAGMENT) + 2 headers + the per-message overhead.
-  const fitting = Math.max(
-    1,
-    Math.floor(
-      (maxWindow - 2 * FRAME_HEADER_SIZE - MESSAGE_CREDIT_OVERHEAD) / (1 + FRAME_HEADER_SIZE / MIN_FRAGMENT),
-    ),
-  );
-  const maxMessageBytes = Math.min(
-    positiveOption('maxMessageBytes', options.maxMessageBytes, 4 * 1024 * 1024, 1),
-    fitting,
-  );
-  const role = options.role;
-  if (role !== 'client' && role !== 'server')
-    throw new RangeError('heartwire: role must be client or server');
-  return {
-    role,
-    idleTimeoutMs,
-    initialWindow,
-    maxWindow,
-    maxFramePayload,
-    maxMessageBytes,
-    maxSendQueueBytes: positiveOption('maxSendQueueBytes', options.maxSendQueueBytes, 4 * 1024 * 1024),
-    handshakeTimeoutMs: positiveOption('handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000),
-    closeTimeoutMs: positiveOption('closeTimeoutMs', options.closeTimeoutMs, 30_000),
-    writeStallTimeoutMs:
-      options.writeStallTimeoutMs === 0
-        ? undefined
-        : positiveOption('writeStallTimeoutMs', options.writeStallTimeoutMs, idleTimeoutMs),
-    creditStallReportMs: positiveOption('creditStallReportMs', options.creditStallReportMs, 5_000),
-    creditStallTimeoutMs: positiveOption('creditStallTimeoutMs', options.creditStallTimeoutMs, 0, 0),
-    clientIdleRange: options.clientIdleTimeoutRangeMs ?? [1000, MAX_IDLE_TIMEOUT_MS],
-    versions: options.versions ?? [PROTOCOL_VERSION],
-    extensions: options.extensions ?? [],
-    applicationProtocols: options.applicationProtocols ?? [],
-    requireApplicationProtocol: options.requireApplicationProtocol ?? false,
-    random: options.random ?? seededRandom(options.seed ?? 1),
-    budget: options.budget,
-  };
-}
+const DATA_BIT = frameBit(FrameType.DATA);
+const HEARTBEAT_BIT = frameBit(FrameType.HEARTBEAT);
+const CREDIT_BIT = frameBit(FrameType.CREDIT);
+const HEARTBEAT_TIMER = timerBit(Timer.HEARTBEAT);
 
 /**
  * One heartwire connection as a pure state machine (SPEC.md). See the module documentation
  * for how to drive it.
  */
-export class Engine implements FrameSink {
+export class Engine {
   private readonly settings: Settings;
   private readonly decoder: FrameDecoder;
-  private currentState: ConnectionState = 'handshaking';
-  private negotiatedValues: Negotiated | undefined;
-  private readonly events: EngineEvent[] = [];
-  private eventHead = 0;
+  /** The state and its row of the state table (SPEC.md §9.3). */
+  private readonly machine: StateMachine;
+  /** Every deadline (see `handleTimeout`). */
+  private readonly timers = new Timers();
+  private readonly events = new Ring<EngineEvent>();
+  /** Control frames queued to go out first (preamble, handshake, GOAWAY, ERROR). */
+  private readonly controlQueue = new Ring<Uint8Array>();
+  private readonly handshake: Handshake;
+  private readonly liveness: Liveness;
+  private readonly send: Sender;
+  private readonly window: ReceiveWindow;
+  private readonly receiver: Receiver;
+  private readonly termination: Termination;
+  /** Received control frames by frame type, once the state table accepted them. */
+  private readonly onFrame: ((frame: ControlFrame) => void)[] = [];
+  /**
+   * The largest message the application may send now: the peer's limit while `assertSendable`
+   * would pass (state, close, finish), −1 otherwise. One field load per `trySend`.
+   */
+  private sendLimit = -1;
   private started = false;
-
-  // --- outbound: control lane ---
-  private readonly controlQueue: Uint8Array[] = [];
-  private heartbeatDue = false;
-  private creditDirty = false;
-  /** A CREDIT is due to report consumption, without raising the limit (see `reportConsumption`). */
-  private consumedReportDue = false;
-  /** `C` when `Consumed Messages` last went out (CREDIT or HEARTBEAT): `U = C − this`. */
-  private releasedReported = 0;
-  /**
-   * Report consumption once `U` reaches this (SPEC.md §7 rule 5): a quarter of the peer's
-   * `send_queue_limit`, or 0 if it stated none (then: when the application has drained).
-   */
-  private reportStep = 0;
-  private closeFrameDue = false;
-  /** The frame that ends our transmissions is due: CLOSE_ACK (server) or the final CREDIT (client). */
-  private finalFrameDue = false;
-  private preambleSent = false;
-
-  // --- outbound: data lane and delivery accounting ---
-  /**
-   * The send queue: messages `peerConsumed + 1` … `queuedCount`, oldest first, kept until the
-   * peer reports them consumed (the delivery report needs the payloads of the others). One
-   * queue, one bound: `sendQueueBytes` (payloads + SEND_QUEUE_MESSAGE_OVERHEAD each) is below
-   * `maxSendQueueBytes` whenever a message is accepted.
-   */
-  private readonly outbox = new Ring<Uint8Array>();
-  /** What the messages in `outbox` count against `maxSendQueueBytes`. */
-  private outboxBytes = 0;
-  /** State of the `pollTransmit` call under way: output, batch buffer, its unwritten start and fill. */
-  private txOut: Uint8Array[] | undefined;
-  private txBatch: Uint8Array | undefined;
-  private txStart = 0;
-  private txPos = 0;
-  private txEstimate = 0;
-  /** Batch buffers out with the transport: chunks not yet reported written (see `transmitted`). */
-  private readonly batchesOut = new WeakMap<ArrayBufferLike, number>();
-  /** Payload bytes of the message at `sendIndex` already framed. */
-  private sendOffset = 0;
-  /** Index in `outbox` of the message being transmitted. */
-  private sendIndex = 0;
-  private queuedCount = 0;
-  /** Messages whose last frame was handed to the transport. */
-  private writtenCount = 0;
-  /** Payload bytes queued and not yet framed. */
-  private queuedBytes = 0;
-  /** The send queue reached its bound: emit `writable` once it is below it again. */
-  private writableWanted = false;
-  /** S: credit bytes sent. P: highest limit granted by the peer. */
-  private sentCredit = 0;
-  private peerLimit = 0;
-  private peerMaxFramePayload = MIN_FRAME_PAYLOAD;
-  private peerMaxMessageBytes = 0;
-  private peerConsumed = 0;
-  /** Set when the peer's final frame (CLOSE_ACK or ERROR) said how many messages it delivered. */
-  private peerDelivered: number | undefined;
-  private blockedSince: number | undefined;
-  private stallReported = false;
-  private creditBlockedTotal = 0;
-
-  // --- inbound ---
-  /** R, L, C and W of SPEC.md §7. */
-  private receivedCredit = 0;
-  private grantedLimit = 0;
-  private releasedCredit = 0;
-  private window: number;
-  private reservedExtra = 0;
-  private lastDataAt = 0;
-  private partial: Uint8Array[] = [];
-  /** Block being filled with small fragments of the incomplete message. */
-  private partialBlock: Uint8Array | undefined;
-  private partialBlockFill = 0;
-  private partialBytes = 0;
-  private partialCost = 0;
-  /**
-   * A frame of the incomplete message is still arriving (its credit was granted whole, so no
-   * room needs to be made for it yet: see `ensurePartialRoom`).
-   */
-  private frameInProgress = false;
-  /** Next sample of the incomplete message's pin time (+∞: none; see `checkPin`). */
-  private pinCheckAt = Number.POSITIVE_INFINITY;
-  private pinSampledAt = 0;
-  /** Time the incomplete message made no progress although its sender had credit, sampled. */
-  private pinnedMs = 0;
-  /** Cost of recent large messages (decaying), so the window keeps room for two in flight. */
-  private largeMessageCost = 0;
-  /** Start of the current rate interval of window tuning, and `C` then. */
-  private rateSince = 0;
-  private rateReleased = 0;
-  /** Of the chunk being decoded: its DATA bytes, and how many messages and pieces are views of it. */
-  private chunkDataBytes = 0;
-  private chunkViews = 0;
-  /** The one-frame message being assembled (its frame spans chunks), and the bytes in it so far. */
-  private assembly: Uint8Array | undefined;
-  private assemblyFill = 0;
-  private readonly inbox = new Inbox();
-  /** DATA frames are allowed in the current state (SPEC.md §9 state machines). */
-  private dataAllowed = false;
-  /** The application may send: what `assertSendable` checks, but the message size. */
-  private sendOpen = false;
-  private inboxWasEmpty = true;
-  /** Messages received complete. */
-  private receivedCount = 0;
-  /** Messages handed to the application (take/read). */
-  private deliveredCount = 0;
-  /** `discardUnread()` was called: messages not taken are dropped as they arrive. */
-  private discarding = false;
-  /** Messages received complete and dropped unread by `discardUnread()`. */
-  private discardedCount = 0;
-  /** Contiguous prefix of released messages. */
-  private consumedCount = 0;
-  /** `consumedCount` as last sent in a CREDIT or HEARTBEAT. */
-  private consumedReported = 0;
-  /**
-   * Messages handed out by `take()` and not yet consumed, in delivery order: each one's credit
-   * cost, or `-1 - cost` once released (numbers, not objects: no allocation per message).
-   */
-  private readonly taken = new Ring<number>();
-
-  // --- liveness ---
-  private localIdleTimeout: number;
-  private heartbeatInterval = 0;
-  private lastReceivedAt = 0;
-  private lastSentAt: number | undefined;
-  /** +∞ when none is scheduled: a number field, so that updating it never allocates. */
-  private nextHeartbeatAt = Number.POSITIVE_INFINITY;
-  private livenessGraceUntil = 0;
-  /**
-   * The liveness deadline (`lastReceivedAt + T`) the stall grace was granted for, −1 if none: the
-   * grace is granted once per deadline, so a side whose peer stays silent fails when it ends.
-   */
-  private livenessGraceFor = -1;
-  private peerTimestamp: number | undefined;
-  private peerTimestampAt = 0;
-  private lastEchoUsed: number | undefined;
-  private rtt: number | undefined;
-  private minRtt: number | undefined;
-  /** Client: when HELLO was queued (a first RTT sample when WELCOME arrives). */
-  private helloSentAt: number | undefined;
-  private srtt: number | undefined;
-  private rttVar = 0;
-  private floodWindowStart = 0;
-  private heartbeatsInWindow = 0;
-  /** Consecutive heartbeats whose timestamps were closer than allowed. */
-  private earlyHeartbeats = 0;
-  private noopsInWindow = 0;
-  private backlog = 0;
-  private backlogSince = 0;
-
-  // --- termination ---
-  private handshakeDeadline: number | undefined;
-  private closeDeadline: number | undefined;
-  private graceDeadline: number | undefined;
-  private closeRequested = false;
-  private finishRequested = false;
-  private goAwaySent = false;
-  private pendingGoAway: Parameters<Engine['goAway']>[1] | undefined;
-  /** Who started the termination handshake, for `CloseInfo.initiator` of a clean close. */
-  private terminationInitiator: CloseInfo['initiator'] | undefined;
-  private goAwayReceived: GoAwayInfo | undefined;
-  private closeInfo: CloseInfo | undefined;
-
-  // --- statistics ---
+  /** The state is `open` (cached from the row: `read()` asks after each message). */
+  private open = false;
+  /** Current time of the call being processed (frames carry no time of their own). */
+  private now = 0;
   private bytesReceived = 0;
   private bytesSent = 0;
-  private heartbeatsReceived = 0;
-  private heartbeatsSent = 0;
 
   /** Create an engine. Throws `RangeError` on invalid options. */
   constructor(options: EngineOptions) {
-    this.settings = resolveSettings(options);
-    this.window = this.settings.initialWindow;
-    this.grantedLimit = this.settings.initialWindow;
-    this.localIdleTimeout = this.settings.idleTimeoutMs;
-    this.decoder = new FrameDecoder({ expectPreamble: true, maxDataPayload: this.settings.maxFramePayload });
-    this.decoder.wholeMessageMax = this.settings.maxMessageBytes;
-    this.decoder.dataCredit = this.grantedLimit;
+    const s = (this.settings = resolveSettings(options));
+    this.machine = new StateMachine(s.role, (from, to) => this.moved(from, to));
+    this.decoder = new FrameDecoder({ expectPreamble: true, maxDataPayload: s.maxFramePayload });
+    this.decoder.wholeMessageMax = s.maxMessageBytes;
     this.decoder.dataAllowed = false;
+    this.handshake = new Handshake(s, this.controlQueue);
+    this.liveness = new Liveness(s, this.timers, this.events);
+    this.send = new Sender(s, this.timers, this.events);
+    this.window = new ReceiveWindow(s, this.timers, this.liveness, this.decoder, () =>
+      this.fail(
+        new ProtocolError('LIMIT_REACHED', 'the credit limit would reach 2^53 (SPEC.md §2)'),
+        'local',
+        true,
+      ),
+    );
+    this.receiver = new Receiver(s, this.machine, this.window, this.decoder, this.events, this);
+    this.termination = new Termination(
+      s,
+      this.machine,
+      this.send,
+      this.receiver,
+      this.window,
+      this.timers,
+      this.controlQueue,
+      this.events,
+    );
+    const on = this.onFrame;
+    on[FrameType.CREDIT] = (f) => {
+      if (f.type === FrameType.CREDIT && !this.send.onCredit(this.now, f.creditLimit, f.consumedMessages))
+        this.liveness.countNoop(this.now);
+    };
+    on[FrameType.HEARTBEAT] = (f) => {
+      if (f.type !== FrameType.HEARTBEAT) return;
+      this.liveness.checkHeartbeatRate(this.now, f.timestamp);
+      if (f.receivedBytes > this.send.sentCredit) {
+        throw new ProtocolError(
+          'PROTOCOL_ERROR',
+          `peer claims ${f.receivedBytes} bytes received of ${this.send.sentCredit} sent`,
+        );
+      }
+      this.send.onCredit(this.now, f.creditLimit, f.consumedMessages);
+      this.liveness.onHeartbeat(this.now, f);
+    };
+    on[FrameType.HELLO] = (f) => {
+      if (f.type === FrameType.HELLO) this.opened(this.handshake.onHello(f.hello));
+    };
+    on[FrameType.WELCOME] = (f) => {
+      if (f.type === FrameType.WELCOME) this.opened(this.handshake.onWelcome(f.welcome));
+    };
+    on[FrameType.GOAWAY] = (f) => {
+      if (f.type === FrameType.GOAWAY) this.termination.onGoAway(this.now, f.goAway);
+    };
+    on[FrameType.CLOSE] = (f) => {
+      if (f.type === FrameType.CLOSE) this.termination.onClose(this.now, f.close);
+    };
+    on[FrameType.CLOSE_ACK] = (f) => {
+      if (f.type === FrameType.CLOSE_ACK) this.termination.onCloseAck(this.now, f.closeAck);
+    };
+    on[FrameType.ERROR] = (f) => {
+      if (f.type === FrameType.ERROR) this.onError(f.error);
+    };
   }
 
   // ------------------------------------------------------------------ inputs
@@ -571,48 +169,24 @@ export class Engine implements FrameSink {
   start(now: number): void {
     if (this.started) return;
     this.started = true;
-    this.lastReceivedAt = now;
-    this.handshakeDeadline = now + this.settings.handshakeTimeoutMs;
-    if (this.settings.role === 'client') {
-      const hello: Hello = {
-        versions: [...this.settings.versions],
-        extensions: [...this.settings.extensions],
-        idleTimeoutMs: this.settings.idleTimeoutMs,
-        initialCredit: this.settings.initialWindow,
-        maxFramePayload: this.settings.maxFramePayload,
-        maxMessageSize: this.settings.maxMessageBytes,
-        applicationProtocols: [...this.settings.applicationProtocols],
-        sendQueueLimit: this.settings.maxSendQueueBytes,
-      };
-      this.controlQueue.push(PREAMBLE, encodeControlFrame({ type: FrameType.HELLO, hello }));
-      this.preambleSent = true;
-      this.helloSentAt = now;
-    }
+    this.liveness.lastReceivedAt = now;
+    this.timers.set(Timer.HANDSHAKE, now + this.settings.handshakeTimeoutMs);
+    if (this.settings.role === 'client') this.handshake.sendHello(now);
   }
 
   /** Bytes received from the transport. */
   receive(now: number, bytes: Uint8Array): void {
-    if (this.currentState === 'closed' || bytes.length === 0) return;
+    if (this.machine.row.state === 'closed' || bytes.length === 0) return;
     this.now = now;
-    this.lastReceivedAt = now;
+    this.receiver.now = now;
+    this.liveness.lastReceivedAt = now;
     this.bytesReceived += bytes.length;
-    this.chunkDataBytes = 0;
-    this.chunkViews = 0;
-    // The application cannot read while we decode: messages from this chunk are pushed after these.
-    const inboxBefore = this.inbox.length;
     try {
-      this.decoder.push(bytes, this);
-      this.settleMessages();
-      if (this.discarding && this.inbox.length > 0) this.dropInbox();
-      if (this.chunkViews > 0 && this.chunkDataBytes * 4 < bytes.length * 3) {
-        this.unpinChunk(bytes.buffer, inboxBefore);
-      }
+      if (this.receiver.receiveChunk(bytes)) this.termination.check();
     } catch (error) {
-      this.settleMessages();
-      if (this.isClosed()) return;
+      if (this.machine.state === 'closed') return;
       if (error instanceof HeartwireError) {
-        const sendError = error.code !== 'PROTOCOL_MISMATCH';
-        this.fail(error, 'remote', sendError);
+        this.fail(error, 'remote', error.code !== 'PROTOCOL_MISMATCH');
       } else {
         this.fail(new UsageError('INTERNAL_ERROR', `internal error: ${String(error)}`), 'local', true);
       }
@@ -621,13 +195,10 @@ export class Engine implements FrameSink {
 
   /** The transport reported end-of-stream (FIN). */
   receiveEnd(now: number): void {
-    if (this.currentState === 'closed') return;
+    if (this.machine.row.state === 'closed') return;
     this.now = now;
-    const state = this.currentState;
-    if (state === 'fin-sent' || (state === 'close-ack-sent' && this.peerConsumedAll())) {
-      this.finishClean('remote');
-      return;
-    }
+    if (this.endOfStreamIsClean()) return this.finishClean('remote');
+    const state = this.machine.state;
     this.fail(
       new TransportError(
         'UNEXPECTED_EOF',
@@ -640,16 +211,10 @@ export class Engine implements FrameSink {
 
   /** The transport failed (reset, error) or was closed under us. */
   transportFailed(now: number, cause?: unknown): void {
-    if (this.currentState === 'closed') return;
+    if (this.machine.row.state === 'closed') return;
     this.now = now;
-    if (
-      this.currentState === 'fin-sent' ||
-      (this.currentState === 'close-ack-sent' && this.peerConsumedAll())
-    ) {
-      // The termination handshake is complete; a reset now loses nothing.
-      this.finishClean('transport');
-      return;
-    }
+    // After the termination handshake, a reset loses nothing.
+    if (this.endOfStreamIsClean()) return this.finishClean('transport');
     const detail = cause instanceof Error ? `: ${cause.message}` : '';
     this.fail(
       new TransportError('TRANSPORT_ERROR', `transport failed${detail}`, { cause }),
@@ -658,145 +223,94 @@ export class Engine implements FrameSink {
     );
   }
 
-  /** Call when the deadline returned by `nextDeadline()` is reached (calling early is harmless). */
+  /**
+   * Call when the deadline returned by `nextDeadline()` is reached (calling early is harmless).
+   * Handles every due deadline the current state runs, in the order of the ids of `Timer`.
+   */
   handleTimeout(now: number): void {
-    if (this.currentState === 'closed' || !this.started) return;
+    const mask = this.machine.row.timers;
+    if (!this.started || mask === 0) return;
     this.now = now;
-    if (this.handshakeDeadline !== undefined && now >= this.handshakeDeadline) {
-      this.fail(
-        new TimeoutError('HANDSHAKE_TIMEOUT', 'the handshake did not complete in time'),
-        'local',
-        true,
-      );
-      return;
-    }
-    if (this.negotiatedValues === undefined) return;
-    const livenessDeadline = this.livenessDeadline();
-    if (livenessDeadline !== undefined && now >= livenessDeadline) {
-      if (livenessDeadline !== this.livenessGraceFor && now - livenessDeadline > LATE_TIMER_TOLERANCE_MS) {
-        // Our own timer fired late: this process was stalled, and the peer's bytes may be
-        // waiting unread. Grant one heartbeat period for them to be read, and probe now. Once
-        // per deadline: if nothing arrives meanwhile, the deadline stays and we fail at the
-        // grace's end, however late that timer fires (SPEC.md §8, stall rule).
-        this.livenessGraceFor = livenessDeadline;
-        this.livenessGraceUntil = now + this.heartbeatInterval;
-        this.heartbeatDue = true;
-      } else if (livenessDeadline !== this.livenessGraceFor || now >= this.livenessGraceUntil) {
-        this.fail(
-          new TimeoutError(
+    this.syncTimers();
+    const timers = this.timers;
+    for (let id = 0; id < TIMER_COUNT; id++) {
+      if (!timers.due(id, now, mask)) continue;
+      switch (id) {
+        case Timer.HANDSHAKE:
+          return this.timeout('HANDSHAKE_TIMEOUT', 'the handshake did not complete in time', 'local');
+        case Timer.IDLE:
+          if (!this.liveness.onIdleTimer(now)) break;
+          return this.timeout(
             'HEARTBEAT_TIMEOUT',
-            `no frame from the peer for ${Math.round(now - this.lastReceivedAt)} ms`,
-          ),
-          'transport',
-          true,
-        );
-        return;
+            `no frame from the peer for ${Math.round(now - this.liveness.lastReceivedAt)} ms`,
+            'transport',
+          );
+        case Timer.GRACE:
+          return this.timeout(
+            'GOAWAY_GRACE_EXPIRED',
+            this.machine.state === 'going-away'
+              ? 'the client did not close within the GOAWAY grace period'
+              : 'the termination did not complete within the GOAWAY grace period',
+            'local',
+          );
+        case Timer.CLOSE:
+          return this.timeout('CLOSE_TIMEOUT', this.termination.closeTimeoutMessage(), 'local');
+        case Timer.WRITE_STALL:
+          return this.timeout(
+            'WRITE_STALL',
+            `the transport accepted no bytes for ${Math.round(now - this.liveness.backlogSince)} ms`,
+            'transport',
+          );
+        case Timer.CREDIT_STALL:
+          return this.timeout(
+            'CREDIT_STALL',
+            `blocked on the peer's credit for ${Math.round(now - this.send.blockedSince!)} ms`,
+            'local',
+          );
+        case Timer.CREDIT_STALL_REPORT:
+          this.send.reportStall(now);
+          break;
+        case Timer.HEARTBEAT:
+          this.liveness.onHeartbeatTimer(now);
+          break;
+        case Timer.PIN_CHECK: {
+          const pinned = this.window.checkPin(now);
+          if (pinned !== undefined)
+            return this.fail(new ProtocolError('ENHANCE_YOUR_CALM', pinned), 'remote', true);
+          break;
+        }
+        case Timer.WINDOW_SHRINK:
+          this.window.shrink();
+          break;
       }
-    }
-    if (this.graceDeadline !== undefined && now >= this.graceDeadline) {
-      this.fail(
-        new TimeoutError(
-          'GOAWAY_GRACE_EXPIRED',
-          this.currentState === 'going-away'
-            ? 'the client did not close within the GOAWAY grace period'
-            : 'the termination did not complete within the GOAWAY grace period',
-        ),
-        'local',
-        true,
-      );
-      return;
-    }
-    if (this.closeDeadline !== undefined && now >= this.closeDeadline) {
-      this.fail(new TimeoutError('CLOSE_TIMEOUT', this.closeTimeoutMessage()), 'local', true);
-      return;
-    }
-    const stall = this.writeStallDeadline();
-    if (stall !== undefined && now >= stall) {
-      this.fail(
-        new TimeoutError(
-          'WRITE_STALL',
-          `the transport accepted no bytes for ${Math.round(now - this.backlogSince)} ms`,
-        ),
-        'transport',
-        true,
-      );
-      return;
-    }
-    if (this.blockedSince !== undefined) {
-      const blocked = now - this.blockedSince;
-      if (
-        this.settings.creditStallTimeoutMs > 0 &&
-        now >= this.blockedSince + this.settings.creditStallTimeoutMs
-      ) {
-        this.fail(
-          new TimeoutError('CREDIT_STALL', `blocked on the peer's credit for ${Math.round(blocked)} ms`),
-          'local',
-          true,
-        );
-        return;
-      }
-      if (!this.stallReported && now >= this.blockedSince + this.settings.creditStallReportMs) {
-        this.stallReported = true;
-        this.emit({ type: 'credit-stall', blockedMs: blocked });
-      }
-    }
-    if (now >= this.nextHeartbeatAt && this.sendsHeartbeats()) {
-      this.heartbeatDue = true;
-      this.nextHeartbeatAt = now + this.heartbeatPeriod();
-    }
-    if (now >= this.pinCheckAt && this.checkPin(now)) return;
-    if (this.shrinkDeadline() !== undefined && now >= this.shrinkDeadline()!) {
-      this.window = this.settings.initialWindow;
-      this.returnReservation();
     }
   }
 
-  /** What `CLOSE_TIMEOUT` waited for, with the counts this side knows (SPEC.md §9.1). */
-  private closeTimeoutMessage(): string {
-    const within = `within ${this.settings.closeTimeoutMs} ms`;
-    const unsent = this.queuedCount - this.writtenCount;
-    const sent = `${this.peerConsumed} of the ${this.writtenCount} messages sent`;
-    switch (this.currentState) {
-      case 'closing':
-        return `CLOSE was not sent ${within}: ${unsent} of the ${this.queuedCount} messages before it were still unsent (credit left: ${this.creditAvailable()} bytes)`;
-      case 'close-sent':
-        return `the server did not acknowledge CLOSE ${within}; it had reported ${sent} consumed (a server acknowledges once its application has consumed them all and sent its last messages)`;
-      case 'close-acked':
-        return `the application did not consume the server's messages ${within} of CLOSE_ACK: ${this.consumedCount} of ${this.receivedCount} consumed`;
-      case 'peer-closed':
-        return `the server did not finish ${within} of the client's CLOSE: its application consumed ${this.consumedCount} of the ${this.receivedCount} client messages${this.finishRequested ? '' : ' and did not end its side'}; ${unsent} of its ${this.queuedCount} messages unsent`;
-      case 'close-ack-sent':
-        return `the client did not send its final CREDIT and end of stream ${within} of CLOSE_ACK; it had reported ${sent} consumed`;
-      default:
-        return `the termination handshake did not complete ${within} (state ${this.currentState})`;
-    }
+  private timeout(
+    code: ConstructorParameters<typeof TimeoutError>[0],
+    message: string,
+    initiator: CloseInfo['initiator'],
+  ): void {
+    this.fail(new TimeoutError(code, message), initiator, true);
+  }
+
+  /**
+   * Bring up to date the deadlines whose inputs change on the data path (each received chunk
+   * moves the idle deadline, each DATA frame the window shrink): computed when a deadline is
+   * asked for rather than per chunk. The others are armed where their inputs change.
+   */
+  private syncTimers(): void {
+    this.liveness.syncIdleTimer();
+    this.window.syncShrinkTimer();
   }
 
   /** The earliest time at which `handleTimeout` must be called, or `undefined` (no timer needed). */
   nextDeadline(): number | undefined {
-    if (this.currentState === 'closed' || !this.started) return undefined;
-    if (this.negotiatedValues === undefined) return this.handshakeDeadline;
-    // Called after every service pass: no closure, no allocation. +∞ stands for "none".
-    const none = Number.POSITIVE_INFINITY;
-    const liveness = this.livenessDeadline();
-    let next =
-      liveness === undefined ? none : liveness === this.livenessGraceFor ? this.livenessGraceUntil : liveness;
-    next = Math.min(
-      next,
-      this.nextHeartbeatAt,
-      this.graceDeadline ?? none,
-      this.closeDeadline ?? none,
-      this.handshakeDeadline ?? none,
-      this.writeStallDeadline() ?? none,
-      this.shrinkDeadline() ?? none,
-      this.pinCheckAt,
-    );
-    if (this.blockedSince !== undefined) {
-      if (!this.stallReported) next = Math.min(next, this.blockedSince + this.settings.creditStallReportMs);
-      if (this.settings.creditStallTimeoutMs > 0)
-        next = Math.min(next, this.blockedSince + this.settings.creditStallTimeoutMs);
-    }
-    return next === none ? undefined : next;
+    const mask = this.machine.row.timers;
+    if (!this.started || mask === 0) return undefined;
+    this.syncTimers();
+    const next = this.timers.next(mask);
+    return next === Number.POSITIVE_INFINITY ? undefined : next;
   }
 
   /**
@@ -806,17 +320,7 @@ export class Engine implements FrameSink {
    * liveness failure is reported at most this much later.
    */
   get timerSlack(): number {
-    const base =
-      this.heartbeatInterval === 0
-        ? this.settings.handshakeTimeoutMs
-        : Math.min(this.heartbeatInterval, this.localIdleTimeout / 3);
-    return Math.min(MAX_TIMER_SLACK_MS, base * TIMER_SLACK_FRACTION);
-  }
-
-  /** The next heartbeat period: uniform in [0.9 I, 1.1 I − slack] (SPEC.md §8). */
-  private heartbeatPeriod(): number {
-    const interval = this.heartbeatInterval;
-    return 0.9 * interval + (0.2 * interval - this.timerSlack) * this.settings.random();
+    return this.liveness.timerSlack;
   }
 
   /**
@@ -825,14 +329,7 @@ export class Engine implements FrameSink {
    * stays level reports 0 first (SPEC.md §8, "Write stall").
    */
   transmitBacklog(now: number, bytes: number): void {
-    if (bytes <= 0) {
-      this.backlog = 0;
-    } else if (this.backlog === 0 || bytes < this.backlog) {
-      this.backlog = bytes;
-      this.backlogSince = now;
-    } else {
-      this.backlog = bytes;
-    }
+    this.liveness.transmitBacklog(now, bytes);
   }
 
   // ------------------------------------------------------------------ application calls
@@ -848,29 +345,8 @@ export class Engine implements FrameSink {
    */
   trySend(now: number, payload: Uint8Array): boolean {
     this.now = now;
-    if (!this.sendOpen || payload.length > this.peerMaxMessageBytes) this.assertSendable(payload);
-    const max = this.settings.maxSendQueueBytes;
-    let bytes = this.outboxBytes;
-    if (bytes >= max) {
-      this.writableWanted = true;
-      return false;
-    }
-    if (this.queuedCount >= MAX_COUNTER) {
-      throw new UsageError(
-        'LIMIT_REACHED',
-        'the message counter reached 2^53 - 1 (SPEC.md §2): no more messages on this connection',
-      );
-    }
-    this.outbox.push(payload);
-    this.queuedCount++;
-    this.queuedBytes += payload.length;
-    bytes += payload.length + SEND_QUEUE_MESSAGE_OVERHEAD;
-    this.outboxBytes = bytes;
-    if (bytes >= max) this.writableWanted = true;
-    // Only a sender short of credit can become blocked by queuing more.
-    if (this.blockedSince === undefined && this.creditAvailable() < dataFrameCost(1, true))
-      this.updateBlocked(now);
-    return true;
+    if (payload.length > this.sendLimit) this.assertSendable(payload);
+    return this.send.queue(now, payload);
   }
 
   /**
@@ -878,86 +354,21 @@ export class Engine implements FrameSink {
    * accepting messages, message too large), without queuing anything.
    */
   assertSendable(payload: Uint8Array): void {
-    const state = this.currentState;
-    if (this.closeRequested) throw new UsageError('CONNECTION_CLOSED', 'cannot send after end()');
-    if (state === 'handshaking') {
-      throw new UsageError('NOT_OPEN', 'the handshake has not completed: wait for the open event');
-    }
-    if (state !== 'open' && state !== 'going-away' && state !== 'peer-closed') {
-      // The close error says why (a peer's ERROR, a heartbeat timeout, …): keep it as the cause.
-      throw new UsageError(
-        'CONNECTION_CLOSED',
-        this.closeInfo?.error === undefined
-          ? `cannot send in state ${state}`
-          : `cannot send: the connection closed (${this.closeInfo.error.code})`,
-        { cause: this.closeInfo?.error },
-      );
-    }
-    if (this.settings.role === 'server' && this.finishRequested && state === 'peer-closed') {
-      throw new UsageError(
-        'CONNECTION_CLOSED',
-        'cannot send: the client closed and this connection finished (its consumer reached the end of the stream)',
-      );
-    }
-    const limit = this.peerMaxMessageBytes;
-    if (payload.length > limit) {
-      throw new UsageError(
-        'MESSAGE_TOO_LARGE',
-        `message of ${payload.length} bytes exceeds the limit of ${limit}`,
-      );
-    }
-  }
-
-  /** Messages whose last frame has been handed to the transport. */
-  get writtenMessages(): number {
-    return this.writtenCount;
-  }
-
-  /** Messages accepted by `trySend` so far (`delivery.queued`). */
-  get acceptedMessages(): number {
-    return this.queuedCount;
-  }
-
-  /** What the send queue holds, counted against `maxSendQueueBytes` (see `trySend`). */
-  get sendQueueBytes(): number {
-    return this.outboxBytes;
-  }
-
-  /** True when `trySend` would refuse a message because the send queue is at its bound. */
-  get sendQueueFull(): boolean {
-    return this.outboxBytes >= this.settings.maxSendQueueBytes;
+    this.termination.assertSendable(payload.length);
   }
 
   /** Take the next message and consume it at once (its credit returns to the peer). */
   read(now: number): Uint8Array | undefined {
-    if (this.taken.length > 0) {
-      // Messages taken earlier are still out: keep the release order through take/release.
-      const message = this.take(now);
-      if (message === undefined) return undefined;
-      this.release(now, message.seq);
-      return message.payload;
-    }
-    // Fast path: take and release at once, without bookkeeping objects.
-    const payload = this.inbox.shift();
-    if (payload === undefined) return undefined;
     this.now = now;
-    if (this.inbox.length === 0) this.inboxWasEmpty = true;
-    this.deliveredCount++;
-    this.consumedCount++;
-    this.releasedCredit += this.inbox.shiftedCost;
-    if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
-    else if (this.grantable() - this.grantedLimit >= this.window / 4) this.maybeGrantCredit(now);
-    else if (this.releasedCredit - this.releasedReported >= this.reportStep) this.reportConsumption();
-    if (this.reservedExtra > 0 && this.reservedExtra > this.window - this.settings.initialWindow)
-      this.returnReservation();
-    if (this.currentState !== 'open') this.checkTermination();
+    const payload = this.receiver.read(now);
+    if (payload !== undefined && !this.open) this.termination.check();
     return payload;
   }
 
   /** Take the next message; its credit returns on `release(seq)`. */
   take(now: number): InboundMessage | undefined {
     const payload = this.takePayload(now);
-    return payload === undefined ? undefined : { seq: this.deliveredCount, payload };
+    return payload === undefined ? undefined : { seq: this.receiver.deliveredCount, payload };
   }
 
   /**
@@ -966,37 +377,13 @@ export class Engine implements FrameSink {
    */
   takePayload(now: number): Uint8Array | undefined {
     this.now = now;
-    const payload = this.inbox.shift();
-    if (payload === undefined) return undefined;
-    this.deliveredCount++;
-    this.taken.push(this.inbox.shiftedCost);
-    if (this.inbox.length === 0) this.inboxWasEmpty = true;
-    return payload;
-  }
-
-  /** The seq of the message last taken (messages handed to the application so far). */
-  get lastTakenSeq(): number {
-    return this.deliveredCount;
+    return this.receiver.take();
   }
 
   /** Give back a message taken with `take()`. Releasing twice or an unknown seq is ignored. */
   release(now: number, seq: number): void {
     this.now = now;
-    const index = seq - this.consumedCount - 1;
-    const cost = index >= 0 ? this.taken.at(index) : undefined;
-    if (cost === undefined || cost < 0) return;
-    this.taken.set(index, -1 - cost);
-    // Credit returns in message order: the released prefix is consumed.
-    for (let head = this.taken.peek(); head !== undefined && head < 0; head = this.taken.peek()) {
-      this.taken.shift();
-      this.consumedCount++;
-      this.releasedCredit += -1 - head;
-    }
-    if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(now);
-    else this.maybeGrantCredit(now);
-    if (this.releasedCredit - this.releasedReported >= this.reportStep) this.reportConsumption();
-    if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
-    this.checkTermination();
+    if (this.receiver.release(now, seq)) this.termination.check();
   }
 
   /**
@@ -1009,25 +396,10 @@ export class Engine implements FrameSink {
    */
   discardUnread(now: number): void {
     this.now = now;
-    if (this.currentState === 'closed' || this.discarding) return;
-    this.discarding = true;
-    this.dropInbox();
-  }
-
-  /** Drop the inbox (see `discardUnread`): credit released, nothing counted consumed. */
-  private dropInbox(): void {
-    let count = 0;
-    for (let payload = this.inbox.shift(); payload !== undefined; payload = this.inbox.shift()) {
-      this.releasedCredit += this.inbox.shiftedCost;
-      count++;
-    }
-    if (count === 0) return;
-    this.inboxWasEmpty = true;
-    this.discardedCount += count;
-    if (this.partialCost > 0 && !this.frameInProgress) this.ensurePartialRoom(this.now);
-    else this.maybeGrantCredit(this.now);
-    if (this.reservedExtra > this.window - this.settings.initialWindow) this.returnReservation();
-    this.checkTermination();
+    this.receiver.now = now;
+    if (this.machine.state === 'closed' || this.receiver.discarding) return;
+    this.receiver.discarding = true;
+    if (this.receiver.dropInbox()) this.termination.check();
   }
 
   /** Client: start the termination handshake (CLOSE after all queued data). Idempotent. */
@@ -1035,15 +407,8 @@ export class Engine implements FrameSink {
     this.now = now;
     if (this.settings.role !== 'client')
       throw new UsageError('INTERNAL_ERROR', 'only a client closes; a server uses goAway()');
-    if (this.closeRequested || this.currentState === 'closed') return;
-    this.closeRequested = true;
+    this.termination.close(now);
     this.updateSendOpen();
-    this.terminationInitiator ??= this.goAwayReceived === undefined ? 'local' : 'remote';
-    this.closeDeadline = now + this.settings.closeTimeoutMs;
-    if (this.currentState === 'open') {
-      this.setState('closing');
-      this.checkTermination();
-    }
   }
 
   /**
@@ -1060,39 +425,14 @@ export class Engine implements FrameSink {
       retryAfterMs?: number;
       doNotReconnect?: boolean;
       message?: string;
+      /** Where clients should go (SPEC.md §9.5); default: the `alternatives` option. */
+      alternatives?: readonly string[];
     },
   ): void {
     this.now = now;
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
-    if (this.currentState === 'closed') return;
-    const graceMs = Math.max(0, Math.min(Math.floor(options.graceMs), 0xffff_ffff));
-    if (this.currentState === 'handshaking') {
-      // Sent right after WELCOME; the grace counts from then.
-      this.pendingGoAway = { ...options, graceMs };
-      return;
-    }
-    // The deadline also bounds a termination handshake under way (the client already closed;
-    // no GOAWAY is sent then).
-    const deadline = now + graceMs;
-    if (this.graceDeadline === undefined || deadline < this.graceDeadline) this.graceDeadline = deadline;
-    if (this.goAwaySent) return;
-    this.goAwaySent = true;
-    if (this.currentState !== 'open') return;
-    this.terminationInitiator ??= 'local';
-    this.controlQueue.push(
-      encodeControlFrame({
-        type: FrameType.GOAWAY,
-        goAway: {
-          graceMs,
-          reason: options.reason ?? 1,
-          consumedMessages: this.consumedCount,
-          retryAfterMs: options.retryAfterMs ?? 0,
-          doNotReconnect: options.doNotReconnect ?? false,
-          message: options.message ?? '',
-        },
-      }),
-    );
-    this.setState('going-away');
+    if (options.alternatives !== undefined) checkAlternatives('alternatives', options.alternatives);
+    this.termination.goAway(now, options);
   }
 
   /** Server: after `peer-closed`, the application has sent everything; CLOSE_ACK follows once flushed. */
@@ -1100,15 +440,14 @@ export class Engine implements FrameSink {
     this.now = now;
     if (this.settings.role !== 'server')
       throw new UsageError('INTERNAL_ERROR', 'only a server calls finish()');
-    this.finishRequested = true;
+    this.termination.finish();
     this.updateSendOpen();
-    this.checkTermination();
   }
 
   /** Abort: send ERROR (default CANCELLED) if the transport allows, and close. */
   abort(now: number, error?: HeartwireError): void {
     this.now = now;
-    if (this.currentState === 'closed') return;
+    if (this.machine.state === 'closed') return;
     this.fail(error ?? new UsageError('CANCELLED', 'aborted by the application'), 'local', this.started);
   }
 
@@ -1116,15 +455,7 @@ export class Engine implements FrameSink {
 
   /** Next event, or `undefined`. */
   pollEvent(): EngineEvent | undefined {
-    if (this.eventHead >= this.events.length) {
-      if (this.eventHead > 0) {
-        this.events.length = 0;
-        this.eventHead = 0;
-      }
-      return undefined;
-    }
-    const event = this.events[this.eventHead++];
-    return event;
+    return this.events.shift();
   }
 
   /**
@@ -1133,224 +464,102 @@ export class Engine implements FrameSink {
    * never makes DATA sendable.
    */
   get mayTransmitAfterRead(): boolean {
-    return this.creditDirty || this.consumedReportDue || this.currentState !== 'open';
+    return this.window.creditDirty || this.window.consumedReportDue || this.machine.row.state !== 'open';
   }
 
   /** True if `pollTransmit` would return bytes (control frames, or DATA within credit). */
   get wantsToTransmit(): boolean {
     if (this.controlQueue.length > 0) return true;
-    if (this.currentState === 'closed') return false;
-    if (
-      this.heartbeatDue ||
-      this.creditDirty ||
-      this.consumedReportDue ||
-      this.closeFrameDue ||
-      this.finalFrameDue
-    )
-      return true;
+    if (this.machine.state === 'closed') return false;
+    const w = this.window;
+    const t = this.termination;
     return (
-      this.negotiatedValues !== undefined && this.sendIndex < this.outbox.length && this.creditAvailable() > 0
+      this.liveness.heartbeatDue ||
+      w.creditDirty ||
+      w.consumedReportDue ||
+      t.closeFrameDue ||
+      t.finalFrameDue ||
+      this.send.hasDataToSend
     );
   }
 
   /**
-   * Bytes to write: all pending control frames, then DATA frames while fewer than `maxDataBytes`
-   * DATA bytes have been produced (default unlimited; the last frame may go past it by at most one
-   * frame, so callers pass the room they have, and 0 for control frames only). Returns an empty array when nothing is pending. Views may point
-   * at payloads given to `trySend`: do not modify those while they are being written.
+   * Bytes to write, in the order of SPEC.md §8 ("Priority"): control frames, a heartbeat, a
+   * credit, then DATA frames while fewer than `maxDataBytes` DATA bytes have been produced
+   * (default unlimited; the last frame may go past it by at most one frame, so callers pass the
+   * room they have, and 0 for control frames only), then the termination's frame. Returns an
+   * empty array when nothing is pending. Views may point at payloads given to `trySend`: do not
+   * modify those while they are being written.
    */
   pollTransmit(now: number, maxDataBytes = Number.POSITIVE_INFINITY): Uint8Array[] {
     this.now = now;
     const out: Uint8Array[] = [];
-    this.txOut = out;
-    this.txBatch = undefined;
-    this.txStart = 0;
-    this.txPos = 0;
-    // Size the batch to what this call can write at most, so a lone small frame does not allocate
-    // (and pin, while the socket holds it) a whole BATCH_SIZE buffer.
-    const pending = this.outbox.length - this.sendIndex;
-    const averagePayload = pending === 0 ? 0 : this.queuedBytes / pending;
-    this.txEstimate =
-      HEARTBEAT_FRAME_SIZE +
-      CREDIT_FRAME_SIZE +
-      Math.min(
-        maxDataBytes,
-        pending * (2 * FRAME_HEADER_SIZE + (averagePayload <= COPY_THRESHOLD ? averagePayload : 0)),
-      );
-
-    for (const bytes of this.controlQueue) out.push(bytes);
-    this.controlQueue.length = 0;
-    if (this.currentState === 'closed' || this.negotiatedValues === undefined) {
+    const send = this.send;
+    const w = this.window;
+    const t = this.termination;
+    for (let bytes = this.controlQueue.shift(); bytes !== undefined; bytes = this.controlQueue.shift())
+      out.push(bytes);
+    if (this.machine.state === 'closed' || this.handshake.negotiated === undefined) {
       this.account(now, out);
       return out;
     }
-
-    if (this.heartbeatDue && this.sendsHeartbeats()) {
-      const target = this.room(HEARTBEAT_FRAME_SIZE);
-      this.raiseLimit();
-      const echo = this.peerTimestamp !== undefined;
-      writeHeartbeatFrame(target, this.txPos, {
-        echo,
-        timestamp: Math.floor(now * HEARTBEAT_TICKS_PER_MS) % U32,
-        echoTimestamp: echo ? this.peerTimestamp! : 0,
-        echoDelay: echo
-          ? Math.min(
-              Math.max(0, Math.floor((now - this.peerTimestampAt) * HEARTBEAT_TICKS_PER_MS)),
-              0xffff_ffff,
-            )
-          : 0,
-        receivedBytes: this.receivedCredit,
-        creditLimit: this.grantedLimit,
-        consumedMessages: this.consumedCount,
-      });
-      this.consumedReported = this.consumedCount;
-      this.releasedReported = this.releasedCredit;
-      this.txPos += HEARTBEAT_FRAME_SIZE;
-      this.heartbeatsSent++;
-      this.creditDirty = false;
-      this.consumedReportDue = false;
+    send.begin(out, maxDataBytes, HEARTBEAT_FRAME_SIZE + CREDIT_FRAME_SIZE);
+    const live = this.liveness;
+    if (live.heartbeatDue && (this.machine.row.sends & HEARTBEAT_BIT) !== 0) {
+      const target = send.room(HEARTBEAT_FRAME_SIZE);
+      w.raiseLimit();
+      live.writeHeartbeat(target, send.txPos, now, w.receivedCredit, w.grantedLimit, w.consumedCount);
+      w.reported();
+      send.txPos += HEARTBEAT_FRAME_SIZE;
     }
-    this.heartbeatDue = false;
-    if (this.creditDirty || this.consumedReportDue) {
-      const target = this.room(CREDIT_FRAME_SIZE);
+    live.heartbeatDue = false;
+    if (w.creditDirty || w.consumedReportDue) {
+      const target = send.room(CREDIT_FRAME_SIZE);
       // A consumption report alone repeats the limit granted (rule 3: it changes nothing).
-      if (this.creditDirty) this.raiseLimit();
-      writeCreditFrame(target, this.txPos, this.grantedLimit, this.consumedCount);
-      this.consumedReported = this.consumedCount;
-      this.releasedReported = this.releasedCredit;
-      this.txPos += CREDIT_FRAME_SIZE;
-      this.creditDirty = false;
-      this.consumedReportDue = false;
+      if (w.creditDirty) w.raiseLimit();
+      writeCreditFrame(target, send.txPos, w.grantedLimit, w.consumedCount);
+      w.reported();
+      send.txPos += CREDIT_FRAME_SIZE;
     }
-
-    // DATA frames, within the peer's credit and the caller's budget.
-    let budget = maxDataBytes;
-    const outbox = this.outbox;
-    const smallMax = Math.min(COPY_THRESHOLD, this.peerMaxFramePayload);
-    while (this.sendIndex < outbox.length && budget > 0) {
-      if (this.sendOffset === 0) {
-        // The common case: a run of small messages, each whole, copied into the batch behind its
-        // header (the loop keeps its state in locals; fields are written back before room()).
-        const first = this.sendIndex;
-        const count = outbox.length;
-        const limit = this.peerLimit;
-        let index = first;
-        let sent = this.sentCredit;
-        let bytes = 0;
-        // (typed explicitly: TypeScript would narrow the field to its assignment above)
-        let target = this.txBatch as Uint8Array | undefined;
-        let at = this.txPos;
-        while (index < count && budget > 0) {
-          const payload = outbox.at(index)!;
-          const length = payload.length;
-          const cost = dataFrameCost(length, true);
-          if (length > smallMax || sent + cost > limit) break;
-          const frameSize = FRAME_HEADER_SIZE + length;
-          if (target === undefined || at + frameSize > target.length) {
-            this.txPos = at;
-            target = this.room(frameSize);
-            at = this.txPos;
-          }
-          putHeader(target, at, length, FrameType.DATA, FLAG_END);
-          if (length > 0) target.set(payload, at + FRAME_HEADER_SIZE);
-          at += frameSize;
-          sent += cost;
-          bytes += length;
-          budget -= frameSize;
-          index++;
-        }
-        this.txPos = at;
-        this.sentCredit = sent;
-        this.queuedBytes -= bytes;
-        this.writtenCount += index - first;
-        this.sendIndex = index;
-        if (index === count || budget <= 0) break;
-      }
-      const payload = outbox.at(this.sendIndex)!;
-      const length = payload.length;
-      const remaining = length - this.sendOffset;
-      const credit = this.creditAvailable();
-      const size = this.nextFrameSize(remaining, credit);
-      if (size < 0) break;
-      const end = size === remaining && dataFrameCost(size, true) <= credit;
-      const target = this.room(FRAME_HEADER_SIZE + (size <= COPY_THRESHOLD ? size : 0));
-      writeFrameHeader(target, this.txPos, size, FrameType.DATA, end ? FLAG_END : 0);
-      this.txPos += FRAME_HEADER_SIZE;
-      const chunk =
-        this.sendOffset === 0 && size === length
-          ? payload
-          : payload.subarray(this.sendOffset, this.sendOffset + size);
-      if (size <= COPY_THRESHOLD) {
-        target.set(chunk, this.txPos);
-        this.txPos += size;
-      } else {
-        this.flushBatch();
-        out.push(chunk);
-      }
-      this.sendOffset += size;
-      this.sentCredit += dataFrameCost(size, end);
-      this.queuedBytes -= size;
-      budget -= FRAME_HEADER_SIZE + size;
-      if (end) {
-        this.sendIndex++;
-        this.sendOffset = 0;
-        this.writtenCount++;
-      }
-    }
-    this.flushBatch();
-    this.txOut = undefined;
-    this.txBatch = undefined;
-    this.updateBlocked(now);
-
-    this.checkTermination();
-    if (this.closeFrameDue) {
-      this.closeFrameDue = false;
-      out.push(
-        encodeControlFrame({
-          type: FrameType.CLOSE,
-          close: { sentMessages: this.queuedCount, consumedMessages: this.consumedCount },
-        }),
-      );
+    send.writeData(maxDataBytes);
+    send.end(now);
+    t.check();
+    if (t.closeFrameDue) {
+      t.closeFrameDue = false;
+      out.push(t.closeFrame());
       this.setState('close-sent');
     }
-    if (this.finalFrameDue) {
-      this.finalFrameDue = false;
+    if (t.finalFrameDue) {
+      t.finalFrameDue = false;
       out.push(this.finalFrame());
     }
     this.account(now, out);
     return out;
   }
 
-  /** The batch buffer, with room for `bytes` more at `txPos` (a new buffer when it is full). */
-  private room(bytes: number): Uint8Array {
-    let batch = this.txBatch;
-    if (batch === undefined || this.txPos + bytes > batch.length) {
-      this.flushBatch();
-      const size = Math.max(Math.min(BATCH_SIZE, this.txEstimate), bytes);
-      if (size >= POOLED_BATCH_MIN && size <= BATCH_SIZE) {
-        // Full-size batches are recycled once the transport reports them written (`transmitted`).
-        batch = batchPool.pop() ?? new Uint8Array(BATCH_SIZE);
-        this.batchesOut.set(batch.buffer, 0);
-      } else {
-        batch = new Uint8Array(size);
-      }
-      this.txEstimate = BATCH_SIZE;
-      this.txBatch = batch;
-      this.txStart = 0;
-      this.txPos = 0;
+  /** The frame that ends this side's transmissions in the termination handshake. */
+  private finalFrame(): Uint8Array {
+    const t = this.termination;
+    if (this.settings.role === 'server') {
+      const frame = t.closeAckFrame();
+      this.setState('close-ack-sent');
+      return frame;
     }
-    return batch;
+    if (this.receiver.discardedCount > 0) {
+      const frame = t.discardedFrame();
+      this.finishClean('local');
+      return frame;
+    }
+    const credit = t.finalCreditFrame();
+    this.setState('fin-sent');
+    this.emit({ type: 'end-transport' });
+    return credit;
   }
 
-  /** Append the batch's unwritten bytes to the output. */
-  private flushBatch(): void {
-    const batch = this.txBatch;
-    if (batch !== undefined && this.txPos > this.txStart) {
-      this.txOut!.push(batch.subarray(this.txStart, this.txPos));
-      this.txStart = this.txPos;
-      const out = this.batchesOut.get(batch.buffer);
-      if (out !== undefined) this.batchesOut.set(batch.buffer, out + 1);
-    }
+  private account(now: number, out: Uint8Array[]): void {
+    if (out.length === 0) return;
+    for (const bytes of out) this.bytesSent += bytes.length;
+    this.liveness.lastSentAt = now;
   }
 
   /**
@@ -1360,1073 +569,244 @@ export class Engine implements FrameSink {
    * Call it at most once per chunk, and never while the transport may still read the chunk.
    */
   transmitted(chunk: Uint8Array): void {
-    const buffer = chunk.buffer;
-    const out = this.batchesOut.get(buffer);
-    if (out === undefined) return;
-    if (out > 1) {
-      this.batchesOut.set(buffer, out - 1);
-      return;
-    }
-    this.batchesOut.delete(buffer);
-    if (batchPool.length < BATCH_POOL_MAX) batchPool.push(new Uint8Array(buffer, 0, BATCH_SIZE));
+    this.send.transmitted(chunk);
   }
 
   /** Whether {@link transmitted} would recycle the buffer behind `chunk` (a batch of frames). */
   isRecyclable(chunk: Uint8Array): boolean {
-    return this.batchesOut.has(chunk.buffer);
+    return this.send.isRecyclable(chunk);
   }
 
-  /** The frame that ends this side's transmissions in the termination handshake. */
-  private finalFrame(): Uint8Array {
-    if (this.settings.role === 'client' && this.discardedCount > 0) {
-      // Messages were dropped unread: instead of the final CREDIT (whose count would read as a
-      // client that died before finishing), ERROR CANCELLED tells the server exactly which of its
-      // messages were delivered; ours are all accounted by CLOSE_ACK (SPEC.md §9.1).
-      const frame = encodeControlFrame({
-        type: FrameType.ERROR,
-        error: {
-          code: WireErrorCode.CANCELLED,
-          message: `the client discarded ${this.discardedCount} unread messages`,
-          consumedMessages: this.consumedCount,
-          deliveredMessages: this.deliveredCount,
-        },
-      });
-      this.finishClean('local');
-      return frame;
-    }
-    if (this.settings.role === 'client') {
-      const credit = new Uint8Array(CREDIT_FRAME_SIZE);
-      writeCreditFrame(credit, 0, this.grantedLimit, this.consumedCount);
-      this.setState('fin-sent');
-      this.emit({ type: 'end-transport' });
-      return credit;
-    }
-    const frame = encodeControlFrame({
-      type: FrameType.CLOSE_ACK,
-      closeAck: {
-        sentMessages: this.queuedCount,
-        consumedMessages: this.consumedCount,
-        deliveredMessages: this.deliveredCount,
-      },
-    });
-    this.setState('close-ack-sent');
-    return frame;
-  }
+  // ------------------------------------------------------------------ received control frames
 
-  private account(now: number, out: Uint8Array[]): void {
-    if (out.length === 0) return;
-    for (const bytes of out) this.bytesSent += bytes.length;
-    this.lastSentAt = now;
-  }
-
-  // ------------------------------------------------------------------ inspection
-
-  /** Server after CLOSE_ACK: the client's final CREDIT reported every message consumed. */
-  private peerConsumedAll(): boolean {
-    return this.peerConsumed === this.queuedCount;
-  }
-
-  private isClosed(): boolean {
-    return this.currentState === 'closed';
-  }
-
-  /** Current state. */
-  get state(): ConnectionState {
-    return this.currentState;
-  }
-
-  /** Values agreed in the handshake, `undefined` before it completes. */
-  get negotiated(): Negotiated | undefined {
-    return this.negotiatedValues;
-  }
-
-  /** Messages ready to `read()`/`take()`. */
-  get readableMessages(): number {
-    return this.inbox.length;
-  }
-
-  /** Client: the server's GOAWAY, once received (`undefined` before, and on a server). */
-  get receivedGoAway(): GoAwayInfo | undefined {
-    return this.goAwayReceived;
-  }
-
-  /** How the connection closed, once closed. */
-  get closed(): CloseInfo | undefined {
-    return this.closeInfo;
-  }
-
-  /** Credit bytes held for unconsumed input: `R − C` (SPEC.md §7). Never above the window. */
-  get heldBytes(): number {
-    return this.receivedCredit - this.releasedCredit;
-  }
-
-  /** The current receive window `W`. */
-  get receiveWindow(): number {
-    return this.window;
-  }
-
-  /** The largest credit limit granted so far (`L`). */
-  get creditLimitGranted(): number {
-    return this.grantedLimit;
-  }
-
-  /** Counters and gauges. */
-  stats(_now?: number): EngineStats {
-    const blockedNow = this.blockedSince === undefined || _now === undefined ? 0 : _now - this.blockedSince;
-    return {
-      state: this.currentState,
-      rttMs: this.rtt,
-      smoothedRttMs: this.srtt,
-      bytesReceived: this.bytesReceived,
-      bytesSent: this.bytesSent,
-      messagesReceived: this.receivedCount,
-      messagesSent: this.writtenCount,
-      heartbeatsReceived: this.heartbeatsReceived,
-      heartbeatsSent: this.heartbeatsSent,
-      sendCredit: Math.max(0, this.peerLimit - this.sentCredit),
-      receiveCredit: Math.max(0, this.grantedLimit - this.receivedCredit),
-      receiveWindow: this.window,
-      heldBytes: this.heldBytes,
-      queuedBytes: this.queuedBytes,
-      sendQueueBytes: this.outboxBytes,
-      creditBlockedMs: this.creditBlockedTotal + blockedNow,
-      lastReceivedAt: this.started ? this.lastReceivedAt : undefined,
-      lastSentAt: this.lastSentAt,
-    };
-  }
-
-  /** Classification of this side's messages (SPEC.md §9.4). Exact at any time; final once closed. */
-  deliveryReport(): DeliveryReport {
-    const consumed = this.peerConsumed;
-    const certain =
-      this.peerDelivered === undefined ? this.writtenCount : Math.min(this.peerDelivered, this.writtenCount);
-    const notProcessedFrom = Math.max(certain, consumed) + 1;
-    const payloads = this.outbox.toArray();
-    const split = notProcessedFrom - consumed - 1;
-    return {
-      queued: this.queuedCount,
-      consumed,
-      notProcessedFrom,
-      unknown: payloads.slice(0, split),
-      notProcessed: payloads.slice(split),
-    };
-  }
-
-  // ------------------------------------------------------------------ frame handling (FrameSink)
-
-  /** Current time of the call being processed (frames carry no time of their own). */
-  private now = 0;
-
-  /** Messages queued by `onMessage` whose accounting `settleMessages` has not done yet. */
-  private unsettledCount = 0;
-  private unsettledCost = 0;
-
-  /**
-   * @internal A whole message in one frame from the decoder (see {@link FrameSink.onMessage}),
-   * the per-message fast path: queue it; its credit, count and `readable` event are settled once
-   * per chunk, or before the next frame of another kind (`settleMessages`).
-   */
-  onMessage(source: Uint8Array, start: number, stop: number, cost: number): void {
-    if (!this.dataAllowed || this.partialCost !== 0) {
-      // Not open for DATA, or the frame ends a multi-frame message: the general path decides.
-      this.decoder.dataCredit += cost;
-      this.onData(source, start, stop, stop - start, true, true, true);
-      return;
-    }
-    this.queueWhole(source, start, stop, cost);
-    this.unsettledCount++;
-    this.unsettledCost += cost;
-  }
-
-  /**
-   * Queue a whole message inside the chunk being decoded: a view of the chunk, which the
-   * transport never reuses (a tiny one is copied, see COPY_RECEIVED_MAX).
-   */
-  private queueWhole(source: Uint8Array, start: number, stop: number, cost: number): void {
-    const length = stop - start;
-    if (length <= COPY_RECEIVED_MAX) {
-      this.inbox.push(source.slice(start, stop), cost);
-    } else {
-      this.inbox.push(source.subarray(start, stop), cost);
-      this.chunkViews++;
-    }
-    this.chunkDataBytes += length;
-  }
-
-  /** Account the messages `onMessage` queued: credit received, count, `readable`. */
-  private settleMessages(): void {
-    const count = this.unsettledCount;
-    if (count === 0) return;
-    this.unsettledCount = 0;
-    this.receivedCredit += this.unsettledCost; // the decoder has taken it off its dataCredit already
-    this.unsettledCost = 0;
-    this.lastDataAt = this.now;
-    this.receivedCount += count - 1;
-    this.messageReceived();
-  }
-
-  /** @internal DATA frame bytes from the decoder (see {@link FrameSink.onData}). */
-  onData(
-    source: Uint8Array,
-    start: number,
-    stop: number,
-    frameLength: number,
-    first: boolean,
-    last: boolean,
-    end: boolean,
-  ): void {
-    this.settleMessages();
-    if (first) {
-      if (!this.dataAllowed) {
-        if (this.currentState === 'closed') return; // an ERROR earlier in the same chunk closed us
-        throw new ProtocolError('PROTOCOL_ERROR', `DATA not allowed in state ${this.currentState}`);
-      }
-      // The decoder checked the header against the credit; the whole frame is accounted now.
-      const cost = dataFrameCost(frameLength, end);
-      const received = this.receivedCredit + cost;
-      if (received > this.grantedLimit) {
-        throw new FlowControlError(
-          `peer sent ${received} credit bytes beyond the limit of ${this.grantedLimit}`,
-        );
-      }
-      this.receivedCredit = received;
-      this.decoder.dataCredit = this.grantedLimit - received;
-      this.lastDataAt = this.now;
-      if (end && this.partialCost === 0) {
-        if (frameLength > this.settings.maxMessageBytes) {
-          throw new ProtocolError(
-            'MESSAGE_TOO_LARGE',
-            `message exceeds ${this.settings.maxMessageBytes} bytes`,
-          );
-        }
-        if (last) {
-          // A whole message in one frame inside one chunk whose header came in the chunk before.
-          this.queueWhole(source, start, stop, cost);
-          this.messageReceived();
-          return;
-        }
-        // A one-frame message spanning chunks: assembled in a buffer of its exact size.
-        const message = new Uint8Array(frameLength);
-        message.set(source.subarray(start, stop));
-        this.chunkDataBytes += stop - start;
-        this.assembly = message;
-        this.assemblyFill = stop - start;
-        this.startPinWatch();
-        this.partialBytes = frameLength;
-        this.partialCost = cost;
-        this.frameInProgress = true;
-        return;
-      }
-      if (this.partialCost === 0) this.startPinWatch();
-      this.partialBytes += frameLength;
-      this.partialCost += cost;
-      if (this.partialBytes > this.settings.maxMessageBytes) {
-        throw new ProtocolError(
-          'MESSAGE_TOO_LARGE',
-          `message exceeds ${this.settings.maxMessageBytes} bytes`,
-        );
-      }
-    } else if (this.currentState === 'closed') {
-      return;
-    } else if (this.assembly !== undefined) {
-      this.lastDataAt = this.now;
-      this.assembly.set(source.subarray(start, stop), this.assemblyFill);
-      this.chunkDataBytes += stop - start;
-      this.assemblyFill += stop - start;
-      if (!last) return;
-      const message = this.assembly;
-      this.assembly = undefined;
-      this.frameInProgress = false;
-      this.partialMessageReceived(message);
-      return;
-    }
-    if (!first) this.lastDataAt = this.now;
-    this.appendPartial(source, start, stop);
-    if (!last) {
-      this.frameInProgress = true;
-      return;
-    }
-    this.frameInProgress = false;
-    if (!end) {
-      this.ensurePartialRoom(this.now);
-      return;
-    }
-    this.partialMessageReceived(this.takePartial());
-  }
-
-  /**
-   * The chunk just decoded was mostly not DATA (control frames): copy the messages and pieces
-   * that are views of it, so that a peer cannot make a few small messages pin large chunks of
-   * other bytes. Chunks kept by views are then at least 3/4 DATA (docs/IMPLEMENTATION.md, "Memory").
-   */
-  private unpinChunk(buffer: ArrayBufferLike, inboxBefore: number): void {
-    this.inbox.copyViewsOf(buffer, inboxBefore);
-    const parts = this.partial;
-    for (let i = 0; i < parts.length; i++) {
-      if (parts[i]!.buffer === buffer) parts[i] = parts[i]!.slice();
-    }
-  }
-
-  /**
-   * A message that spanned chunks or frames completed: queue it, and remember its cost for
-   * window tuning (large messages, decaying).
-   */
-  private partialMessageReceived(message: Uint8Array): void {
-    const cost = this.partialCost;
-    this.largeMessageCost = Math.max(cost, this.largeMessageCost * 0.875);
-    this.inbox.push(message, cost);
-    this.partialBytes = 0;
-    this.partialCost = 0;
-    this.pinCheckAt = Number.POSITIVE_INFINITY;
-    this.messageReceived();
-  }
-
-  private messageReceived(): void {
-    this.receivedCount++;
-    if (this.inboxWasEmpty) {
-      this.inboxWasEmpty = false;
-      this.emit({ type: 'readable' });
-    }
-  }
-
-  /**
-   * Keep a piece of an incomplete message. Large pieces are kept as views of the chunk (the one
-   * copy is made when the message completes); small pieces are packed into blocks, so a peer
-   * that splits a message into tiny frames or tiny segments cannot make per-piece overhead
-   * exceed the credit it spent (docs/IMPLEMENTATION.md, "Memory").
-   */
-  private appendPartial(source: Uint8Array, start: number, stop: number): void {
-    const length = stop - start;
-    if (length === 0) return;
-    this.chunkDataBytes += length;
-    if (length >= PARTIAL_BLOCK_SIZE / 4) {
-      this.partial.push(source.subarray(start, stop));
-      this.chunkViews++;
-      this.partialBlock = undefined;
-      return;
-    }
-    let block = this.partialBlock;
-    if (block === undefined || this.partialBlockFill + length > block.length) {
-      block = new Uint8Array(PARTIAL_BLOCK_SIZE);
-      this.partialBlock = block;
-      this.partialBlockFill = 0;
-      this.partial.push(block.subarray(0, 0));
-    }
-    block.set(source.subarray(start, stop), this.partialBlockFill);
-    this.partialBlockFill += length;
-    this.partial[this.partial.length - 1] = block.subarray(0, this.partialBlockFill);
-  }
-
-  /** Assemble the pieces of the message that just completed (one copy). */
-  private takePartial(): Uint8Array {
-    const parts = this.partial;
-    const block = this.partialBlock;
-    this.partial = [];
-    this.partialBlock = undefined;
-    if (parts.length === 1) {
-      const only = parts[0]!;
-      // A large piece is a view of a chunk: keep it. Pieces packed in a block are copied out, so
-      // that the message does not pin the whole block.
-      return only.length >= PARTIAL_BLOCK_SIZE / 4 && only.buffer !== block?.buffer ? only : only.slice();
-    }
-    const message = new Uint8Array(this.partialBytes);
-    let offset = 0;
-    for (const part of parts) {
-      message.set(part, offset);
-      offset += part.length;
-    }
-    return message;
-  }
-
-  /** @internal Control frame from the decoder. */
+  /** @internal A control frame from the decoder (through the receiver), in the current state. */
   onControl(frame: ControlFrame): void {
-    this.settleMessages();
-    const state = this.currentState;
-    if (state === 'closed') return;
-    const client = this.settings.role === 'client';
-    if (state === 'close-acked' || state === 'fin-sent') {
-      throw new ProtocolError('PROTOCOL_ERROR', 'frame after CLOSE_ACK');
+    const row = this.machine.row;
+    if (row.state === 'closed') return;
+    if (frame.type === 'extension') {
+      // Ignorable extension types change nothing (and count as such); others were not negotiated.
+      if ((row.accepts & EXTENSION_BIT) === 0 || frame.frameType < EXTENSION_IGNORABLE_FIRST)
+        this.rejectFrame(frame.frameType);
+      return this.liveness.countNoop(this.now);
     }
-    if (this.negotiatedValues === undefined) {
-      if (client && frame.type === FrameType.WELCOME) return this.onWelcome(frame.welcome);
-      if (!client && frame.type === FrameType.HELLO) return this.onHello(frame.hello);
-      if (frame.type === FrameType.ERROR) return this.onError(frame.error);
-      throw new ProtocolError('PROTOCOL_ERROR', `expected ${client ? 'WELCOME' : 'HELLO'} as first frame`);
-    }
-    switch (frame.type) {
-      case FrameType.CREDIT:
-        if (!this.onCredit(frame.creditLimit, frame.consumedMessages)) this.countNoop();
-        return;
-      case FrameType.HEARTBEAT:
-        return this.onHeartbeat(frame);
-      case FrameType.GOAWAY:
-        if (!client || this.goAwayReceived !== undefined) {
-          throw new ProtocolError('PROTOCOL_ERROR', 'unexpected GOAWAY');
-        }
-        this.onCredit(0, frame.goAway.consumedMessages);
-        this.goAwayReceived = {
-          graceMs: frame.goAway.graceMs,
-          reason: frame.goAway.reason,
-          retryAfterMs: frame.goAway.retryAfterMs,
-          doNotReconnect: frame.goAway.doNotReconnect,
-          message: frame.goAway.message,
-          deadline: this.now + frame.goAway.graceMs,
-        };
-        this.emit({ type: 'goaway', goAway: this.goAwayReceived });
-        return;
-      case FrameType.CLOSE:
-        return this.onClose(frame.close.sentMessages, frame.close.consumedMessages);
-      case FrameType.CLOSE_ACK:
-        return this.onCloseAck(
-          frame.closeAck.sentMessages,
-          frame.closeAck.consumedMessages,
-          frame.closeAck.deliveredMessages,
-        );
-      case FrameType.ERROR:
-        return this.onError(frame.error);
-      case 'extension':
-        if (frame.frameType >= EXTENSION_IGNORABLE_FIRST) return this.countNoop();
-        throw new ProtocolError(
-          'PROTOCOL_ERROR',
-          `frame type 0x${frame.frameType.toString(16)} was not negotiated`,
-        );
-      default:
-        throw new ProtocolError('PROTOCOL_ERROR', `unexpected ${frameName(frame.type)} after the handshake`);
-    }
+    if ((row.accepts & frameBit(frame.type)) === 0) this.rejectFrame(frame.type);
+    this.onFrame[frame.type]!(frame);
   }
 
-  /** Checks HELLO in the order of SPEC.md §6 ("Validation"), versions first, and answers it. */
-  private onHello(hello: Hello): void {
-    const s = this.settings;
-    const common = hello.versions.filter((v) => s.versions.includes(v));
-    if (common.length === 0) {
-      throw new ProtocolError('UNSUPPORTED_VERSION', `no common version in [${hello.versions.join(', ')}]`);
+  /** A frame the state table does not accept in the current state: `PROTOCOL_ERROR`. */
+  private rejectFrame(type: number): never {
+    const row = this.machine.row;
+    if (row.accepts === 0) throw new ProtocolError('PROTOCOL_ERROR', 'frame after CLOSE_ACK');
+    if (row.state === 'handshaking') {
+      const expected = this.settings.role === 'client' ? 'WELCOME' : 'HELLO';
+      throw new ProtocolError('PROTOCOL_ERROR', `expected ${expected} as first frame`);
     }
-    checkRange('idle_timeout_ms', hello.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    checkRange('initial_credit', hello.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
-    checkRange('max_frame_payload', hello.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
-    checkRange('max_message_size', hello.maxMessageSize, 1, MAX_COUNTER);
-    const applicationProtocol =
-      hello.applicationProtocols.find((p) => s.applicationProtocols.includes(p)) ?? '';
-    if (applicationProtocol === '' && s.requireApplicationProtocol) {
-      throw new ProtocolError('NO_APPLICATION_PROTOCOL', 'no common application protocol');
-    }
-    const [lo, hi] = s.clientIdleRange;
-    const clientIdle = Math.min(
-      Math.max(hello.idleTimeoutMs, lo, MIN_IDLE_TIMEOUT_MS),
-      hi,
-      MAX_IDLE_TIMEOUT_MS,
-    );
-    const welcome: Welcome = {
-      version: Math.max(...common),
-      extensions: hello.extensions.filter((e) => s.extensions.includes(e)),
-      idleTimeoutMs: s.idleTimeoutMs,
-      initialCredit: s.initialWindow,
-      maxFramePayload: s.maxFramePayload,
-      maxMessageSize: s.maxMessageBytes,
-      clientIdleTimeoutMs: clientIdle,
-      applicationProtocol,
-      sendQueueLimit: s.maxSendQueueBytes,
-    };
-    this.controlQueue.push(PREAMBLE, encodeControlFrame({ type: FrameType.WELCOME, welcome }));
-    this.preambleSent = true;
-    this.open(welcome.version, welcome.extensions, applicationProtocol, s.idleTimeoutMs, clientIdle, hello);
+    if (type >= EXTENSION_MUST_UNDERSTAND_FIRST)
+      throw new ProtocolError('PROTOCOL_ERROR', `frame type 0x${type.toString(16)} was not negotiated`);
+    throw new ProtocolError('PROTOCOL_ERROR', `unexpected ${frameName(type)} in state ${row.state}`);
   }
 
-  /** Checks WELCOME in the order of SPEC.md §6 ("Validation"), version first. */
-  private onWelcome(welcome: Welcome): void {
-    const s = this.settings;
-    if (!s.versions.includes(welcome.version)) {
-      throw new ProtocolError(
-        'UNSUPPORTED_VERSION',
-        `server chose version ${welcome.version}, which was not offered`,
-      );
-    }
-    if (welcome.extensions.some((e) => !s.extensions.includes(e))) {
-      throw new ProtocolError('PROTOCOL_ERROR', 'server accepted an extension that was not offered');
-    }
-    checkRange('idle_timeout_ms', welcome.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    checkRange('initial_credit', welcome.initialCredit, MIN_INITIAL_CREDIT, MAX_COUNTER);
-    checkRange('max_frame_payload', welcome.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
-    checkRange('max_message_size', welcome.maxMessageSize, 1, MAX_COUNTER);
-    checkRange(
-      'client_idle_timeout_ms',
-      welcome.clientIdleTimeoutMs,
-      MIN_IDLE_TIMEOUT_MS,
-      MAX_IDLE_TIMEOUT_MS,
-    );
-    if (welcome.applicationProtocol !== '' && !s.applicationProtocols.includes(welcome.applicationProtocol)) {
-      throw new ProtocolError('PROTOCOL_ERROR', 'server chose an application protocol that was not offered');
-    }
-    if (welcome.applicationProtocol === '' && s.requireApplicationProtocol) {
-      throw new ProtocolError('NO_APPLICATION_PROTOCOL', 'the server chose no application protocol');
-    }
-    this.open(
-      welcome.version,
-      welcome.extensions,
-      welcome.applicationProtocol,
-      welcome.clientIdleTimeoutMs,
-      welcome.idleTimeoutMs,
-      welcome,
-    );
-  }
-
-  private open(
-    version: number,
-    extensions: string[],
-    applicationProtocol: string,
-    localIdle: number,
-    peerIdle: number,
-    peer: { initialCredit: number; maxFramePayload: number; maxMessageSize: number; sendQueueLimit?: number },
-  ): void {
+  /** The handshake completed: open every part with what it agreed. */
+  private opened(agreement: Agreement): void {
     const now = this.now;
-    this.reportStep = Math.ceil((peer.sendQueueLimit ?? 0) / 4);
-    this.localIdleTimeout = localIdle;
-    this.heartbeatInterval = peerIdle / 3;
-    this.peerLimit = peer.initialCredit;
-    this.peerMaxFramePayload = peer.maxFramePayload;
-    this.peerMaxMessageBytes = peer.maxMessageSize;
-    this.handshakeDeadline = undefined;
-    this.floodWindowStart = now;
-    this.lastDataAt = now;
-    this.nextHeartbeatAt = now + (this.heartbeatInterval - this.timerSlack) * this.settings.random();
-    // Both sides heartbeat at once: the server's idle deadline has run since HELLO, and the
-    // client echoes the server's first heartbeat, so both have an RTT sample one round trip in.
-    this.heartbeatDue = true;
-    this.negotiatedValues = {
-      version,
-      extensions,
-      applicationProtocol,
-      localIdleTimeoutMs: localIdle,
-      peerIdleTimeoutMs: peerIdle,
-      heartbeatIntervalMs: this.heartbeatInterval,
-      peerMaxFramePayload: peer.maxFramePayload,
-      peerMaxMessageBytes: peer.maxMessageSize,
-    };
+    const n = agreement.negotiated;
+    this.send.start(agreement.peerInitialCredit, n.peerMaxFramePayload, n.peerMaxMessageBytes);
+    this.window.open(now, agreement.peerSendQueueLimit);
+    this.timers.stop(Timer.HANDSHAKE);
+    this.liveness.open(now, n.localIdleTimeoutMs, n.peerIdleTimeoutMs);
     this.setState('open');
-    this.emit({ type: 'open', negotiated: this.negotiatedValues });
+    this.emit({ type: 'open', negotiated: n });
     // The client's first RTT sample: HELLO to WELCOME.
-    if (this.settings.role === 'client' && this.helloSentAt !== undefined)
-      this.recordRtt(now - this.helloSentAt);
-    if (this.closeRequested) {
-      this.setState('closing');
-      this.checkTermination();
-    }
-    if (this.pendingGoAway !== undefined) this.goAway(now, this.pendingGoAway);
+    const helloSentAt = this.handshake.helloSentAt;
+    if (this.settings.role === 'client' && helloSentAt !== undefined)
+      this.liveness.recordRtt(now - helloSentAt);
+    this.termination.opened(now);
   }
 
-  /** Apply a credit limit and a consumed count from the peer. Returns whether anything changed. */
-  private onCredit(limit: number, consumed: number): boolean {
-    let changed = false;
-    if (limit > this.peerLimit) {
-      this.peerLimit = limit;
-      changed = true;
-      this.updateBlocked(this.now);
-    }
-    if (consumed > this.peerConsumed) {
-      if (consumed > this.writtenCount) {
-        throw new ProtocolError(
-          'PROTOCOL_ERROR',
-          `peer reports ${consumed} messages consumed of ${this.writtenCount} sent`,
-        );
-      }
-      const count = consumed - this.peerConsumed;
-      const outbox = this.outbox;
-      let bytes = this.outboxBytes;
-      for (let i = 0; i < count; i++) bytes -= outbox.at(i)!.length + SEND_QUEUE_MESSAGE_OVERHEAD;
-      this.outboxBytes = bytes;
-      outbox.discard(count);
-      this.sendIndex -= count;
-      this.peerConsumed = consumed;
-      changed = true;
-      if (this.writableWanted && bytes < this.settings.maxSendQueueBytes) {
-        this.writableWanted = false;
-        this.emit(WRITABLE);
-      }
-    }
-    return changed;
-  }
-
-  private onHeartbeat(frame: HeartbeatFrame): void {
-    this.heartbeatsReceived++;
-    // Floods are judged on the sender's clock (its timestamps), so heartbeats sent at the agreed
-    // rate but held back by the path and delivered together are never mistaken for a flood.
-    const gap = this.peerTimestamp === undefined ? U32 : (frame.timestamp - this.peerTimestamp + U32) % U32;
-    const earliest = (this.localIdleTimeout / 3) * EARLY_HEARTBEAT_FRACTION * HEARTBEAT_TICKS_PER_MS;
-    this.earlyHeartbeats = gap < earliest ? this.earlyHeartbeats + 1 : 0;
-    if (this.earlyHeartbeats > MAX_HEARTBEATS_PER_WINDOW) {
-      throw new ProtocolError('ENHANCE_YOUR_CALM', 'heartbeats far more often than negotiated');
-    }
-    this.rollFloodWindow();
-    if (++this.heartbeatsInWindow > MAX_HEARTBEAT_ARRIVALS_PER_WINDOW) {
-      throw new ProtocolError('ENHANCE_YOUR_CALM', 'heartbeats arriving far more often than negotiated');
-    }
-    if (frame.receivedBytes > this.sentCredit) {
-      throw new ProtocolError(
-        'PROTOCOL_ERROR',
-        `peer claims ${frame.receivedBytes} bytes received of ${this.sentCredit} sent`,
-      );
-    }
-    this.onCredit(frame.creditLimit, frame.consumedMessages);
-    this.peerTimestamp = frame.timestamp;
-    this.peerTimestampAt = this.now;
-    if (frame.echo && frame.echoTimestamp !== this.lastEchoUsed) {
-      this.lastEchoUsed = frame.echoTimestamp;
-      const ticks =
-        (((Math.floor(this.now * HEARTBEAT_TICKS_PER_MS) - frame.echoTimestamp - frame.echoDelay) % U32) +
-          U32) %
-        U32;
-      if (ticks < U32 / 2) this.recordRtt(ticks / HEARTBEAT_TICKS_PER_MS);
-    }
-  }
-
-  private recordRtt(sample: number): void {
-    this.rtt = sample;
-    this.minRtt = this.minRtt === undefined ? sample : Math.min(this.minRtt, sample);
-    if (this.srtt === undefined) {
-      this.srtt = sample;
-      this.rttVar = sample / 2;
-    } else {
-      this.rttVar = 0.75 * this.rttVar + 0.25 * Math.abs(this.srtt - sample);
-      this.srtt = 0.875 * this.srtt + 0.125 * sample;
-    }
-    this.emit({ type: 'rtt', rttMs: sample, smoothedRttMs: this.srtt });
-  }
-
-  private onClose(sentMessages: number, consumed: number): void {
-    const state = this.currentState;
-    if (this.settings.role !== 'server' || (state !== 'open' && state !== 'going-away')) {
-      throw new ProtocolError('PROTOCOL_ERROR', `unexpected CLOSE in state ${state}`);
-    }
-    if (sentMessages !== this.receivedCount || this.partialCost > 0) {
-      throw new ProtocolError(
-        'PROTOCOL_ERROR',
-        `CLOSE after ${sentMessages} messages, but ${this.receivedCount} arrived complete`,
-      );
-    }
-    this.onCredit(0, consumed);
-    this.terminationInitiator ??= 'remote';
-    this.closeDeadline = this.now + this.settings.closeTimeoutMs;
-    this.setState('peer-closed');
-    this.emit({ type: 'peer-closed' });
-    this.checkTermination();
-  }
-
-  private onCloseAck(sentMessages: number, consumed: number, delivered: number): void {
-    if (this.settings.role !== 'client' || this.currentState !== 'close-sent') {
-      throw new ProtocolError('PROTOCOL_ERROR', `unexpected CLOSE_ACK in state ${this.currentState}`);
-    }
-    if (sentMessages !== this.receivedCount || this.partialCost > 0) {
-      throw new ProtocolError(
-        'PROTOCOL_ERROR',
-        `CLOSE_ACK after ${sentMessages} messages, but ${this.receivedCount} arrived`,
-      );
-    }
-    if (delivered > this.writtenCount || consumed > delivered) {
-      throw new ProtocolError('PROTOCOL_ERROR', 'CLOSE_ACK reports more messages than were sent');
-    }
-    this.onCredit(0, consumed);
-    this.peerDelivered = delivered;
-    this.setState('close-acked');
-    this.checkTermination();
-  }
-
-  private onError(body: {
-    code: number;
-    message: string;
-    consumedMessages: number;
-    deliveredMessages: number;
-  }): void {
-    if (body.deliveredMessages <= this.writtenCount && body.consumedMessages <= body.deliveredMessages) {
-      if (body.consumedMessages > this.peerConsumed) this.onCredit(0, body.consumedMessages);
-      this.peerDelivered = body.deliveredMessages;
+  private onError(body: ErrorBody): void {
+    if (this.termination.plausibleCounts(body)) {
+      if (body.consumedMessages > this.send.peerConsumed)
+        this.send.onCredit(this.now, 0, body.consumedMessages);
+      this.send.peerDelivered = body.deliveredMessages;
     }
     this.fail(new RemoteError(body.code, body.message), 'remote', false);
   }
 
-  private countNoop(): void {
-    this.rollFloodWindow();
-    if (++this.noopsInWindow > MAX_NOOP_CONTROL_PER_WINDOW) {
-      throw new ProtocolError('ENHANCE_YOUR_CALM', 'too many control frames that change nothing');
-    }
-  }
+  // ------------------------------------------------------------------ state and closing
 
-  private rollFloodWindow(): void {
-    const length = this.localIdleTimeout / 3;
-    if (this.now - this.floodWindowStart >= length) {
-      this.floodWindowStart = this.now;
-      this.heartbeatsInWindow = 0;
-      this.noopsInWindow = 0;
-    }
-  }
-
-  // ------------------------------------------------------------------ credit
-
-  private creditAvailable(): number {
-    return this.peerLimit - this.sentCredit;
-  }
-
-  /** Grant everything we hold room for: `L = max(L, C + W)`. */
-  private raiseLimit(): void {
-    this.grantedLimit = Math.max(this.grantedLimit, this.grantable());
-    this.decoder.dataCredit = this.grantedLimit - this.receivedCredit;
-  }
-
-  /** The largest limit we may grant now: `C + W` (SPEC.md §7 rule 4). */
-  private grantable(): number {
-    return this.releasedCredit + this.window;
-  }
-
-  /**
-   * Report consumption between grants (SPEC.md §7 rule 5), in a CREDIT that raises the limit
-   * only if a grant is due anyway. The sender keeps each message until it learns it was
-   * consumed, in a bounded send queue: if it stated its bound `Q`, report once `U ≥ Q / 4` (the
-   * callers checked that), at most one CREDIT per `Q / 4` credit bytes consumed; if it did not,
-   * report each time the application has consumed every message held.
-   */
-  private reportConsumption(): void {
-    if (
-      !this.creditDirty &&
-      this.consumedCount > this.consumedReported &&
-      (this.reportStep > 0 || (this.inbox.length === 0 && this.taken.length === 0)) &&
-      this.negotiatedValues !== undefined &&
-      this.sendsCredit()
-    )
-      this.consumedReportDue = true;
-  }
-
-  private maybeGrantCredit(now: number): void {
-    if (this.negotiatedValues === undefined || !this.sendsCredit()) return;
-    const increase = this.grantable() - this.grantedLimit;
-    if (increase < this.window / 4) return;
-    if (this.grantable() > MAX_COUNTER) return this.limitReached();
-    this.tuneWindow(now);
-    this.creditDirty = true;
-  }
-
-  /** The limit to grant would reach 2^53: close with `LIMIT_REACHED` (SPEC.md §2). */
-  private limitReached(): void {
-    this.fail(
-      new ProtocolError('LIMIT_REACHED', 'the credit limit would reach 2^53 (SPEC.md §2)'),
-      'local',
-      true,
+  /** End-of-stream (or a reset) now ends the connection cleanly (SPEC.md §9.3). */
+  private endOfStreamIsClean(): boolean {
+    const eos = this.machine.row.endOfStream;
+    return (
+      eos === EndOfStream.CLEAN ||
+      (eos === EndOfStream.CLEAN_IF_CONSUMED && this.send.peerConsumed === this.send.queuedCount)
     );
-  }
-
-  /**
-   * Receive window auto-tuning (docs/IMPLEMENTATION.md, "Window tuning"), at most once per
-   * `RATE_INTERVAL_MS`: from the consumption rate `r` over the interval and the horizon
-   * `h = min RTT + QUEUE_TARGET_MS`, the window wanted is `2·r·h` (and room for two recent large
-   * messages). While the window limits the sender, `r ≈ W / RTT`, so the window grows whenever
-   * the loop is faster than `2h`; once the rate no longer follows, the window settles near
-   * `2·C·h`, which keeps what it adds to the path's queues near the target.
-   */
-  private tuneWindow(now: number): void {
-    const elapsed = now - this.rateSince;
-    if (elapsed < RATE_INTERVAL_MS) return;
-    const rate = (this.releasedCredit - this.rateReleased) / elapsed;
-    this.rateSince = now;
-    this.rateReleased = this.releasedCredit;
-    // A slow application needs no check of its own: it consumes at a low rate, so it is not
-    // granted a larger window (reads in bursts, which hold most of the window at grant time, must
-    // not stop the growth).
-    const floor = Math.max(this.settings.initialWindow, Math.ceil(2 * this.largeMessageCost));
-    const wanted = Math.max(floor, 2 * rate * ((this.minRtt ?? DEFAULT_RTT_MS) + QUEUE_TARGET_MS));
-    const queueing =
-      this.rtt !== undefined && this.minRtt !== undefined && this.rtt > this.minRtt + RTT_QUEUEING_MS;
-    if (this.window < wanted && (!queueing || this.window < floor)) {
-      this.growWindow();
-    } else if (this.window > 2 * wanted && this.minRtt !== undefined && this.window / 2 >= floor) {
-      // More window than the rate needs would only queue. Grants shrink as consumption catches
-      // up; `L − C` never exceeds a window granted before. Whole bytes: a maximum may be odd.
-      this.window = Math.floor(this.window / 2);
-    }
-  }
-
-  /**
-   * A message can only be consumed once complete: keep room in the window for the incomplete
-   * message plus its next frame, and when it is all we hold (the application consumed everything
-   * else), grant that room even below the usual step, or sender and receiver would wait for each
-   * other forever.
-   */
-  private ensurePartialRoom(now: number): void {
-    if (this.partialCost === 0) return;
-    const nextFrame = Math.min(
-      this.settings.maxFramePayload,
-      this.settings.maxMessageBytes - this.partialBytes,
-    );
-    const target = this.partialCost + dataFrameCost(Math.max(0, nextFrame), true);
-    while (this.window < target) {
-      const before = this.window;
-      this.growWindow();
-      if (this.window === before) break;
-    }
-    if (this.heldBytes === this.partialCost && this.grantable() > this.grantedLimit) {
-      if (this.grantable() > MAX_COUNTER) return this.limitReached();
-      this.creditDirty = true;
-    } else {
-      this.maybeGrantCredit(now);
-    }
-  }
-
-  /** Double the window up to its maximum, reserving the growth in the shared budget first. */
-  private growWindow(): void {
-    const target = Math.min(this.window * 2, this.settings.maxWindow);
-    if (target <= this.window) return;
-    const budget = this.settings.budget;
-    if (budget === undefined) {
-      this.window = target;
-      return;
-    }
-    const missing = target - this.settings.initialWindow - this.reservedExtra;
-    if (missing > 0) this.reservedExtra += budget.reserve(missing, this.reservedExtra, this.now);
-    // Whole bytes, whatever a budget grants.
-    this.window = Math.max(
-      this.window,
-      Math.floor(Math.min(target, this.settings.initialWindow + this.reservedExtra)),
-    );
-  }
-
-  /** An incomplete message starts: sample its pin time while a shared budget can be short. */
-  private startPinWatch(): void {
-    if (this.settings.budget?.pinTimeoutMs === undefined) return;
-    this.pinnedMs = 0;
-    this.pinSampledAt = this.now;
-    this.pinCheckAt = this.now + PIN_CHECK_MS;
-  }
-
-  /**
-   * Sample the incomplete message (SPEC.md §7, "Shared memory"): time in which no DATA arrived
-   * although the sender had credit for its next frame (or had a frame under way) counts as pinned.
-   * While the budget is short, a message pinned for `pinTimeoutMs` is cut (`ENHANCE_YOUR_CALM`);
-   * otherwise after the larger of that and the idle timeout. Room the budget refused before is
-   * retried. Returns true when the connection failed.
-   */
-  private checkPin(now: number): boolean {
-    const budget = this.settings.budget!;
-    if (this.partialCost === 0) {
-      this.pinCheckAt = Number.POSITIVE_INFINITY;
-      return false;
-    }
-    const couldSend = this.frameInProgress || this.grantedLimit - this.receivedCredit >= PIN_CREDIT;
-    if (couldSend && this.lastDataAt <= this.pinSampledAt) this.pinnedMs += now - this.pinSampledAt;
-    this.pinSampledAt = now;
-    this.pinCheckAt = now + PIN_CHECK_MS;
-    const pinTimeout = budget.pinTimeoutMs!;
-    const short = budget.underPressure?.(now) ?? false;
-    if (this.pinnedMs >= (short ? pinTimeout : Math.max(pinTimeout, this.localIdleTimeout))) {
-      this.fail(
-        new ProtocolError(
-          'ENHANCE_YOUR_CALM',
-          `an incomplete message held ${this.partialCost} credit bytes without progress for ${Math.round(this.pinnedMs)} ms${short ? ' while memory is short' : ''}`,
-        ),
-        'remote',
-        true,
-      );
-      return true;
-    }
-    if (!this.frameInProgress) this.ensurePartialRoom(now);
-    return false;
-  }
-
-  /** Return budget reservations beyond what the window and the outstanding grant need. */
-  private returnReservation(): void {
-    const budget = this.settings.budget;
-    if (budget === undefined) return;
-    const outstanding =
-      this.currentState === 'closed' ? 0 : Math.max(this.window, this.grantedLimit - this.releasedCredit);
-    const needed = Math.max(0, outstanding - this.settings.initialWindow);
-    if (this.reservedExtra > needed) {
-      budget.release(this.reservedExtra - needed);
-      this.reservedExtra = needed;
-    }
-  }
-
-  /**
-   * Payload size of the next DATA frame of a message with `remaining` bytes left, or −1 when it
-   * must wait. The frame finishes the message (END) when credit allows; otherwise it carries at
-   * least `min(remaining, MIN_FRAGMENT)` bytes, so a message is never cut into tiny frames whose
-   * headers would outgrow the receiver's window (SPEC.md §5.1, §7 rule 7).
-   */
-  private nextFrameSize(remaining: number, credit: number): number {
-    if (remaining <= this.peerMaxFramePayload && dataFrameCost(remaining, true) <= credit) return remaining;
-    const size = Math.min(remaining, this.peerMaxFramePayload, credit - FRAME_HEADER_SIZE);
-    return size > 0 && size >= Math.min(remaining, MIN_FRAGMENT) ? size : -1;
-  }
-
-  private updateBlocked(now: number): void {
-    const next = this.sendIndex < this.outbox.length ? this.outbox.at(this.sendIndex)! : undefined;
-    const blocked =
-      this.negotiatedValues !== undefined &&
-      next !== undefined &&
-      this.nextFrameSize(next.length - this.sendOffset, this.creditAvailable()) < 0;
-    if (blocked && this.blockedSince === undefined) {
-      this.blockedSince = now;
-    } else if (!blocked && this.blockedSince !== undefined) {
-      const blockedMs = now - this.blockedSince;
-      this.creditBlockedTotal += blockedMs;
-      this.blockedSince = undefined;
-      if (this.stallReported) {
-        this.stallReported = false;
-        this.emit({ type: 'credit-resumed', blockedMs });
-      }
-    }
-  }
-
-  // ------------------------------------------------------------------ liveness helpers
-
-  private livenessDeadline(): number | undefined {
-    const state = this.currentState;
-    // After CLOSE_ACK the server is silent by design; the close deadline bounds the rest.
-    if (state === 'close-acked' || state === 'fin-sent') return undefined;
-    return this.lastReceivedAt + this.localIdleTimeout;
-  }
-
-  /** When a grown window shrinks back: idle for a while, and no incomplete message needs it. */
-  private shrinkDeadline(): number | undefined {
-    if (this.window <= this.settings.initialWindow || this.partialCost > 0) return undefined;
-    return this.lastDataAt + WINDOW_IDLE_SHRINK_MS;
-  }
-
-  private writeStallDeadline(): number | undefined {
-    if (this.backlog === 0 || this.settings.writeStallTimeoutMs === undefined) return undefined;
-    return this.backlogSince + this.settings.writeStallTimeoutMs;
-  }
-
-  private sendsHeartbeats(): boolean {
-    const state = this.currentState;
-    return state !== 'close-ack-sent' && state !== 'fin-sent' && state !== 'closed';
-  }
-
-  private sendsCredit(): boolean {
-    return this.sendsHeartbeats();
-  }
-
-  // ------------------------------------------------------------------ termination
-
-  /** Advance the termination handshake when its conditions hold (SPEC.md §9.1). */
-  private checkTermination(): void {
-    const state = this.currentState;
-    const allSent = this.sendIndex >= this.outbox.length;
-    const allConsumed = this.inbox.length === 0 && this.taken.length === 0;
-    if (state === 'closing' && allSent && !this.closeFrameDue) {
-      this.closeFrameDue = true;
-    } else if (state === 'close-acked' && allConsumed && !this.finalFrameDue) {
-      this.finalFrameDue = true;
-    } else if (
-      state === 'peer-closed' &&
-      this.finishRequested &&
-      allSent &&
-      allConsumed &&
-      !this.finalFrameDue
-    ) {
-      this.finalFrameDue = true;
-    }
   }
 
   private finishClean(initiator: CloseInfo['initiator']): void {
-    this.closeInfo = {
-      clean: true,
-      initiator: this.terminationInitiator ?? initiator,
-      delivery: this.deliveryReport(),
-      unread: this.discardedCount + this.inbox.length,
-    };
+    this.termination.cleanClose(initiator);
     this.enterClosed();
   }
 
   private fail(error: HeartwireError, initiator: CloseInfo['initiator'], sendError: boolean): void {
-    if (this.currentState === 'closed') return;
-    if (sendError && this.canSendFrames()) {
+    if (this.machine.state === 'closed') return;
+    if (
+      sendError &&
+      this.machine.row.sendsError &&
+      this.handshake.readyForFrame(this.decoder.preambleReceived)
+    ) {
       this.controlQueue.push(
-        encodeControlFrame({
-          type: FrameType.ERROR,
-          error: {
-            code: error.wireCode ?? WireErrorCode.CANCELLED,
-            message: error.message,
-            consumedMessages: this.consumedCount,
-            deliveredMessages: this.deliveredCount,
-          },
-        }),
+        this.termination.errorFrame(error.wireCode ?? WireErrorCode.CANCELLED, error.message),
       );
     }
-    this.closeInfo = {
-      clean: false,
-      initiator,
-      error,
-      delivery: this.deliveryReport(),
-      unread: this.discardedCount + this.inbox.length,
-    };
+    this.termination.failedClose(error, initiator);
     this.enterClosed();
   }
 
-  /** True when our side has a usable stream for one more frame (after our preamble). */
-  private canSendFrames(): boolean {
-    const state = this.currentState;
-    if (state === 'fin-sent' || state === 'close-ack-sent') return false;
-    if (this.preambleSent) return true;
-    // A server sends its preamble only when it answers HELLO; it can still answer a peer that
-    // sent a valid preamble with its own preamble and an ERROR frame.
-    if (this.settings.role === 'server' && this.decoder.preambleReceived) {
-      this.controlQueue.push(PREAMBLE);
-      this.preambleSent = true;
-      return true;
-    }
-    return false;
-  }
-
   private enterClosed(): void {
-    // Everything not handed to the application is discarded unprocessed (SPEC.md §9.4).
-    this.inbox.clear();
-    this.assembly = undefined;
-    this.partial = [];
-    this.partialBlock = undefined;
-    this.pinCheckAt = Number.POSITIVE_INFINITY;
-    this.heartbeatDue = false;
-    this.creditDirty = false;
-    this.consumedReportDue = false;
-    this.closeFrameDue = false;
-    this.finalFrameDue = false;
-    if (this.blockedSince !== undefined) {
-      this.creditBlockedTotal += this.now - this.blockedSince;
-      this.blockedSince = undefined;
-    }
+    this.receiver.close();
+    this.window.stopPinWatch();
+    this.liveness.heartbeatDue = false;
+    const w = this.window;
+    w.creditDirty = false;
+    w.consumedReportDue = false;
+    this.termination.closeFrameDue = false;
+    this.termination.finalFrameDue = false;
+    this.send.close(this.now);
     this.setState('closed');
-    this.returnReservation();
-    this.emit({ type: 'closed', info: this.closeInfo! });
+    w.returnReservation(true);
+    this.emit({ type: 'closed', info: this.termination.closeInfo! });
   }
 
   private setState(to: ConnectionState): void {
-    const from = this.currentState;
-    if (from === to) return;
-    this.currentState = to;
-    this.dataAllowed =
-      this.negotiatedValues !== undefined &&
-      (this.settings.role === 'server'
-        ? to === 'open' || to === 'going-away'
-        : to !== 'close-acked' && to !== 'fin-sent' && to !== 'closed');
-    this.decoder.dataAllowed = this.dataAllowed;
+    this.machine.move(to);
+  }
+
+  /** After each move of the state machine: what is cached from the row, and the `state` event. */
+  private moved(from: ConnectionState, to: ConnectionState): void {
+    const row = this.machine.row;
+    const dataAllowed = (row.accepts & DATA_BIT) !== 0;
+    this.receiver.setDataAllowed(dataAllowed);
+    this.open = row.state === 'open';
+    this.decoder.dataAllowed = dataAllowed;
+    this.window.grants = (row.sends & CREDIT_BIT) !== 0;
     this.updateSendOpen();
-    if (to === 'close-ack-sent' || to === 'fin-sent' || to === 'closed')
-      this.nextHeartbeatAt = Number.POSITIVE_INFINITY;
+    if ((row.timers & HEARTBEAT_TIMER) === 0) this.timers.stop(Timer.HEARTBEAT);
     this.emit({ type: 'state', from, to });
   }
 
   private updateSendOpen(): void {
-    const state = this.currentState;
-    this.sendOpen =
-      !this.closeRequested &&
-      (state === 'open' || state === 'going-away' || state === 'peer-closed') &&
-      !(this.settings.role === 'server' && this.finishRequested && state === 'peer-closed');
+    const row = this.machine.row;
+    const t = this.termination;
+    const open =
+      row.acceptsMessages &&
+      !t.closeRequested &&
+      !(this.settings.role === 'server' && t.finishRequested && row.state === 'peer-closed');
+    this.sendLimit = open ? this.send.peerMaxMessageBytes : -1;
   }
 
   private emit(event: EngineEvent): void {
     this.events.push(event);
   }
-}
 
-function checkRange(field: string, value: number, min: number, max: number): void {
-  if (!(value >= min && value <= max)) {
-    throw new ProtocolError('PROTOCOL_ERROR', `${field} = ${value} is outside [${min}, ${max}]`);
+  // ------------------------------------------------------------------ inspection
+
+  /** Current state. */
+  get state(): ConnectionState {
+    return this.machine.state;
+  }
+
+  /** Values agreed in the handshake, `undefined` before it completes. */
+  get negotiated(): Negotiated | undefined {
+    return this.handshake.negotiated;
+  }
+
+  /** Messages whose last frame has been handed to the transport. */
+  get writtenMessages(): number {
+    return this.send.writtenCount;
+  }
+
+  /** Messages accepted by `trySend` so far (`delivery.queued`). */
+  get acceptedMessages(): number {
+    return this.send.queuedCount;
+  }
+
+  /** What the send queue holds, counted against `maxSendQueueBytes` (see `trySend`). */
+  get sendQueueBytes(): number {
+    return this.send.outboxBytes;
+  }
+
+  /** True when `trySend` would refuse a message because the send queue is at its bound. */
+  get sendQueueFull(): boolean {
+    return this.send.queueFull;
+  }
+
+  /** Messages ready to `read()`/`take()`. */
+  get readableMessages(): number {
+    return this.receiver.inbox.length;
+  }
+
+  /** The seq of the message last taken (messages handed to the application so far). */
+  get lastTakenSeq(): number {
+    return this.receiver.deliveredCount;
+  }
+
+  /** Client: the server's GOAWAY, once received (`undefined` before, and on a server). */
+  get receivedGoAway(): GoAwayInfo | undefined {
+    return this.termination.goAwayReceived;
+  }
+
+  /** How the connection closed, once closed. */
+  get closed(): CloseInfo | undefined {
+    return this.termination.closeInfo;
+  }
+
+  /** Credit bytes held for unconsumed input: `R − C` (SPEC.md §7). Never above the window. */
+  get heldBytes(): number {
+    return this.window.heldBytes;
+  }
+
+  /** The current receive window `W`. */
+  get receiveWindow(): number {
+    return this.window.window;
+  }
+
+  /** The largest credit limit granted so far (`L`). */
+  get creditLimitGranted(): number {
+    return this.window.grantedLimit;
+  }
+
+  /** Counters and gauges. */
+  stats(now?: number): EngineStats {
+    const send = this.send;
+    const w = this.window;
+    const live = this.liveness;
+    const blockedNow = send.blockedSince === undefined || now === undefined ? 0 : now - send.blockedSince;
+    return {
+      state: this.machine.state,
+      rttMs: live.rtt,
+      smoothedRttMs: live.srtt,
+      bytesReceived: this.bytesReceived,
+      bytesSent: this.bytesSent,
+      messagesReceived: this.receiver.receivedCount,
+      messagesSent: send.writtenCount,
+      heartbeatsReceived: live.heartbeatsReceived,
+      heartbeatsSent: live.heartbeatsSent,
+      sendCredit: Math.max(0, send.peerLimit - send.sentCredit),
+      receiveCredit: Math.max(0, w.grantedLimit - w.receivedCredit),
+      receiveWindow: w.window,
+      heldBytes: w.heldBytes,
+      queuedBytes: send.queuedBytes,
+      sendQueueBytes: send.outboxBytes,
+      creditBlockedMs: send.creditBlockedTotal + blockedNow,
+      lastReceivedAt: this.started ? live.lastReceivedAt : undefined,
+      lastSentAt: live.lastSentAt,
+    };
+  }
+
+  /** Classification of this side's messages (SPEC.md §9.4). Exact at any time; final once closed. */
+  deliveryReport(): DeliveryReport {
+    return this.send.deliveryReport();
   }
 }
 

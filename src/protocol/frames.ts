@@ -29,6 +29,8 @@ export interface Welcome {
   applicationProtocol: string;
   /** Optional (0 or absent: not stated): see SPEC.md §6, `send_queue_limit`. */
   sendQueueLimit?: number;
+  /** Other endpoints of the service (SPEC.md §9.5). Absent: none; decoded frames always carry it, unfiltered. */
+  alternatives?: string[];
 }
 
 /** GOAWAY reasons (proto `GoAwayReason`). */
@@ -50,6 +52,8 @@ export interface GoAway {
   retryAfterMs: number;
   doNotReconnect: boolean;
   message: string;
+  /** Where to connect next (SPEC.md §9.5). Absent: none; decoded frames always carry it, unfiltered. */
+  alternatives?: string[];
 }
 
 /** CLOSE payload (proto `heartwire.v1.Close`). */

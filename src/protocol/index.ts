@@ -9,5 +9,7 @@ export * from './constants.js';
 export type * from './frames.js';
 export { GoAwayReason } from './frames.js';
 export type * from './types.js';
+export { MAX_ALTERNATIVES, parseAlternative, formatAlternative } from './alternatives.js';
+export type { AlternativeEndpoint } from './alternatives.js';
 export { FrameDecoder, encodeFrame, decodeAll } from './codec.js';
 export type { FrameSink, FrameDecoderOptions } from './codec.js';

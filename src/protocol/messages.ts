@@ -9,6 +9,7 @@
  */
 import protobuf from 'protobufjs/light.js';
 import { MAX_COUNTER, MAX_STRING_BYTES } from './constants.js';
+import { invalidAlternative } from './alternatives.js';
 import { ProtocolError, UsageError } from './errors.js';
 import type { Close, CloseAck, ErrorBody, GoAway, Hello, Welcome } from './frames.js';
 import { descriptor } from './proto-descriptor.js';
@@ -82,6 +83,15 @@ function checkString(value: string, what: string): string {
 function checkStrings(values: readonly string[], what: string): string[] {
   if (!Array.isArray(values)) invalid(what, values);
   return values.map((value) => checkString(value, what));
+}
+
+/** Alternatives go on the wire whole or not at all: never truncated (SPEC.md §9.5). */
+function checkAlternatives(values: readonly string[] | undefined, what: string): string[] {
+  if (values === undefined) return [];
+  if (!Array.isArray(values)) invalid(what, values);
+  const bad = invalidAlternative(values);
+  if (bad >= 0) invalid(`${what}[${bad}]`, values[bad]);
+  return values.slice();
 }
 
 function checkU32s(values: readonly number[], what: string): number[] {
@@ -175,6 +185,7 @@ export function encodeWelcome(welcome: Welcome): Uint8Array {
     clientIdleTimeoutMs: checkU32(welcome.clientIdleTimeoutMs, 'Welcome.clientIdleTimeoutMs'),
     applicationProtocol: checkString(welcome.applicationProtocol, 'Welcome.applicationProtocol'),
     sendQueueLimit: checkU64(welcome.sendQueueLimit ?? 0, 'Welcome.sendQueueLimit'),
+    alternatives: checkAlternatives(welcome.alternatives, 'Welcome.alternatives'),
   });
 }
 
@@ -191,6 +202,7 @@ export function decodeWelcome(bytes: Uint8Array): Welcome {
     clientIdleTimeoutMs: m.clientIdleTimeoutMs as number,
     applicationProtocol: m.applicationProtocol as string,
     ...optionalU64('sendQueueLimit', m.sendQueueLimit, 'Welcome.sendQueueLimit'),
+    alternatives: (m.alternatives as string[]).slice(),
   };
 }
 
@@ -203,6 +215,7 @@ export function encodeGoAway(goAway: GoAway): Uint8Array {
     retryAfterMs: checkU32(goAway.retryAfterMs, 'GoAway.retryAfterMs'),
     doNotReconnect: checkBool(goAway.doNotReconnect, 'GoAway.doNotReconnect'),
     message: checkString(goAway.message, 'GoAway.message'),
+    alternatives: checkAlternatives(goAway.alternatives, 'GoAway.alternatives'),
   });
 }
 
@@ -216,6 +229,7 @@ export function decodeGoAway(bytes: Uint8Array): GoAway {
     retryAfterMs: m.retryAfterMs as number,
     doNotReconnect: m.doNotReconnect as boolean,
     message: m.message as string,
+    alternatives: (m.alternatives as string[]).slice(),
   };
 }
 

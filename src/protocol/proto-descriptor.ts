@@ -97,6 +97,11 @@ export const descriptor = {
                   "type": "uint64",
                   "id": 9,
                   "protoName": "send_queue_limit"
+                },
+                "alternatives": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 10
                 }
               }
             },
@@ -139,6 +144,11 @@ export const descriptor = {
                 "message": {
                   "type": "string",
                   "id": 6
+                },
+                "alternatives": {
+                  "rule": "repeated",
+                  "type": "string",
+                  "id": 7
                 }
               }
             },

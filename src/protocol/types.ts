@@ -88,6 +88,11 @@ export interface EngineOptions {
    * (server: none of the client's is supported; client: WELCOME names none). Default false.
    */
   requireApplicationProtocol?: boolean;
+  /**
+   * Server: other endpoints of the service, sent in WELCOME and, unless `goAway()` names others,
+   * in GOAWAY (SPEC.md §9.5): at most 8 of `host:port`, `[v6]:port` or `unix:/path`. Default none.
+   */
+  alternatives?: readonly string[];
   /** Source of randomness in [0, 1) for jitter. Default: a PRNG seeded with `seed`. */
   random?: () => number;
   /** Seed of the default PRNG. Default 1. Adapters pass a random seed. */
@@ -114,6 +119,12 @@ export interface Negotiated {
   peerMaxFramePayload: number;
   /** Largest message the peer accepts. */
   peerMaxMessageBytes: number;
+  /**
+   * Other endpoints of the service (SPEC.md §9.5): on a client, the usable ones of WELCOME (valid,
+   * deduplicated, at most 8; empty when the server named none or predates them); on a server,
+   * those it sent.
+   */
+  alternatives: string[];
 }
 
 /**
@@ -180,6 +191,11 @@ export interface GoAwayInfo {
   doNotReconnect: boolean;
   /** A human-readable note from the server (up to 256 UTF-8 bytes; may be empty). */
   message: string;
+  /**
+   * Where to connect next (SPEC.md §9.5): the usable endpoints the GOAWAY named (valid,
+   * deduplicated, at most 8), `host:port`, `[v6]:port` or `unix:/path`; empty when none.
+   */
+  alternatives: string[];
   /** Local time by which the server will force-close (receipt time + grace). */
   deadline: number;
 }

@@ -102,6 +102,18 @@ function arbitraryStrings(): fc.Arbitrary<string[]> {
   return fc.array(arbitraryWireString(), { maxLength: 4 });
 }
 
+/** 0 … 8 valid alternative endpoints (SPEC.md §9.5): IPv4, DNS name, IPv6 or Unix socket. */
+function arbitraryAlternatives(): fc.Arbitrary<string[]> {
+  const port = fc.integer({ min: 1, max: 65535 });
+  const entry = fc.oneof(
+    fc.tuple(fc.ipV4(), port).map(([host, p]) => `${host}:${p}`),
+    fc.tuple(fc.domain(), port).map(([host, p]) => `${host}:${p}`),
+    fc.tuple(fc.ipV6(), port).map(([host, p]) => `[${host}]:${p}`),
+    fc.stringMatching(/^\/[a-z0-9._/-]{1,100}$/).map((path) => `unix:${path}`),
+  );
+  return fc.array(entry, { maxLength: 8 });
+}
+
 /** Bytes of length 0 … `maxLength`, mostly short but sometimes up to the limit. */
 function arbitraryPayload(maxLength: number, minLength = 0): fc.Arbitrary<Uint8Array> {
   return fc.oneof(
@@ -137,6 +149,7 @@ export function arbitraryWelcome(): fc.Arbitrary<Welcome> {
     maxMessageSize: arbitraryU64(),
     clientIdleTimeoutMs: arbitraryU32(),
     applicationProtocol: arbitraryWireString(),
+    alternatives: arbitraryAlternatives(),
   });
 }
 
@@ -149,6 +162,7 @@ export function arbitraryGoAway(): fc.Arbitrary<GoAway> {
     retryAfterMs: arbitraryU32(),
     doNotReconnect: fc.boolean(),
     message: arbitraryWireString(),
+    alternatives: arbitraryAlternatives(),
   });
 }
 

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createServer } from '../../src/node/server.js';
+import { report } from '../figures.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -169,5 +170,23 @@ describe('heartwire command', function () {
     expect(demo.stdout).to.contain('all three claims hold');
     expect(demo.stdout.match(/ PASS$/gm)).to.have.length(3);
     expect(elapsed).to.be.below(20_000);
+  });
+
+  it('demo --rolling --quick: three brokers restarted one by one under load, connections moved, lost 0', async function () {
+    this.timeout(60_000);
+    const demo = await run(['demo', '--rolling', '--quick']);
+    expect(demo.code, `${demo.stdout}\n${demo.stderr}`).to.equal(0);
+    expect(demo.stdout).to.contain('the rolling restart lost nothing');
+    expect(demo.stdout).to.match(/lost 0, duplicates \d+/);
+    expect(demo.stdout).to.match(/(Redis Streams|note: redis-server is not installed)/);
+    const moved = /-> (\d+) connections moved/.exec(demo.stdout);
+    expect(Number(moved?.[1])).to.be.at.least(3);
+    report(
+      `demo --rolling --quick: ${demo.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('  -> '))
+        .join(' | ')
+        .replaceAll('  -> ', '')}`,
+    );
   });
 });

@@ -330,6 +330,14 @@ describe('node API: options are validated synchronously, naming the option (A3)'
     defaultGrace: zeroOk,
     clientIdleTimeoutRange: ['x', [1000], [5000, 1000], [0, 1000]],
     tls: ['yes'],
+    alternatives: [
+      'h:1',
+      [1],
+      ['h'],
+      ['tcp://h:1'],
+      ['h:0'],
+      Array.from({ length: 9 }, (_, i) => `h:${i + 1}`),
+    ],
   };
   const reconnectOnly: Record<string, unknown[]> = {
     minDelay: zeroOk,
@@ -678,7 +686,8 @@ describe('node API: errors say what happened (E)', function () {
   it('the message counter limit: LIMIT_REACHED', async () => {
     const { port } = await h().server({}, (c) => void c.handle(() => {}).catch(() => {}));
     const conn = await h().connect({ port });
-    (conn as unknown as { engine: { queuedCount: number } }).engine.queuedCount = Number.MAX_SAFE_INTEGER;
+    (conn as unknown as { engine: { send: { queuedCount: number } } }).engine.send.queuedCount =
+      Number.MAX_SAFE_INTEGER;
     expect(() => conn.write(new Uint8Array(1)))
       .to.throw()
       .with.property('code', 'LIMIT_REACHED');

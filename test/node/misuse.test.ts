@@ -137,6 +137,33 @@ describe('node API: misuse is reported at the call, with the reason', function (
       );
   });
 
+  it("a server with no 'connection' listener refuses at once, saying why, and warns once", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning);
+    process.on('warning', onWarning);
+    const server = createServer();
+    try {
+      const { port } = await server.listen(0, '127.0.0.1');
+      for (let i = 0; i < 2; i++) {
+        const error = rejection(
+          await within(observe(connect({ host: '127.0.0.1', port })), 5000, 'connect()'),
+          'connect()',
+        );
+        expect(error.code).to.equal('CONNECT_FAILED');
+        expect(error.message).to.include(
+          "(peer closed with REFUSED: the server has no 'connection' handler)",
+        );
+        expect((error.cause as { code?: string }).code).to.equal('REFUSED');
+      }
+      await waitFor(() => warnings.length > 0, 2000, 'the warning');
+      const ours = warnings.filter((w) => (w as { code?: string }).code === 'HEARTWIRE_NO_HANDLER');
+      expect(ours).to.have.length(1);
+    } finally {
+      process.off('warning', onWarning);
+      await server.close({ grace: 0 });
+    }
+  });
+
   it('send() after the connection failed rejects with the close error as its cause', async () => {
     let serverSide: Connection | undefined;
     const { port } = await h().server({}, (conn) => {

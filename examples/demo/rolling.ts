@@ -1,0 +1,327 @@
+/**
+ * The rolling-restart demo (`heartwire demo --rolling`): three brokers serve one queue from one
+ * store (Redis Streams when `redis-server` is installed, started here on a free loopback port;
+ * otherwise one in-memory store shared by the three brokers of this process, and the demo says
+ * so). Producers and consumers run under load while the brokers restart one after the other:
+ * each broker's GOAWAY names the other two (alternatives, SPEC.md §9.5), and the clients move
+ * make-before-break. Counted by message id: published, confirmed, consumed, lost, duplicates
+ * (redeliveries of at-least-once), moved connections. Exit status 0 when nothing is lost and
+ * every client of each restarted broker moved.
+ * @module
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { Broker, createRedisStore } from '../broker/broker.js';
+import type { QueueStore } from '../broker/broker.js';
+import { MqClient, PublishError } from '../mq-client/mq-client.js';
+import { bytes, delay, ms, table } from '../../src/cli/util.js';
+import type { Output } from '../../src/cli/util.js';
+import { SharedMemoryStore } from './shared-store.js';
+
+const HOST = '127.0.0.1';
+const QUEUE = 'orders';
+
+interface Settings {
+  /** Messages per second, all producers together, and their size. */
+  rate: number;
+  bodyBytes: number;
+  /** Load before the first restart, between restarts, after the last one. */
+  warmup: number;
+  between: number;
+  after: number;
+  grace: number;
+}
+const FULL: Settings = { rate: 1000, bodyBytes: 256, warmup: 3000, between: 3000, after: 3000, grace: 4000 };
+const QUICK: Settings = { rate: 1000, bodyBytes: 256, warmup: 1000, between: 1000, after: 1000, grace: 2000 };
+
+/** Run the rolling-restart demo; resolves with the exit status. `stop` (Ctrl-C) interrupts it. */
+export async function rollingDemo(quick: boolean, output: Output, stop: Promise<unknown>): Promise<number> {
+  const scene = new Scene(quick ? QUICK : FULL, output);
+  const interrupted = stop.then(() => 'interrupted' as const);
+  try {
+    const outcome = await Promise.race([scene.run(), interrupted]);
+    if (outcome === 'interrupted') {
+      output.err('heartwire demo: interrupted');
+      return 1;
+    }
+    output.out('');
+    for (const line of table([
+      ['claim', 'measured', 'verdict'],
+      [outcome.claim, outcome.measured, outcome.ok ? 'PASS' : 'FAIL'],
+    ]))
+      output.out(line);
+    output.out('');
+    output.out(outcome.ok ? 'the rolling restart lost nothing' : 'the claim did not hold');
+    return outcome.ok ? 0 : 1;
+  } catch (error) {
+    output.err(`heartwire demo: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    await Promise.race([scene.dispose(), delay(5000)]);
+  }
+}
+
+/** A free loopback port (for redis-server, which cannot report the one it picked). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, HOST, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+class Scene {
+  private readonly started = performance.now();
+  private readonly disposers: (() => Promise<unknown>)[] = [];
+  private readonly brokers: Broker[] = [];
+  private readonly ports: number[] = [];
+  private readonly confirmed = new Set<string>();
+  private readonly consumed = new Map<string, number>();
+  private rejected = 0;
+  private storeFor: () => Promise<QueueStore>;
+  private storeName = '';
+
+  constructor(
+    private readonly s: Settings,
+    private readonly output: Output,
+  ) {
+    this.storeFor = () => Promise.reject(new Error('no store'));
+  }
+
+  private say(line: string): void {
+    this.output.out(line);
+  }
+
+  private progress(line: string): void {
+    const t = ((performance.now() - this.started) / 1000).toFixed(1).padStart(5);
+    this.output.out(`  [${t} s] ${line}`);
+  }
+
+  async dispose(): Promise<void> {
+    for (const close of this.disposers.splice(0).reverse()) await close().catch(() => {});
+  }
+
+  /** Redis if `redis-server` runs here, else the shared in-memory store (with a visible note). */
+  private async setUpStore(): Promise<void> {
+    if (spawnSync('redis-server', ['--version']).status === 0) {
+      const port = await freePort();
+      const redis: ChildProcess = spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'],
+        { stdio: ['ignore', 'pipe', 'ignore'] },
+      );
+      redis.on('error', () => {});
+      this.disposers.push(async () => {
+        redis.kill('SIGTERM');
+        await new Promise((resolve) => (redis.exitCode === null ? redis.once('exit', resolve) : resolve(0)));
+      });
+      const ready = await new Promise<boolean>((resolve) => {
+        let seen = '';
+        const timer = setTimeout(() => resolve(false), 10_000);
+        redis.stdout!.on('data', (chunk: Buffer) => {
+          seen += chunk.toString();
+          if (/Ready to accept connections/.test(seen)) {
+            clearTimeout(timer);
+            resolve(true);
+          }
+        });
+        redis.once('exit', () => resolve(false));
+      });
+      if (ready) {
+        const url = `redis://${HOST}:${port}`;
+        this.storeName = `Redis Streams (redis-server on ${HOST}:${port}, started for this demo)`;
+        this.storeFor = () => createRedisStore({ redis: url, prefix: 'demo:', leaseTimeout: 2000 });
+        return;
+      }
+    }
+    const shared = new SharedMemoryStore({ maxQueueLength: 100_000 });
+    this.storeName = 'one in-memory store shared by the three brokers of this process';
+    this.say(
+      '  note: redis-server is not installed, so the three brokers share an in-memory store in this process;',
+    );
+    this.say(
+      '        with `apt-get install redis-server` they use Redis Streams (examples/broker/redis-store.ts)',
+    );
+    this.storeFor = async () => shared.view();
+  }
+
+  /** Start broker `i` on `port` (0: any), naming the other brokers as alternatives once known. */
+  private async startBroker(i: number, port: number): Promise<Broker> {
+    const broker = new Broker({
+      store: await this.storeFor(),
+      server: { idleTimeout: 2000, clientIdleTimeoutRange: [100, 60_000] },
+    });
+    this.brokers[i] = broker;
+    this.disposers.push(() => broker.close({ grace: 100 }));
+    this.ports[i] = (await broker.listen(port, HOST)).port;
+    return broker;
+  }
+
+  private alternatives(i: number): string[] {
+    return this.ports.filter((_, j) => j !== i).map((port) => `${HOST}:${port}`);
+  }
+
+  private distribution(): string {
+    return this.brokers.map((b, i) => `${'ABC'[i]} ${b.stats().connections}`).join(', ');
+  }
+
+  async run(): Promise<{ claim: string; measured: string; ok: boolean }> {
+    const s = this.s;
+    this.say('heartwire demo --rolling: three brokers, 3 producers and 3 consumers on 127.0.0.1');
+    await this.setUpStore();
+    for (let i = 0; i < 3; i++) await this.startBroker(i, 0);
+    this.brokers.forEach((b, i) => (b.server.alternatives = this.alternatives(i)));
+    this.say(
+      `  store: ${this.storeName}; brokers A, B, C on ports ${this.ports.join(', ')}, each naming the other two in WELCOME and GOAWAY`,
+    );
+    this.say(
+      `  ${s.rate} messages/s of ${bytes(s.bodyBytes)}, published with confirms, consumed with acks, counted by id`,
+    );
+
+    const options = (i: number) => ({ host: HOST, port: this.ports[i % 3]!, minDelay: 50, maxDelay: 500 });
+    const producers = [0, 1, 2].map((i) => {
+      const client = new MqClient({ ...options(i), resendUnconfirmed: true });
+      this.disposers.push(() => client.close());
+      return client;
+    });
+    const consumers = [0, 1, 2].map((i) => {
+      const client = new MqClient(options(i));
+      this.disposers.push(() => client.close());
+      return client;
+    });
+    const clients = [...producers, ...consumers];
+    await Promise.all(clients.map((c) => c.connected()));
+    for (const consumer of consumers) this.consume(consumer);
+
+    // Moves: a client that got GOAWAY and then connected again, timed from the GOAWAY.
+    const moves: number[] = [];
+    for (const client of clients) {
+      let goAwayAt: number | undefined;
+      client.on('goaway', () => (goAwayAt = performance.now()));
+      client.on('connected', () => {
+        if (goAwayAt !== undefined) moves.push(performance.now() - goAwayAt);
+        goAwayAt = undefined;
+      });
+    }
+
+    let producing = true;
+    const load = this.produce(
+      producers,
+      () => producing,
+      () =>
+        this.progress(
+          `published ${this.confirmed.size + this.rejected}, confirmed ${this.confirmed.size}, consumed ${this.consumed.size}; ` +
+            `connections ${this.distribution()}; moved ${moves.length}`,
+        ),
+    );
+    await delay(s.warmup);
+    const restartTimes: number[] = [];
+    const expectedMoves: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const name = 'ABC'[i]!;
+      const old = this.brokers[i]!;
+      const held = old.stats().connections;
+      expectedMoves.push(held);
+      const movesBefore = moves.length;
+      this.say('');
+      this.say(
+        `[${i + 1}/3] broker ${name} restarts (GOAWAY, grace ${ms(s.grace)}, alternatives ${this.alternatives(i).join(' ')})`,
+      );
+      const t0 = performance.now();
+      await old.close({ grace: s.grace });
+      const closedIn = performance.now() - t0;
+      // A client that had nothing in flight may end the old connection before its replacement is
+      // open (the jitter); wait for the moves (bounded) before counting them.
+      const until = performance.now() + s.grace + 2000;
+      while (moves.length - movesBefore < held && performance.now() < until) await delay(10);
+      await this.startBroker(i, this.ports[i]!);
+      this.brokers[i]!.server.alternatives = this.alternatives(i);
+      restartTimes.push(performance.now() - t0);
+      this.progress(
+        `broker ${name} closed after ${ms(closedIn)} and is back on port ${this.ports[i]}; ` +
+          `${moves.length - movesBefore} of its ${held} connections moved, in ${ms(Math.max(0, ...moves.slice(movesBefore)))} at most`,
+      );
+      await delay(s.between);
+    }
+    await delay(s.after);
+    producing = false;
+    await load;
+    const caughtUp = await this.caughtUp(30_000);
+    const missing = this.missing();
+    const duplicates = [...this.consumed.values()].reduce((n, times) => n + times - 1, 0);
+    const movedOk = moves.length >= expectedMoves.reduce((a, b) => a + b, 0);
+    this.say('');
+    this.say(
+      `  -> published ${this.confirmed.size + this.rejected}, confirmed ${this.confirmed.size}, consumed ${this.consumed.size}, ` +
+        `lost ${missing}, duplicates ${duplicates} (redeliveries: at-least-once), rejected ${this.rejected}`,
+    );
+    this.say(
+      `  -> ${moves.length} connections moved (${expectedMoves.join(' + ')} held by the restarting brokers), ` +
+        `each in ${moves.length > 0 ? ms(Math.max(...moves)) : '-'} at most after its GOAWAY; final connections ${this.distribution()}`,
+    );
+    return {
+      claim: 'rolling restart of 3 brokers under load',
+      measured: `${moves.length} connections moved; ${this.confirmed.size} confirmed, ${this.consumed.size} consumed, ${missing} lost`,
+      ok: caughtUp && missing === 0 && this.rejected === 0 && movedOk,
+    };
+  }
+
+  /** Consume `QUEUE` for the whole run, counting ids. */
+  private consume(consumer: MqClient): void {
+    void (async () => {
+      for await (const delivery of consumer.subscribe(QUEUE, { prefetch: 200 })) {
+        const id = new TextDecoder().decode(delivery.body.subarray(0, 24)).trimEnd();
+        this.consumed.set(id, (this.consumed.get(id) ?? 0) + 1);
+        delivery.ack();
+      }
+    })();
+  }
+
+  /** Publish at the configured rate while `running()`, split among the producers; resolves once all settled. */
+  private async produce(producers: MqClient[], running: () => boolean, report: () => void): Promise<void> {
+    const s = this.s;
+    const pending = new Set<Promise<void>>();
+    const start = performance.now();
+    let sent = 0;
+    let nextReport = start + 1000;
+    while (running()) {
+      if (performance.now() >= nextReport) {
+        nextReport += 1000;
+        report();
+      }
+      const due = Math.floor(((performance.now() - start) * s.rate) / 1000);
+      for (; sent < due && pending.size < 2000; sent++) {
+        const id = `r-${sent}`;
+        const body = new Uint8Array(s.bodyBytes).fill(0x20);
+        new TextEncoder().encodeInto(id, body);
+        const publish = producers[sent % producers.length]!.publish(QUEUE, body).then(
+          () => void this.confirmed.add(id),
+          (error: unknown) => {
+            this.rejected++;
+            if (!(error instanceof PublishError)) throw error;
+          },
+        );
+        pending.add(publish);
+        void publish.finally(() => pending.delete(publish));
+      }
+      await delay(10);
+    }
+    await Promise.all(pending);
+  }
+
+  private async caughtUp(limit: number): Promise<boolean> {
+    const until = performance.now() + limit;
+    while (this.missing() > 0 && performance.now() < until) await delay(20);
+    return this.missing() === 0;
+  }
+
+  private missing(): number {
+    let missing = 0;
+    for (const id of this.confirmed) if (!this.consumed.has(id)) missing++;
+    return missing;
+  }
+}
