@@ -22,6 +22,9 @@ import { DEFAULT_PATH_PARAMS, checkPathParams } from './path.js';
 import type { CrashMode, PartitionDirection, PathParams } from './path.js';
 import { SimLink, SimListener, SimSocket } from './sim-socket.js';
 
+/** Real time a run may stay with nothing scheduled before it fails as stuck, ms. */
+const STUCK_MS = 200;
+
 /** Options of a {@link Simulation}. */
 export interface SimulationOptions {
   /** Seed of every random choice (segmentation, engine jitter, connection age). Default 1. */
@@ -56,8 +59,8 @@ export class SimulationError extends Error {
  * `createServer()`, `connect()` and `new ReconnectingClient()`; the application code is unchanged. Its
  * timers must come from the simulation ({@link sleep}, {@link setTimeout}): Node's would run
  * on real time. A task that throws, an unhandled rejection during {@link run}, or a connection
- * handler that fails (`HEARTWIRE_HANDLER_ERROR`) fails the run with a {@link SimulationError}
- * naming the seed.
+ * handler that fails (a `HandlerError`, unless the server has a `'handler-error'` listener)
+ * fails the run with a {@link SimulationError} naming the seed.
  *
  * @example
  * ```ts
@@ -100,6 +103,8 @@ export class Simulation {
   #nextPort = 40_000;
   #failure: SimulationError | undefined;
   #failureWaiters: ((error: SimulationError) => void)[] = [];
+  /** Set by {@link run} while it waits: the loop ran out of work. */
+  #onIdle: (() => void) | undefined;
   readonly #trace: string[] = [];
 
   constructor(options: SimulationOptions = {}) {
@@ -114,6 +119,7 @@ export class Simulation {
     this.#loop = new SimLoop({
       timeLimit,
       onFailure: (error) => this.fail(error),
+      onIdle: () => this.#onIdle?.(),
     });
     const random = this.#random;
     this.#env = {
@@ -249,10 +255,18 @@ export class Simulation {
    * Runs `main` in the simulation, then stops it (connections still open stay as they are, and
    * nothing runs any more). Resolves with its result; rejects with a
    * {@link SimulationError} (with the seed) if `main` throws or rejects, a simulated task throws,
-   * a rejection is left unhandled meanwhile, or the time limit is reached.
+   * a rejection is left unhandled meanwhile, the time limit is reached, or the run is stuck (nothing
+   * scheduled on the simulation for 200 ms of real time while `main` has not settled: it awaits
+   * something that will never happen). A simulation runs once: `run()` again rejects at once.
    */
   async run<T>(main: () => Promise<T> | T): Promise<T> {
     if (this.#failure !== undefined) throw this.#failure;
+    if (this.#loop.stopped)
+      throw this.#wrap(
+        new Error(
+          'this simulation has stopped (a run is over, or stop() was called): create a new Simulation for another run',
+        ),
+      );
     const onRejection = (reason: unknown): void => this.fail(reason);
     process.on('unhandledRejection', onRejection);
     let stopWaiting: (() => void) | undefined;
@@ -262,6 +276,25 @@ export class Simulation {
       stopWaiting = () => (this.#failureWaiters = this.#failureWaiters.filter((w) => w !== waiter));
     });
     failed.catch(() => {});
+    // A loop with no task due and no timer set can only be woken from outside the simulation
+    // (real I/O or a Node timer, which a simulated application should not use). If it stays so
+    // for STUCK_MS of real time while `main` has not settled, `main` waits for something that
+    // will never happen: fail with the seed rather than leave the run pending forever (which
+    // would end a script with exit code 13 and no output, or a test at its timeout).
+    let stuckTimer: NodeJS.Timeout | undefined;
+    this.#onIdle = () => {
+      clearTimeout(stuckTimer);
+      const idleCount = this.#loop.idleCount;
+      stuckTimer = setTimeout(() => {
+        if (!this.#loop.idle || this.#loop.idleCount !== idleCount) return;
+        this.fail(
+          new Error(
+            `the run is stuck: nothing is scheduled (no timer, no message in flight) and main has not settled, so it awaits something that will never happen (an event that already fired, a promise nothing resolves, or a Node timer instead of sim.sleep())`,
+          ),
+        );
+      }, STUCK_MS);
+    };
+    this.#loop.start();
     try {
       return await Promise.race([
         (async () => main())().catch((error: unknown) => {
@@ -270,6 +303,8 @@ export class Simulation {
         failed,
       ]);
     } finally {
+      this.#onIdle = undefined;
+      clearTimeout(stuckTimer);
       stopWaiting?.();
       this.#loop.stop(); // the run is over: nothing runs after it
       // Rejections left unhandled by the last microtasks of the run are reported before it ends.
