@@ -22,9 +22,6 @@ import { DEFAULT_PATH_PARAMS, checkPathParams } from './path.js';
 import type { CrashMode, PartitionDirection, PathParams } from './path.js';
 import { SimLink, SimListener, SimSocket } from './sim-socket.js';
 
-/** Real time a run may stay with nothing scheduled before it fails as stuck, ms. */
-const STUCK_MS = 200;
-
 /** Options of a {@link Simulation}. */
 export interface SimulationOptions {
   /** Seed of every random choice (segmentation, engine jitter, connection age). Default 1. */
@@ -33,6 +30,12 @@ export interface SimulationOptions {
   path?: Partial<PathParams>;
   /** The run fails when virtual time would pass this, ms. Default 3 600 000 (one hour). */
   timeLimit?: number;
+  /**
+   * Real time a run may stay with nothing scheduled (no timer, no message in flight) while
+   * `main` has not settled, before it fails as stuck, ms. Default 200; raise it if code inside
+   * `run()` awaits real I/O (which also makes the run depend on more than its seed).
+   */
+  stuckAfterMs?: number;
 }
 
 /** A failure of a simulated run: the application threw, or left a rejection unhandled. */
@@ -106,9 +109,15 @@ export class Simulation {
   /** Set by {@link run} while it waits: the loop ran out of work. */
   #onIdle: (() => void) | undefined;
   readonly #trace: string[] = [];
+  readonly #stuckAfterMs: number;
 
   constructor(options: SimulationOptions = {}) {
-    const { seed = 1, timeLimit = 3_600_000 } = options;
+    const { seed = 1, timeLimit = 3_600_000, stuckAfterMs = 200 } = options;
+    if (typeof stuckAfterMs !== 'number' || !(stuckAfterMs > 0))
+      throw new RangeError(
+        `Simulation: stuckAfterMs must be a positive number of ms, got ${String(stuckAfterMs)}`,
+      );
+    this.#stuckAfterMs = stuckAfterMs;
     if (typeof seed !== 'number' || !Number.isSafeInteger(seed))
       throw new RangeError(`Simulation: seed must be an integer, got ${String(seed)}`);
     if (typeof timeLimit !== 'number' || !(timeLimit > 0))
@@ -256,7 +265,7 @@ export class Simulation {
    * nothing runs any more). Resolves with its result; rejects with a
    * {@link SimulationError} (with the seed) if `main` throws or rejects, a simulated task throws,
    * a rejection is left unhandled meanwhile, the time limit is reached, or the run is stuck (nothing
-   * scheduled on the simulation for 200 ms of real time while `main` has not settled: it awaits
+   * scheduled on the simulation for `stuckAfterMs` (200) of real time while `main` has not settled: it awaits
    * something that will never happen). A simulation runs once: `run()` again rejects at once.
    */
   async run<T>(main: () => Promise<T> | T): Promise<T> {
@@ -278,7 +287,7 @@ export class Simulation {
     failed.catch(() => {});
     // A loop with no task due and no timer set can only be woken from outside the simulation
     // (real I/O or a Node timer, which a simulated application should not use). If it stays so
-    // for STUCK_MS of real time while `main` has not settled, `main` waits for something that
+    // for `stuckAfterMs` of real time while `main` has not settled, `main` waits for something that
     // will never happen: fail with the seed rather than leave the run pending forever (which
     // would end a script with exit code 13 and no output, or a test at its timeout).
     let stuckTimer: NodeJS.Timeout | undefined;
@@ -292,7 +301,7 @@ export class Simulation {
             `the run is stuck: nothing is scheduled (no timer, no message in flight) and main has not settled, so it awaits something that will never happen (an event that already fired, a promise nothing resolves, or a Node timer instead of sim.sleep())`,
           ),
         );
-      }, STUCK_MS);
+      }, this.#stuckAfterMs);
     };
     this.#loop.start();
     try {

@@ -423,9 +423,10 @@ describe('testing: Simulation (the real Connection and Server on simulated TCP)'
     }
   });
 
-  it('checks its options synchronously (seed, timeLimit, path)', () => {
+  it('checks its options synchronously (seed, timeLimit, stuckAfterMs, path)', () => {
     expect(() => new Simulation({ seed: 1.5 })).to.throw(RangeError, /seed/);
     expect(() => new Simulation({ timeLimit: 0 })).to.throw(RangeError, /timeLimit/);
+    expect(() => new Simulation({ stuckAfterMs: 0 })).to.throw(RangeError, /stuckAfterMs/);
     expect(() => new Simulation({ path: { latencyMs: -1 } })).to.throw(RangeError, /path/);
     expect(() => new Simulation({ seed: -7, timeLimit: 1000, path: { latencyMs: 0 } })).to.not.throw();
   });
