@@ -377,6 +377,16 @@ function requireEndpoint(options: unknown): void {
   const o = options as ConnectOptions | undefined;
   if (o?.port === undefined && o?.path === undefined && o?.endpoints === undefined)
     throw typeError('port', 'of type number (or "path" or "endpoints" given)', undefined);
+  // One way to say where: a TCP port (with its host), a Unix socket path, or a list of endpoints.
+  const given = [
+    o.endpoints !== undefined ? '"endpoints"' : '',
+    o.path !== undefined ? '"path"' : '',
+    o.port !== undefined ? '"port"' : o.path !== undefined && o.host !== undefined ? '"host"' : '',
+  ].filter((name) => name !== '');
+  if (given.length > 1)
+    throw new InvalidOptionValueError(
+      `connect() takes one of "port" (with "host"), "path" or "endpoints"; it was given ${given.join(' and ')}: which one is meant is ambiguous`,
+    );
 }
 
 /**

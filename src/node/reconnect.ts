@@ -242,7 +242,9 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     const signal = this.options.signal ? AbortSignal.any([this.options.signal, abort.signal]) : abort.signal;
     let connection: Connection;
     try {
-      connection = await connectIn(this.env, { ...connectOptionsOf(this.options), endpoints, signal });
+      // The list replaces the user's port/host/path (connect() takes one way to say where).
+      const where = { port: undefined, host: undefined, path: undefined, endpoints };
+      connection = await connectIn(this.env, { ...connectOptionsOf(this.options), ...where, signal });
     } catch (error) {
       this.pending = false;
       this.moving = undefined;

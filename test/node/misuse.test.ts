@@ -110,6 +110,26 @@ describe('node API: misuse is reported at the call, with the reason', function (
     expect(server.address()).to.equal(undefined); // not listening
   });
 
+  it('connect() with two ways to say where (port and path, endpoints and port) is refused synchronously', () => {
+    const cases = [
+      { port: 1, path: '/tmp/x.sock' },
+      { host: 'localhost', path: '/tmp/x.sock' },
+      { port: 1, endpoints: [{ host: '127.0.0.1', port: 1 }] },
+      { path: '/tmp/x.sock', endpoints: [{ path: '/tmp/y.sock' }] },
+    ];
+    for (const options of cases) {
+      let thrown: (Error & { code?: string }) | undefined;
+      try {
+        void connect(options as never).catch(() => {});
+      } catch (error) {
+        thrown = error as Error & { code?: string };
+      }
+      expect(thrown, JSON.stringify(options)).to.be.instanceOf(TypeError);
+      expect(thrown!.code).to.equal('ERR_INVALID_ARG_VALUE');
+      expect(thrown!.message).to.include('ambiguous');
+    }
+  });
+
   it("end() against a server that reads nothing: CLOSE_TIMEOUT says what it waited for and the server's count", async () => {
     // No 'connection' handler reads: the server never consumes, so it never acknowledges CLOSE.
     const { port } = await h().server({});
