@@ -124,7 +124,7 @@ export class Receiver implements FrameSink {
   /** @internal Control frame from the decoder: to the engine, after the messages before it. */
   onControl(frame: ControlFrame): void {
     this.settleMessages();
-    this.engine.onControl(frame);
+    this.engine.onControl(this.now, frame);
   }
 
   /**
