@@ -80,7 +80,7 @@ export class ReceiveWindow {
     private readonly liveness: Liveness,
     private readonly decoder: FrameDecoder,
     /** The limit to grant would reach 2^53: the engine closes with `LIMIT_REACHED` (SPEC.md §2). */
-    private readonly limitReached: () => void,
+    private readonly limitReached: (now: number) => void,
   ) {
     this.window = settings.initialWindow;
     this.grantedLimit = settings.initialWindow;
@@ -144,7 +144,7 @@ export class ReceiveWindow {
     if (!this.grants) return;
     const increase = this.grantable() - this.grantedLimit;
     if (increase < this.window / 4) return;
-    if (this.grantable() > MAX_COUNTER) return this.limitReached();
+    if (this.grantable() > MAX_COUNTER) return this.limitReached(now);
     this.tuneWindow(now);
     this.creditDirty = true;
   }
@@ -198,7 +198,7 @@ export class ReceiveWindow {
       if (this.window === before) break;
     }
     if (this.heldBytes === this.partialCost && this.grantable() > this.grantedLimit) {
-      if (this.grantable() > MAX_COUNTER) return this.limitReached();
+      if (this.grantable() > MAX_COUNTER) return this.limitReached(now);
       this.creditDirty = true;
     } else {
       this.maybeGrantCredit(now);

@@ -1,8 +1,8 @@
 /**
  * The receiving side of a connection: the decoder's one sink (DATA frames into messages, control
- * frames to the engine), the inbox of messages received complete, the assembly of messages that
- * span frames or chunks, and the application's reads (take, release, discard) with the counts of
- * SPEC.md §9.4. Credit is the receive window's (`receive-window.ts`).
+ * frames to the engine, which hands them to `control.ts`), the inbox of messages received
+ * complete, the assembly of messages that span frames or chunks, and the application's reads
+ * (take, release, discard) with the counts of SPEC.md §9.4. Credit is the receive window's (`receive-window.ts`).
  * @module
  */
 import { dataFrameCost } from '../codec/wire.js';
@@ -124,7 +124,7 @@ export class Receiver implements FrameSink {
   /** @internal Control frame from the decoder: to the engine, after the messages before it. */
   onControl(frame: ControlFrame): void {
     this.settleMessages();
-    this.engine.onControl(frame);
+    this.engine.onControl(this.now, frame);
   }
 
   /**

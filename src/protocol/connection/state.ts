@@ -188,8 +188,8 @@ export class StateMachine {
   row: StateRow;
 
   /**
-   * @param moved called after each move (the engine updates what it caches from the row and
-   * emits the `state` event)
+   * @param moved called after each move (`Lifecycle.moved`: updates what the parts cache from
+   * the row and emits the `state` event)
    */
   constructor(
     role: Role,

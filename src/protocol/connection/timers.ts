@@ -2,7 +2,7 @@
  * The deadlines of a connection as one table (after quinn-proto's `timer.rs`): an id per deadline,
  * its time in a `Float64Array` (+∞ when not armed), `next()` the earliest of those the current
  * state runs, `expired()` the ids due, in the order the engine handles them. A new deadline is a
- * new id here, the places that arm it, and one `case` in the engine's `handleTimeout`.
+ * new id here, the places that arm it, and one `case` in `Deadlines.handle` (`deadlines.ts`).
  * @module
  */
 

@@ -24,7 +24,9 @@ function receiver(): { r: Receiver; w: ReceiveWindow; events: Ring<EngineEvent>;
   const w = new ReceiveWindow(s, timers, new Liveness(s, timers, events), decoder, () => {});
   w.grants = true;
   const control: ControlFrame[] = [];
-  const engine = { onControl: (frame: ControlFrame) => control.push(frame) } as unknown as Engine;
+  const engine = {
+    onControl: (_now: number, frame: ControlFrame) => control.push(frame),
+  } as unknown as Engine;
   const r = new Receiver(s, machine, w, decoder, events, engine);
   r.setDataAllowed(true);
   return { r, w, events, control };
