@@ -30,6 +30,8 @@ commands:
   conformance server HOST:PORT
                      test a server implementation of SPEC.md over the wire, case by case,
                      each failure named by its SPEC section (--json, --junit FILE)
+  conformance client [--port N]
+                     the other way round: play the server for a client implementation
   help [command]     show help
 
 options: -h, --help (also after a command), -v, --version

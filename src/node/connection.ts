@@ -9,7 +9,7 @@ import { Engine } from '../protocol/engine.js';
 import { AbortError, HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
 import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
 import { publish } from './diagnostics.js';
-import { checkAlternatives, validateHandleArguments } from './options.js';
+import { validateEndOptions, validateHandleArguments } from './options.js';
 import { payloadBytes } from './payload.js';
 import type { Payload } from './payload.js';
 import { nodeRuntime } from './runtime.js';
@@ -637,9 +637,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * End the connection gracefully. Client: protocol half-close (CLOSE after everything queued),
    * then the server finishes and the connection closes cleanly. Server: GOAWAY with a grace
    * period (default `defaultGrace`); the client is expected to end, else it is force-closed at the
-   * deadline. Resolves like `closed`. Never throws: once the connection has closed (even from
-   * inside a listener of an event that was queued before the close) it returns the settled
-   * `closed` promise.
+   * deadline. Resolves like `closed`. Never throws, except for invalid options (a `TypeError` or
+   * `RangeError` naming the option, as every call checks its options): once the connection has
+   * closed (even from inside a listener of an event that was queued before the close) it returns
+   * the settled `closed` promise.
    *
    * Unread messages (a client, or a server after `peer-closed`): with `unread: 'discard'` (the
    * default), `end()` does not wait for messages nobody reads. When no consumer is running — no
@@ -665,9 +666,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       alternatives?: readonly string[];
     } = {},
   ): Promise<CloseInfo> {
-    // Never throws (but for invalid `alternatives`, a RangeError): after the close (even one not
-    // dispatched yet) it returns the settled `closed`.
-    if (options.alternatives !== undefined) checkAlternatives('alternatives', options.alternatives);
+    validateEndOptions(options); // invalid options throw, synchronously (the only throw)
+    // Never throws otherwise: after the close (even one not dispatched yet) it returns the settled `closed`.
     if (this.settleIfEngineClosed()) return this.closed;
     const t = this.runtime.now();
     if (this.role === 'client' || this.peerClosed) {
@@ -751,6 +751,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   /** Protocol state. */
   get state(): string {
     return this.engine.state;
+  }
+
+  /**
+   * @internal The close info once the close is settled (its `close` event may already be past):
+   * for a `ReconnectingClient` adopting a connection that closed as `connect()` resolved.
+   */
+  get settledClose(): CloseInfo | undefined {
+    return this.closeInfo;
   }
 
   // ------------------------------------------------------------------ the driver

@@ -464,3 +464,48 @@ export function validateHandleArguments(handler: unknown, options: unknown): voi
   if (onError !== undefined && typeof onError !== 'function')
     throw typeError('onError', 'of type function', onError);
 }
+
+/** Check the fields of an options object: not an object, an unknown key or a wrong value throws. */
+function checkOptionsObject(options: unknown, checks: Record<string, Check>, what: string): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) throw typeError('options', 'an object', options);
+  rejectUnknownOptions(options, Object.keys(checks), what);
+  const record = options as Record<string, unknown>;
+  for (const [key, check] of Object.entries(checks)) {
+    const value = record[key];
+    if (value !== undefined) check(key, value);
+  }
+}
+
+const unreadMode: Check = (name, value) => {
+  if (value !== 'discard' && value !== 'wait')
+    throw new InvalidOptionValueError(`The "${name}" option must be 'discard' or 'wait'. ${received(value)}`);
+};
+
+/**
+ * Check `conn.end()`'s options synchronously (a misspelt `unread: 'wait'` would otherwise drop
+ * unread messages, the opposite of what was asked).
+ */
+export function validateEndOptions(options: unknown): void {
+  checkOptionsObject(
+    options,
+    {
+      grace: number(0, MAX_TIMEOUT_MS),
+      reason: number(0, 0xffff_ffff, true),
+      message: string,
+      retryAfter: number(0, 0xffff_ffff),
+      unread: unreadMode,
+      alternatives: checkAlternatives,
+    },
+    'end()',
+  );
+}
+
+/** Check `server.close()`'s options synchronously (a grace that is not a number has no deadline). */
+export function validateServerCloseOptions(options: unknown): void {
+  checkOptionsObject(
+    options,
+    { grace: number(0, MAX_TIMEOUT_MS), message: string, alternatives: checkAlternatives },
+    'server.close()',
+  );
+}

@@ -16,6 +16,7 @@ import {
   checkAlternatives,
   engineOptions,
   listenTarget,
+  validateServerCloseOptions,
   validateServerOptions,
 } from './options.js';
 import { DEFAULT_SERVER_MEMORY_BUDGET, SharedMemoryBudget } from '../protocol/budget.js';
@@ -145,6 +146,8 @@ export class Server extends EventEmitter<ServerEvents> {
    * rejects the returned promise and nothing else: no `'error'` event, so
    * `try { await server.listen(port) }` catches it. Invalid arguments throw synchronously: any
    * other string is a `TypeError` (`ERR_INVALID_ARG_VALUE`), never a socket path (use `{ path }`).
+   * A server that was closed cannot listen again: `listen()` after `close()` throws
+   * (`ERR_SERVER_CLOSED`); create a new server.
    */
   listen(port?: number | string, host?: string): Promise<AddressInfo>;
   /**
@@ -158,6 +161,15 @@ export class Server extends EventEmitter<ServerEvents> {
     host = '127.0.0.1',
   ): Promise<AddressInfo | { path: string }> {
     const target = listenTarget(portOrOptions, host); // throws on invalid arguments
+    if (this.closing !== undefined) {
+      // It would listen, refuse every connection ("REFUSED"), and nothing could stop it.
+      throw Object.assign(
+        new Error(
+          'server.listen() after server.close(): a closed server does not accept connections again; create a new one with createServer()',
+        ),
+        { code: 'ERR_SERVER_CLOSED' },
+      );
+    }
     return new Promise((resolve, reject) => {
       const onError = (error: Error): void => {
         this.listenPending = false;
@@ -306,10 +318,11 @@ export class Server extends EventEmitter<ServerEvents> {
    * destroyed at most 1 000 ms later (a linger that lets the client read the ERROR). Resolves when the listener and every
    * connection are closed: within `grace` + 1 000 ms (+ the timer slack, ≤ 64 ms). Idempotent.
    * `alternatives` (default: the server's) go in the GOAWAYs: where clients move (SPEC.md §9.5).
+   * Invalid options (a misspelt one, a `grace` that is not a number ≥ 0) throw synchronously.
    */
   close(options: { grace?: number; message?: string; alternatives?: readonly string[] } = {}): Promise<void> {
+    validateServerCloseOptions(options); // throws synchronously, naming the option
     if (this.closing !== undefined) return this.closing;
-    if (options.alternatives !== undefined) checkAlternatives('alternatives', options.alternatives);
     const alternatives = options.alternatives ?? this.currentAlternatives;
     this.lifecycle.stop();
     const grace = options.grace ?? this.options.defaultGrace ?? 5000;

@@ -23,6 +23,8 @@ export interface SimLoopOptions {
   timeLimit?: number;
   /** Called once when a task throws or the time limit is reached; the loop stops. */
   onFailure: (error: Error) => void;
+  /** Called each time the loop runs out of work: no task due and no timer set. */
+  onIdle?: () => void;
 }
 
 const realTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -40,6 +42,9 @@ export class SimLoop {
   #wake: (() => void) | undefined;
   readonly #timeLimit: number;
   readonly #onFailure: (error: Error) => void;
+  readonly #onIdle: (() => void) | undefined;
+  /** Times the loop has run out of work (see {@link idle}). */
+  idleCount = 0;
   /** Steps run so far. */
   steps = 0;
   /** Real time spent running, ms. */
@@ -51,6 +56,7 @@ export class SimLoop {
   constructor(options: SimLoopOptions) {
     this.#timeLimit = options.timeLimit ?? 3_600_000;
     this.#onFailure = options.onFailure;
+    this.#onIdle = options.onIdle;
     const wheel = new TimerWheel({
       now: () => this.clock.now,
       set: (delayMs, fn) => this.setTimeout(fn, delayMs),
@@ -73,6 +79,16 @@ export class SimLoop {
 
   get stopped(): boolean {
     return this.#stopped;
+  }
+
+  /** True while the loop waits with no task due and no timer set: only a kick from outside wakes it. */
+  get idle(): boolean {
+    return this.#wake !== undefined;
+  }
+
+  /** Runs the loop if it is not running (a loop with nothing to do then goes {@link idle}). */
+  start(): void {
+    this.#kick();
   }
 
   nextTick(fn: () => void): void {
@@ -137,7 +153,10 @@ export class SimLoop {
       this.realMs += performance.now() - started;
       if (!ran) {
         if (this.#stopped) return;
-        await new Promise<void>((resolve) => (this.#wake = resolve));
+        const woken = new Promise<void>((resolve) => (this.#wake = resolve));
+        this.idleCount++;
+        this.#onIdle?.();
+        await woken;
       }
     }
   }

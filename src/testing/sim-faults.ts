@@ -163,7 +163,8 @@ export interface SimFaultHandlers {
 }
 
 /**
- * Schedules `faults` on `sim`, from now: partitions (healed after `forMs`) and path changes are
+ * Schedules `faults` on `sim`, from now: partitions (healed after `forMs`, or when the last
+ * overlapping partition of the same direction ends) and path changes are
  * applied by the simulation, the others by `handlers` (a returned promise that rejects fails
  * the run). Returns the time by which every partition has healed.
  */
@@ -174,6 +175,14 @@ export function scheduleSimFaults(
 ): number {
   const start = sim.now;
   let quietAt = start;
+  // Partitions may overlap: a direction heals only when the last partition holding it ends (a
+  // short partition inside a long one must not end the long one early).
+  const held: Record<Exclude<PartitionDirection, 'both'>, number> = {
+    'client-to-server': 0,
+    'server-to-client': 0,
+  };
+  const directions = (d: PartitionDirection): Exclude<PartitionDirection, 'both'>[] =>
+    d === 'both' ? ['client-to-server', 'server-to-client'] : [d];
   for (const { atMs, fault } of faults) {
     if (fault.kind === 'partition') quietAt = Math.max(quietAt, start + atMs + fault.forMs);
     sim.setTimeout(() => {
@@ -182,8 +191,11 @@ export function scheduleSimFaults(
       try {
         switch (fault.kind) {
           case 'partition':
+            for (const d of directions(fault.direction)) held[d]++;
             sim.partition(fault.direction);
-            sim.setTimeout(() => sim.heal(fault.direction), fault.forMs);
+            sim.setTimeout(() => {
+              for (const d of directions(fault.direction)) if (--held[d] === 0) sim.heal(d);
+            }, fault.forMs);
             break;
           case 'path':
             sim.setPath({

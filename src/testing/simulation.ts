@@ -12,6 +12,8 @@ import { connectIn } from '../node/connect.js';
 import type { Connection } from '../node/connection.js';
 import type { AcceptedTransport, DialedTransport, Environment } from '../node/environment.js';
 import type { ConnectOptions, Endpoint, ServerOptions } from '../node/options.js';
+import { ReconnectingClient } from '../node/reconnect.js';
+import type { ReconnectOptions } from '../node/reconnect.js';
 import { Server } from '../node/server.js';
 import { seededRandom } from '../protocol/engine.js';
 import { SimLoop } from './event-loop.js';
@@ -28,6 +30,12 @@ export interface SimulationOptions {
   path?: Partial<PathParams>;
   /** The run fails when virtual time would pass this, ms. Default 3 600 000 (one hour). */
   timeLimit?: number;
+  /**
+   * Real time a run may stay with nothing scheduled (no timer, no message in flight) while
+   * `main` has not settled, before it fails as stuck, ms. Default 200; raise it if code inside
+   * `run()` awaits real I/O (which also makes the run depend on more than its seed).
+   */
+  stuckAfterMs?: number;
 }
 
 /** A failure of a simulated run: the application threw, or left a rejection unhandled. */
@@ -49,12 +57,13 @@ export class SimulationError extends Error {
 /**
  * A simulated network of heartwire clients and servers on virtual time.
  *
- * `sim.createServer()` and `sim.connect()` take the same options and return the same `Server`
- * and `Connection` as `createServer()` and `connect()`; the application code is unchanged. Its
+ * `sim.createServer()`, `sim.connect()` and `sim.createReconnectingClient()` take the same
+ * options and return the same `Server`, `Connection` and `ReconnectingClient` as
+ * `createServer()`, `connect()` and `new ReconnectingClient()`; the application code is unchanged. Its
  * timers must come from the simulation ({@link sleep}, {@link setTimeout}): Node's would run
  * on real time. A task that throws, an unhandled rejection during {@link run}, or a connection
- * handler that fails (`HEARTWIRE_HANDLER_ERROR`) fails the run with a {@link SimulationError}
- * naming the seed.
+ * handler that fails (a `HandlerError`, unless the server has a `'handler-error'` listener)
+ * fails the run with a {@link SimulationError} naming the seed.
  *
  * @example
  * ```ts
@@ -97,10 +106,18 @@ export class Simulation {
   #nextPort = 40_000;
   #failure: SimulationError | undefined;
   #failureWaiters: ((error: SimulationError) => void)[] = [];
+  /** Set by {@link run} while it waits: the loop ran out of work. */
+  #onIdle: (() => void) | undefined;
   readonly #trace: string[] = [];
+  readonly #stuckAfterMs: number;
 
   constructor(options: SimulationOptions = {}) {
-    const { seed = 1, timeLimit = 3_600_000 } = options;
+    const { seed = 1, timeLimit = 3_600_000, stuckAfterMs = 200 } = options;
+    if (typeof stuckAfterMs !== 'number' || !(stuckAfterMs > 0))
+      throw new RangeError(
+        `Simulation: stuckAfterMs must be a positive number of ms, got ${String(stuckAfterMs)}`,
+      );
+    this.#stuckAfterMs = stuckAfterMs;
     if (typeof seed !== 'number' || !Number.isSafeInteger(seed))
       throw new RangeError(`Simulation: seed must be an integer, got ${String(seed)}`);
     if (typeof timeLimit !== 'number' || !(timeLimit > 0))
@@ -111,6 +128,7 @@ export class Simulation {
     this.#loop = new SimLoop({
       timeLimit,
       onFailure: (error) => this.fail(error),
+      onIdle: () => this.#onIdle?.(),
     });
     const random = this.#random;
     this.#env = {
@@ -157,6 +175,16 @@ export class Simulation {
   /** `connect()` on the simulated network. */
   connect(options: ConnectOptions): Promise<Connection> {
     return connectIn(this.#env, options);
+  }
+
+  /**
+   * `new ReconnectingClient(options)` on the simulated network: the same class, dialling here,
+   * its backoff and GOAWAY timers on virtual time, its jitter (and the order in which it tries
+   * alternatives) from the simulation's seeded randomness unless `options.random` is given.
+   * Throws synchronously on an invalid option, as the constructor does.
+   */
+  createReconnectingClient(options: ReconnectOptions): ReconnectingClient {
+    return new ReconnectingClient(options, this.#env);
   }
 
   // ------------------------------------------------------------------ time
@@ -236,10 +264,18 @@ export class Simulation {
    * Runs `main` in the simulation, then stops it (connections still open stay as they are, and
    * nothing runs any more). Resolves with its result; rejects with a
    * {@link SimulationError} (with the seed) if `main` throws or rejects, a simulated task throws,
-   * a rejection is left unhandled meanwhile, or the time limit is reached.
+   * a rejection is left unhandled meanwhile, the time limit is reached, or the run is stuck (nothing
+   * scheduled on the simulation for `stuckAfterMs` (200) of real time while `main` has not settled: it awaits
+   * something that will never happen). A simulation runs once: `run()` again rejects at once.
    */
   async run<T>(main: () => Promise<T> | T): Promise<T> {
     if (this.#failure !== undefined) throw this.#failure;
+    if (this.#loop.stopped)
+      throw this.#wrap(
+        new Error(
+          'this simulation has stopped (a run is over, or stop() was called): create a new Simulation for another run',
+        ),
+      );
     const onRejection = (reason: unknown): void => this.fail(reason);
     process.on('unhandledRejection', onRejection);
     let stopWaiting: (() => void) | undefined;
@@ -249,6 +285,25 @@ export class Simulation {
       stopWaiting = () => (this.#failureWaiters = this.#failureWaiters.filter((w) => w !== waiter));
     });
     failed.catch(() => {});
+    // A loop with no task due and no timer set can only be woken from outside the simulation
+    // (real I/O or a Node timer, which a simulated application should not use). If it stays so
+    // for `stuckAfterMs` of real time while `main` has not settled, `main` waits for something that
+    // will never happen: fail with the seed rather than leave the run pending forever (which
+    // would end a script with exit code 13 and no output, or a test at its timeout).
+    let stuckTimer: NodeJS.Timeout | undefined;
+    this.#onIdle = () => {
+      clearTimeout(stuckTimer);
+      const idleCount = this.#loop.idleCount;
+      stuckTimer = setTimeout(() => {
+        if (!this.#loop.idle || this.#loop.idleCount !== idleCount) return;
+        this.fail(
+          new Error(
+            `the run is stuck: nothing is scheduled (no timer, no message in flight) and main has not settled, so it awaits something that will never happen (an event that already fired, a promise nothing resolves, or a Node timer instead of sim.sleep())`,
+          ),
+        );
+      }, this.#stuckAfterMs);
+    };
+    this.#loop.start();
     try {
       return await Promise.race([
         (async () => main())().catch((error: unknown) => {
@@ -257,6 +312,8 @@ export class Simulation {
         failed,
       ]);
     } finally {
+      this.#onIdle = undefined;
+      clearTimeout(stuckTimer);
       stopWaiting?.();
       this.#loop.stop(); // the run is over: nothing runs after it
       // Rejections left unhandled by the last microtasks of the run are reported before it ends.

@@ -68,6 +68,8 @@ describe('heartwire command', function () {
     const top = await run(['--help']);
     expect(top.code).to.equal(0);
     for (const command of ['serve', 'ping', 'demo', 'conformance']) expect(top.stdout).to.contain(command);
+    // Both conformance modes the README describes.
+    expect(top.stdout).to.contain('conformance server').and.contain('conformance client');
     // The benchmark is `npm run bench` (a tool of the repository), not a command of the package.
     expect(top.stdout).not.to.contain('bench');
     const commands = ['serve', 'ping', 'demo', 'conformance'];

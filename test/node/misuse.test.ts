@@ -63,6 +63,53 @@ describe('node API: misuse is reported at the call, with the reason', function (
     await new ReconnectingClient(options).close();
   });
 
+  it('end() and server.close() check their options synchronously: a misspelt unread or grace is not ignored', async () => {
+    const { port, server } = await h().server({}, (c) => void c.handle(() => {}).catch(() => {}));
+    const conn = await h().connect({ port });
+    const loose = <T>(options: Record<string, unknown>): T => options as T;
+    const thrown = (action: () => unknown): { code?: string; message: string } => {
+      try {
+        action();
+      } catch (error) {
+        return error as { code?: string; message: string };
+      }
+      throw new Error('did not throw');
+    };
+    // `unread: 'wiat'` used to be taken as the default ('discard'): the opposite of what was asked.
+    const typo = thrown(() => conn.end(loose({ unread: 'wiat' })));
+    expect(typo.code).to.equal('ERR_INVALID_ARG_VALUE');
+    expect(typo.message).to.include('"unread"').and.include("'wait'");
+    const key = thrown(() => conn.end(loose({ unred: 'wait' })));
+    expect(key.code).to.equal('ERR_INVALID_ARG_VALUE');
+    expect(key.message).to.include('Did you mean "unread"?');
+    expect(thrown(() => conn.end(loose({ grace: 'soon' }))).code).to.equal('ERR_INVALID_ARG_TYPE');
+    expect(conn.state).to.equal('open'); // nothing was started by the refused calls
+    // A grace that is not a number would leave the shutdown without its deadline.
+    expect(thrown(() => server.close(loose({ grace: 'abc' }))).code).to.equal('ERR_INVALID_ARG_TYPE');
+    expect(thrown(() => server.close({ grace: -1 })).code).to.equal('ERR_OUT_OF_RANGE');
+    const misspelt = thrown(() => server.close(loose({ grce: 10 })));
+    expect(misspelt.code).to.equal('ERR_INVALID_ARG_VALUE');
+    expect(misspelt.message).to.include('Did you mean "grace"?');
+    // Valid options still work.
+    const info = await conn.end({ unread: 'wait' });
+    expect(info.clean).to.equal(true);
+    await server.close({ grace: 100, message: 'bye' });
+  });
+
+  it('listen() after close() throws instead of listening and refusing every connection, with no way to stop', async () => {
+    const server = createServer({ idleTimeout: 5000 });
+    await server.close();
+    let thrown: unknown;
+    try {
+      void server.listen(0, '127.0.0.1');
+    } catch (error) {
+      thrown = error;
+    }
+    expect((thrown as { code?: string }).code).to.equal('ERR_SERVER_CLOSED');
+    expect((thrown as Error).message).to.include('createServer()');
+    expect(server.address()).to.equal(undefined); // not listening
+  });
+
   it("end() against a server that reads nothing: CLOSE_TIMEOUT says what it waited for and the server's count", async () => {
     // No 'connection' handler reads: the server never consumes, so it never acknowledges CLOSE.
     const { port } = await h().server({});

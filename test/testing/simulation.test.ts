@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { CloseInfo, Connection } from '../../src/index.js';
-import { Simulation, SimulationError } from '../../src/testing/index.js';
+import { Simulation, SimulationError, scheduleSimFaults } from '../../src/testing/index.js';
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
@@ -350,9 +350,83 @@ describe('testing: Simulation (the real Connection and Server on simulated TCP)'
     expect((error as Error).message).to.contain('time limit');
   });
 
-  it('checks its options synchronously (seed, timeLimit, path)', () => {
+  it('a run stuck with nothing scheduled (no timer, no socket) fails with the seed instead of hanging', async () => {
+    // Without this, the run's promise never settles: mocha times out, and a script's top-level
+    // await exits with code 13 and no output at all.
+    const outcome = async (sim: Simulation, main: () => Promise<void>): Promise<unknown> => {
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise((resolve) => (timer = setTimeout(() => resolve('hung'), 10_000)));
+      try {
+        return await Promise.race([
+          sim.run(main).then(
+            () => 'resolved',
+            (e: unknown) => e,
+          ),
+          hung,
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    const sim = new Simulation({ seed: 4321 });
+    const error = await outcome(sim, async () => {
+      await new Promise(() => {}); // nothing will ever resolve this
+    });
+    expect(error).to.be.instanceOf(SimulationError);
+    expect((error as Error).message)
+      .to.contain('seed 4321')
+      .and.contain('nothing is scheduled');
+    // The usual way to get there: waiting for an event that has already fired.
+    const sim2 = new Simulation({ seed: 99 });
+    const error2 = await outcome(sim2, async () => {
+      const server = await echoServer(sim2);
+      const conn = await sim2.connect({ port: 7000 });
+      await conn.end();
+      await server.close();
+      await new Promise((resolve) => conn.once('close', resolve)); // already emitted
+    });
+    expect(error2).to.be.instanceOf(SimulationError);
+    expect((error2 as Error).message).to.contain('seed 99');
+    // A run that finishes while the loop is idle is not affected.
+    expect(await outcome(new Simulation(), async () => {})).to.equal('resolved');
+    // A second run of the same simulation (its loop stopped) rejects instead of hanging.
+    const once = new Simulation({ seed: 5 });
+    expect(await outcome(once, () => once.sleep(10))).to.equal('resolved');
+    const again = await outcome(once, () => once.sleep(10));
+    expect(again).to.be.instanceOf(SimulationError);
+    expect((again as Error).message).to.contain('create a new Simulation');
+  });
+
+  it('scheduleSimFaults: a short partition inside a long one does not end the long one early', async () => {
+    for (const inner of ['both', 'client-to-server'] as const) {
+      const sim = new Simulation({ seed: 3 });
+      const replyAt = await sim.run(async () => {
+        const server = await echoServer(sim);
+        const conn = await sim.connect({ port: 7000, idleTimeout: 20_000 });
+        scheduleSimFaults(sim, [
+          { atMs: 0, fault: { kind: 'partition', direction: 'both', forMs: 5000 } },
+          { atMs: 100, fault: { kind: 'partition', direction: inner, forMs: 100 } },
+        ]);
+        await sim.sleep(1000);
+        await conn.send('x');
+        for await (const reply of conn) {
+          expect(text(reply)).to.equal('x');
+          const at = sim.now;
+          await conn.end();
+          await server.close();
+          return at;
+        }
+        return undefined;
+      });
+      // The schedule says both directions are cut until 5000 ms: no reply before then.
+      expect(replyAt, inner).to.be.greaterThan(5000);
+    }
+  });
+
+  it('checks its options synchronously (seed, timeLimit, stuckAfterMs, path)', () => {
     expect(() => new Simulation({ seed: 1.5 })).to.throw(RangeError, /seed/);
     expect(() => new Simulation({ timeLimit: 0 })).to.throw(RangeError, /timeLimit/);
+    expect(() => new Simulation({ stuckAfterMs: 0 })).to.throw(RangeError, /stuckAfterMs/);
     expect(() => new Simulation({ path: { latencyMs: -1 } })).to.throw(RangeError, /path/);
     expect(() => new Simulation({ seed: -7, timeLimit: 1000, path: { latencyMs: 0 } })).to.not.throw();
   });
