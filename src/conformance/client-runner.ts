@@ -10,7 +10,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Welcome } from '../protocol/frames.js';
 import { describe } from './expect.js';
-import { ServerPeer } from './peer.js';
+import { ServerPeer } from './server-peer.js';
 import type { CaseResult, Outcome, RunResult, Status } from './types.js';
 import { CaseFailure, runWithinBudget } from './types.js';
 

@@ -6,8 +6,8 @@
 import { FrameType } from '../protocol/constants.js';
 import { WireErrorCode } from '../protocol/errors.js';
 import type { WireErrorName } from '../protocol/errors.js';
-import { codeName, frameName } from './peer.js';
-import type { ClientPeer, WirePeer } from './peer.js';
+import type { ClientPeer } from './client-peer.js';
+import { codeName, frameName, type WirePeer } from './peer.js';
 import type { CaseContext, Outcome } from './types.js';
 import { CaseFailure } from './types.js';
 

@@ -4,7 +4,6 @@
  * records every departure from SPEC.md it can see, whatever the case is about.
  * @module
  */
-import net from 'node:net';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
@@ -15,29 +14,14 @@ import {
   FRAME_HEADER_SIZE,
   FrameType,
   HEARTBEAT_TICKS_PER_MS,
-  MAX_CONTROL_PAYLOAD,
   MAX_FRAME_PAYLOAD,
-  MAX_IDLE_TIMEOUT_MS,
   MAX_STRING_BYTES,
   MIN_FRAME_PAYLOAD,
-  MIN_IDLE_TIMEOUT_MS,
-  MIN_INITIAL_CREDIT,
-  PREAMBLE,
 } from '../protocol/constants.js';
 import { HeartwireError, wireErrorName } from '../protocol/errors.js';
-import type { Close, ErrorBody, Frame, GoAway, Hello, Welcome } from '../protocol/frames.js';
-import { encodeCloseAck, encodeGoAway, encodeWelcome } from '../protocol/messages.js';
-import {
-  closeFrame,
-  concat,
-  creditFrame,
-  dataCost,
-  dataFrame,
-  decodeOne,
-  heartbeatFrame,
-  helloFrame,
-  rawFrame,
-} from './wire.js';
+import type { ErrorBody, Frame, Hello, Welcome } from '../protocol/frames.js';
+import { FrameReader } from './frame-reader.js';
+import { concat, creditFrame, dataCost, dataFrame, heartbeatFrame } from './wire.js';
 
 /** A departure from SPEC.md seen on the wire. */
 export interface Violation {
@@ -78,8 +62,8 @@ export function frameName(frame: Frame): string {
 
 /**
  * One side of a connection to an implementation under test: what both roles share (framing,
- * credit both ways, heartbeats, waiting). {@link ClientPeer} and {@link ServerPeer} add the
- * handshake and termination of their role.
+ * credit both ways, heartbeats, waiting). `ClientPeer` (client-peer.ts) and `ServerPeer`
+ * (server-peer.ts) add the handshake and termination of their role.
  */
 export abstract class WirePeer {
   readonly socket: Socket;
@@ -91,7 +75,9 @@ export abstract class WirePeer {
   /** When the first byte arrived (ms since start). */
   firstByteAt: number | undefined;
   /** The peer's preamble was complete and correct. */
-  preambleOk = false;
+  get preambleOk(): boolean {
+    return this.reader.preambleOk;
+  }
   /** End-of-stream (FIN) from the peer, ms since start. */
   eofAt: number | undefined;
   /** The socket closed (either way), ms since start. */
@@ -147,8 +133,7 @@ export abstract class WirePeer {
   readonly sentHeartbeats: { timestamp: number; at: number }[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
 
-  private chunks: Uint8Array[] = [];
-  private buffered = 0;
+  private readonly reader = new FrameReader();
   private readonly waiters = new Set<() => void>();
 
   protected constructor(socket: Socket) {
@@ -335,10 +320,15 @@ export abstract class WirePeer {
     this.firstByteAt ??= this.now();
     this.bytesReceived += chunk.length;
     if (this.streamBroken) return;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+    this.reader.push(chunk);
     try {
-      this.parse();
+      for (;;) {
+        const next = this.reader.next(this.ourMaxFramePayload() ?? MAX_FRAME_PAYLOAD);
+        if (next === undefined) break;
+        const record: Received = { at: this.now(), ...next };
+        this.check(record);
+        this.received.push(record);
+      }
     } catch (error) {
       this.streamBroken = true;
       const code = error instanceof HeartwireError ? error.code : 'INTERNAL_ERROR';
@@ -346,55 +336,6 @@ export abstract class WirePeer {
       this.violation(section, `invalid byte stream from the peer (${code}): ${(error as Error).message}`);
     }
     this.notify();
-  }
-
-  private take(n: number): Uint8Array {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : concat(...this.chunks);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length > 0 ? [rest] : [];
-    this.buffered -= n;
-    return out;
-  }
-
-  private peek(n: number): Uint8Array {
-    if (this.chunks.length > 1) this.chunks = [concat(...this.chunks)];
-    return this.chunks[0]!.subarray(0, n);
-  }
-
-  private parse(): void {
-    if (!this.preambleOk) {
-      if (this.buffered < PREAMBLE.length) {
-        const got = this.peek(this.buffered);
-        if (got.some((b, i) => b !== PREAMBLE[i])) throw new BadPreamble(got);
-        return;
-      }
-      const got = this.take(PREAMBLE.length);
-      if (got.some((b, i) => b !== PREAMBLE[i])) throw new BadPreamble(got);
-      this.preambleOk = true;
-    }
-    while (this.buffered >= FRAME_HEADER_SIZE) {
-      const head = this.peek(FRAME_HEADER_SIZE);
-      const length = new DataView(head.buffer, head.byteOffset, 6).getUint32(0);
-      const type = head[4]!;
-      const flags = head[5]!;
-      const ourMax = this.ourMaxFramePayload() ?? MAX_FRAME_PAYLOAD;
-      if (length > Math.max(ourMax, MAX_CONTROL_PAYLOAD)) {
-        throw new HeartwireError(
-          'FRAME_TOO_LARGE',
-          `frame type 0x${type.toString(16)} of ${length} bytes (our max_frame_payload ${ourMax})`,
-        );
-      }
-      if (this.buffered < FRAME_HEADER_SIZE + length) return;
-      const bytes = this.take(FRAME_HEADER_SIZE + length);
-      const frame = decodeOne(
-        bytes.slice(),
-        Math.min(Math.max(ourMax, MIN_FRAME_PAYLOAD), MAX_FRAME_PAYLOAD),
-      );
-      const record: Received = { at: this.now(), frame, type, flags, length };
-      this.check(record);
-      this.received.push(record);
-    }
   }
 
   /** Checks one received frame against SPEC.md and updates the connection state. */
@@ -476,6 +417,12 @@ export abstract class WirePeer {
       this.violation('§5.4', `${field} longer than 256 bytes`);
   }
 
+  /** Checks a handshake field: `value` in [`min`, `max`] (SPEC.md §6). */
+  protected checkRange(frame: string, field: string, value: number, min: number, max: number): void {
+    if (!(value >= min && value <= max))
+      this.violation('§6', `${frame} ${field} = ${value} outside [${min}, ${max}]`);
+  }
+
   private onData(payload: Uint8Array, end: boolean): void {
     if (!this.open) return; // reported as a frame before the handshake
     const cost = dataCost(payload.length, end);
@@ -532,281 +479,5 @@ export abstract class WirePeer {
     }
     if (limit > this.peerLimit) this.peerLimit = limit;
     if (consumed > this.peerConsumed) this.peerConsumed = consumed;
-  }
-}
-
-/** The client side of one connection to a server under test. */
-export class ClientPeer extends WirePeer {
-  goAway: GoAway | undefined;
-  closeAckAt: number | undefined;
-  closeSent = false;
-  /** After CLOSE_ACK: send the final CREDIT and FIN (default on). */
-  finishOnCloseAck = true;
-
-  /** Connects to `host:port` within `timeoutMs`. */
-  static connect(host: string, port: number, timeoutMs: number): Promise<ClientPeer> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port, allowHalfOpen: true, noDelay: true });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`TCP connect to ${host}:${port} did not complete in ${timeoutMs} ms`));
-      }, timeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        resolve(new ClientPeer(socket));
-      });
-      socket.once('error', (error) => {
-        clearTimeout(timer);
-        reject(new Error(`TCP connect to ${host}:${port} failed: ${error.message}`));
-      });
-    });
-  }
-
-  /** Sends the preamble and HELLO (as given); records what we announced. */
-  sendHello(hello: Hello, preamble: Uint8Array = PREAMBLE): void {
-    this.hello = hello;
-    this.grantedLimit = hello.initialCredit;
-    this.window = hello.initialCredit;
-    this.send(concat(preamble, helloFrame(hello)));
-  }
-
-  /** Sends CLOSE with our exact counts. */
-  sendClose(): void {
-    this.closeSent = true;
-    this.send(closeFrame({ sentMessages: this.sentMessages, consumedMessages: this.messages.length }));
-  }
-
-  protected peerIdleTimeoutMs(): number | undefined {
-    return this.welcome?.idleTimeoutMs;
-  }
-  protected peerMaxFramePayload(): number | undefined {
-    return this.welcome?.maxFramePayload;
-  }
-  protected ourMaxFramePayload(): number | undefined {
-    return this.hello?.maxFramePayload;
-  }
-  protected ourMaxMessageSize(): number | undefined {
-    return this.hello?.maxMessageSize;
-  }
-
-  protected beforeFrame(r: Received): void {
-    if (this.closeAckAt !== undefined)
-      this.violation('§9.1', `${frameName(r.frame)} after CLOSE_ACK (CLOSE_ACK is the server's last frame)`);
-    if (!this.open)
-      this.violation(
-        '§6',
-        `${frameName(r.frame)} before WELCOME (the server's first frame is WELCOME or ERROR)`,
-      );
-  }
-
-  protected onRoleFrame(r: Received): void {
-    const { frame } = r;
-    if (frame.type !== FrameType.WELCOME) this.beforeFrame(r);
-    switch (frame.type) {
-      case FrameType.WELCOME:
-        return this.onWelcome(frame.welcome);
-      case FrameType.GOAWAY:
-        if (this.goAway !== undefined) this.violation('§9.2', 'a second GOAWAY (a server sends at most one)');
-        this.goAway = frame.goAway;
-        this.checkString(frame.goAway.message, 'GoAway.message');
-        return this.onCredit(0, frame.goAway.consumedMessages, 'GOAWAY');
-      case FrameType.CLOSE_ACK: {
-        const ack = frame.closeAck;
-        if (!this.closeSent) this.violation('§9.3', 'CLOSE_ACK before our CLOSE');
-        if (ack.sentMessages !== this.messages.length || this.partialFrames > 0) {
-          this.violation(
-            '§9.1',
-            `CLOSE_ACK sent_messages = ${ack.sentMessages}, but ${this.messages.length} complete messages arrived before it`,
-          );
-        }
-        if (ack.consumedMessages !== this.sentMessages || ack.deliveredMessages !== this.sentMessages) {
-          this.violation(
-            '§9.1',
-            `CLOSE_ACK consumed/delivered = ${ack.consumedMessages}/${ack.deliveredMessages}, expected ${this.sentMessages}/${this.sentMessages} (after CLOSE the server consumes every message before CLOSE_ACK)`,
-          );
-        }
-        this.onCredit(0, Math.min(ack.consumedMessages, this.sentMessages), 'CLOSE_ACK');
-        this.closeAckAt = r.at;
-        if (this.finishOnCloseAck) {
-          this.sendCredit();
-          this.end();
-        }
-        return;
-      }
-      default:
-        this.violation('§5', `${frameName(frame)} from the server (sent by the client only)`);
-    }
-  }
-
-  private onWelcome(w: Welcome): void {
-    if (this.welcome !== undefined) {
-      this.violation('§5', 'a second WELCOME (first frame only)');
-      return;
-    }
-    this.welcome = w;
-    const hello = this.hello;
-    if (hello === undefined) {
-      this.violation('§3', 'WELCOME before our HELLO');
-      return;
-    }
-    const range = (field: string, value: number, min: number, max: number): void => {
-      if (!(value >= min && value <= max))
-        this.violation('§6', `WELCOME ${field} = ${value} outside [${min}, ${max}]`);
-    };
-    if (!hello.versions.includes(w.version))
-      this.violation('§6', `WELCOME version ${w.version} was not offered`);
-    range('idle_timeout_ms', w.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    range('client_idle_timeout_ms', w.clientIdleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-    range('initial_credit', w.initialCredit, MIN_INITIAL_CREDIT, Number.MAX_SAFE_INTEGER);
-    range('max_frame_payload', w.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
-    range('max_message_size', w.maxMessageSize, 1, Number.MAX_SAFE_INTEGER);
-    for (const e of w.extensions)
-      if (!hello.extensions.includes(e))
-        this.violation('§6', `WELCOME accepts extension '${e}', which was not offered`);
-    if (w.applicationProtocol !== '' && !hello.applicationProtocols.includes(w.applicationProtocol))
-      this.violation('§6', `WELCOME application_protocol '${w.applicationProtocol}' was not offered`);
-    this.checkString(w.applicationProtocol, 'Welcome.application_protocol');
-    this.peerLimit = w.initialCredit;
-    this.open = true;
-  }
-}
-
-class BadPreamble extends HeartwireError {
-  constructor(got: Uint8Array) {
-    super(
-      'PROTOCOL_MISMATCH',
-      `the server's preamble starts ${Array.from(got, (b) => b.toString(16).padStart(2, '0')).join(' ')}`,
-    );
-  }
-}
-
-/** The server side of one connection from a client under test (`heartwire conformance client`). */
-export class ServerPeer extends WirePeer {
-  /** When HELLO arrived (ms since the connection was accepted). */
-  helloAt: number | undefined;
-  /** The client's CLOSE and when it arrived. */
-  close: Close | undefined;
-  closeAt: number | undefined;
-  /** We sent CLOSE_ACK. */
-  closeAckSent = false;
-
-  /** Wraps an accepted socket. */
-  static accept(socket: Socket): ServerPeer {
-    socket.allowHalfOpen = true;
-    socket.setNoDelay(true);
-    return new ServerPeer(socket);
-  }
-
-  /** Sends the preamble (or `preamble`) and WELCOME; the connection is open from now on. */
-  sendWelcome(welcome: Welcome, preamble: Uint8Array = PREAMBLE): void {
-    this.welcome = welcome;
-    this.grantedLimit = welcome.initialCredit;
-    this.window = welcome.initialCredit;
-    this.open = true;
-    this.send(concat(preamble, rawFrame(FrameType.WELCOME, 0, encodeWelcome(welcome))));
-  }
-
-  /** Sends GOAWAY with `graceMs`. */
-  sendGoAway(graceMs: number): void {
-    const goAway = {
-      graceMs,
-      reason: 1,
-      consumedMessages: this.messages.length,
-      retryAfterMs: 0,
-      doNotReconnect: false,
-      message: 'conformance',
-    };
-    this.send(rawFrame(FrameType.GOAWAY, 0, encodeGoAway(goAway)));
-  }
-
-  /** Sends CLOSE_ACK with our exact counts, `sentDelta` added to `sent_messages`. */
-  sendCloseAck(sentDelta = 0): void {
-    this.closeAckSent = true;
-    const n = this.messages.length;
-    this.send(
-      rawFrame(
-        FrameType.CLOSE_ACK,
-        0,
-        encodeCloseAck({
-          sentMessages: this.sentMessages + sentDelta,
-          consumedMessages: n,
-          deliveredMessages: n,
-        }),
-      ),
-    );
-    this.stopHeartbeats();
-  }
-
-  protected peerIdleTimeoutMs(): number | undefined {
-    return this.welcome?.clientIdleTimeoutMs;
-  }
-  protected peerMaxFramePayload(): number | undefined {
-    return this.hello?.maxFramePayload;
-  }
-  protected ourMaxFramePayload(): number | undefined {
-    return this.welcome?.maxFramePayload;
-  }
-  protected ourMaxMessageSize(): number | undefined {
-    return this.welcome?.maxMessageSize;
-  }
-
-  protected beforeFrame(r: Received): void {
-    if (!this.open) {
-      this.violation(
-        '§6',
-        `${frameName(r.frame)} before WELCOME (the client sends only the preamble and HELLO)`,
-      );
-    }
-    if (this.close !== undefined && r.frame.type === FrameType.DATA) {
-      this.violation('§9.1', 'DATA after CLOSE (rule 1)');
-    }
-  }
-
-  protected onRoleFrame(r: Received): void {
-    const { frame } = r;
-    switch (frame.type) {
-      case FrameType.HELLO: {
-        if (this.hello !== undefined) {
-          this.violation('§5', 'a second HELLO (first frame only)');
-          return;
-        }
-        if (this.received.length > 0) this.violation('§6', 'HELLO is not the first frame');
-        const h = frame.hello;
-        this.hello = h;
-        this.helloAt = r.at;
-        const range = (field: string, value: number, min: number, max: number): void => {
-          if (!(value >= min && value <= max))
-            this.violation('§6', `HELLO ${field} = ${value} outside [${min}, ${max}]`);
-        };
-        if (!h.versions.includes(1))
-          this.violation('§6', `HELLO versions [${h.versions.join(', ')}] lack version 1`);
-        range('idle_timeout_ms', h.idleTimeoutMs, MIN_IDLE_TIMEOUT_MS, MAX_IDLE_TIMEOUT_MS);
-        range('initial_credit', h.initialCredit, MIN_INITIAL_CREDIT, Number.MAX_SAFE_INTEGER);
-        range('max_frame_payload', h.maxFramePayload, MIN_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD);
-        range('max_message_size', h.maxMessageSize, 1, Number.MAX_SAFE_INTEGER);
-        for (const p of h.applicationProtocols) this.checkString(p, 'Hello.application_protocols');
-        this.peerLimit = h.initialCredit;
-        return;
-      }
-      case FrameType.CLOSE: {
-        this.beforeFrame(r);
-        if (this.close !== undefined) this.violation('§9.3', 'a second CLOSE');
-        const c = frame.close;
-        this.close = c;
-        this.closeAt = r.at;
-        if (c.sentMessages !== this.messages.length || this.partialFrames > 0) {
-          this.violation(
-            '§9.1',
-            `CLOSE sent_messages = ${c.sentMessages}, but ${this.messages.length} complete messages arrived before it`,
-          );
-        }
-        this.onCredit(0, c.consumedMessages, 'CLOSE');
-        return;
-      }
-      default:
-        this.beforeFrame(r);
-        this.violation('§5', `${frameName(frame)} from the client (sent by the server only)`);
-    }
   }
 }

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { FrameType, HEARTBEAT_TICKS_PER_MS } from '../protocol/constants.js';
 import type { WireErrorName } from '../protocol/errors.js';
 import { expectError } from './expect.js';
-import type { ClientPeer } from './peer.js';
+import type { ClientPeer } from './client-peer.js';
 import { codeName } from './peer.js';
 import type { CaseContext, ConformanceCase, Outcome } from './types.js';
 import {

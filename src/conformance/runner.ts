@@ -8,7 +8,7 @@ import { FrameType } from '../protocol/constants.js';
 import type { Hello } from '../protocol/frames.js';
 import { serverCases } from './cases/index.js';
 import { describe } from './expect.js';
-import { ClientPeer } from './peer.js';
+import { ClientPeer } from './client-peer.js';
 import type {
   CaseContext,
   CaseResult,

@@ -3,7 +3,8 @@
  * @module
  */
 import type { Hello } from '../protocol/frames.js';
-import type { ClientPeer, Violation } from './peer.js';
+import type { ClientPeer } from './client-peer.js';
+import type { Violation } from './peer.js';
 
 /** How a case ended. `info`: nothing wrong seen, but the case could not judge (or only informs). */
 export type Status = 'pass' | 'fail' | 'info';

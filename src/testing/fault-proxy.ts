@@ -1,6 +1,6 @@
 /**
  * A real TCP proxy on loopback whose faults can be switched at runtime, for integration tests
- * and demos (`heartwire/testing`).
+ * and demos (`heartwire/testing/fault-proxy`).
  *
  * Put a {@link FaultProxy} between a client and a server (heartwire or plain sockets) to
  * reproduce what real networks do to TCP connections: a dead path (black hole) that senders
@@ -10,109 +10,31 @@
  * @module
  */
 import net from 'node:net';
+import type {
+  FaultDirection,
+  FaultDirectionStats,
+  FaultProxyEndpoint,
+  FaultProxyOptions,
+  FaultProxyStats,
+} from './fault-proxy-types.js';
+import {
+  DIRECTIONS,
+  type DirectionFaults,
+  noFaults,
+  Pipe,
+  type PipeContext,
+  resetSocket,
+} from './fault-proxy-pipe.js';
 
-/**
- * One direction of a proxied connection. `'client-to-server'` carries what the client (the
- * socket that connected to the proxy) sends to the target; `'server-to-client'` the reverse.
- */
-export type FaultDirection = 'client-to-server' | 'server-to-client';
+export type {
+  FaultDirection,
+  FaultDirectionStats,
+  FaultProxyEndpoint,
+  FaultProxyOptions,
+  FaultProxyStats,
+} from './fault-proxy-types.js';
 
-/** A TCP endpoint. */
-export interface FaultProxyEndpoint {
-  /** Host name or IP address (use an IP literal such as `'127.0.0.1'` to avoid DNS look-ups). */
-  host: string;
-  /** TCP port. */
-  port: number;
-}
-
-/** Options of a {@link FaultProxy}. */
-export interface FaultProxyOptions {
-  /** Where the proxy connects for every connection it accepts. */
-  target: FaultProxyEndpoint;
-  /** Address the proxy listens on. Default `'127.0.0.1'`. */
-  listenHost?: string;
-  /** Port the proxy listens on. Default 0 (any free port; see {@link FaultProxy.listen}). */
-  listenPort?: number;
-  /**
-   * Bytes that one direction of one connection may hold (delayed by latency, held back by the
-   * bandwidth cap, or waiting for the receiving socket to drain) before the proxy stops
-   * reading from the sender, so backpressure reaches it as it would through a real path.
-   * Reading resumes once the queue is back at or below this size. Default 4 MiB.
-   */
-  maxQueuedBytes?: number;
-}
-
-/** Byte counters of one direction, summed over all connections, past and present. */
-export interface FaultDirectionStats {
-  /** Bytes written to the receiving side. */
-  forwardedBytes: number;
-  /**
-   * Bytes read from the sending side and thrown away: read during a black hole, queued when a
-   * black hole began, or addressed to a socket that was already closed.
-   */
-  discardedBytes: number;
-  /** Bytes read and not yet forwarded (current connections only). */
-  queuedBytes: number;
-}
-
-/** A snapshot of a {@link FaultProxy}'s counters. */
-export interface FaultProxyStats {
-  /** Connections accepted since {@link FaultProxy.listen}, including held and refused ones. */
-  acceptedConnections: number;
-  /** Connections reset on accept because of {@link FaultProxy.refuseNew}. */
-  refusedConnections: number;
-  /**
-   * Connections accepted during a black hole (and so never connected to the target) since
-   * {@link FaultProxy.listen}, including those already closed.
-   */
-  heldConnections: number;
-  /** Counters of the client-to-server direction. */
-  clientToServer: FaultDirectionStats;
-  /** Counters of the server-to-client direction. */
-  serverToClient: FaultDirectionStats;
-}
-
-const DIRECTIONS: readonly FaultDirection[] = ['client-to-server', 'server-to-client'];
 const DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
-/** Under a bandwidth cap, each write carries at most this much time's worth of bytes. */
-const BANDWIDTH_QUANTUM_MS = 20;
-
-/** Fault settings of one direction. */
-interface DirectionFaults {
-  blackholed: boolean;
-  latencyMs: number;
-  bytesPerSecond: number | undefined;
-  maxChunkBytes: number | undefined;
-  forwardedBytes: number;
-  discardedBytes: number;
-}
-
-interface QueuedChunk {
-  data: Buffer;
-  offset: number;
-  /** `performance.now()` value before which the chunk must not be written (latency). */
-  readyAt: number;
-}
-
-/** One direction of one connection: reads `source`, writes `dest`. */
-interface Pipe {
-  readonly direction: FaultDirection;
-  readonly source: net.Socket;
-  /** Null for a connection held since a black hole: its bytes go nowhere. */
-  readonly dest: net.Socket | null;
-  readonly queue: QueuedChunk[];
-  queuedBytes: number;
-  /** The source sent FIN. */
-  sourceEnded: boolean;
-  /** We called `dest.end()`. */
-  endForwarded: boolean;
-  /** `performance.now()` value before which the bandwidth cap allows no further write. */
-  nextSendAt: number;
-  timer: NodeJS.Timeout | undefined;
-  immediate: NodeJS.Immediate | undefined;
-  /** We paused `source` because the queue is over the cap. */
-  pausedForBackpressure: boolean;
-}
 
 /** A proxied connection: the accepted client leg and (unless held) the leg to the target. */
 interface Connection {
@@ -131,30 +53,10 @@ function checkDirection(direction: FaultDirection | undefined): readonly FaultDi
   return [direction];
 }
 
-/** Sends RST to the peer and destroys the socket; never throws. */
-function resetSocket(socket: net.Socket): void {
-  if (socket.destroyed) return;
-  try {
-    socket.resetAndDestroy();
-  } catch {
-    socket.destroy();
-  }
-}
-
-function newPipe(direction: FaultDirection, source: net.Socket, dest: net.Socket | null): Pipe {
-  return {
-    direction,
-    source,
-    dest,
-    queue: [],
-    queuedBytes: 0,
-    sourceEnded: false,
-    endForwarded: false,
-    nextSendAt: 0,
-    timer: undefined,
-    immediate: undefined,
-    pausedForBackpressure: false,
-  };
+/** Cancels the timers and discards the queues of both directions of `conn`. */
+function drop(conn: Connection): void {
+  conn.clientToServer.drop();
+  conn.serverToClient?.drop();
 }
 
 /**
@@ -198,6 +100,7 @@ export class FaultProxy {
   readonly #listenPort: number;
   readonly #maxQueuedBytes: number;
   readonly #faults: Record<FaultDirection, DirectionFaults>;
+  readonly #pipeContext: PipeContext;
   readonly #connections = new Set<Connection>();
   /** Every socket the proxy owns, until its `'close'` event, with a promise of that event. */
   readonly #sockets = new Map<net.Socket, Promise<void>>();
@@ -230,15 +133,12 @@ export class FaultProxy {
     if (!Number.isInteger(this.#maxQueuedBytes) || this.#maxQueuedBytes < 1) {
       throw new RangeError('FaultProxy: maxQueuedBytes must be a positive integer');
     }
-    const faults = (): DirectionFaults => ({
-      blackholed: false,
-      latencyMs: 0,
-      bytesPerSecond: undefined,
-      maxChunkBytes: undefined,
-      forwardedBytes: 0,
-      discardedBytes: 0,
-    });
-    this.#faults = { 'client-to-server': faults(), 'server-to-client': faults() };
+    this.#faults = { 'client-to-server': noFaults(), 'server-to-client': noFaults() };
+    this.#pipeContext = {
+      faults: this.#faults,
+      maxQueuedBytes: this.#maxQueuedBytes,
+      closing: () => this.#closing !== undefined,
+    };
   }
 
   /**
@@ -322,9 +222,8 @@ export class FaultProxy {
     for (const d of checkDirection(direction)) {
       this.#faults[d].blackholed = true;
       for (const pipe of this.#pipes(d)) {
-        this.#cancelTimers(pipe);
-        this.#discardQueue(pipe);
-        this.#updateFlow(pipe);
+        pipe.drop();
+        pipe.updateFlow();
       }
     }
   }
@@ -394,11 +293,7 @@ export class FaultProxy {
    */
   reset(): void {
     for (const c of this.#connections) {
-      for (const pipe of [c.clientToServer, c.serverToClient]) {
-        if (!pipe) continue;
-        this.#cancelTimers(pipe);
-        this.#discardQueue(pipe);
-      }
+      drop(c);
       resetSocket(c.client);
       if (c.server) resetSocket(c.server);
     }
@@ -420,13 +315,7 @@ export class FaultProxy {
     const serverClosed = server
       ? new Promise<void>((resolve) => server.close(() => resolve()))
       : Promise.resolve();
-    for (const c of this.#connections) {
-      for (const pipe of [c.clientToServer, c.serverToClient]) {
-        if (!pipe) continue;
-        this.#cancelTimers(pipe);
-        this.#discardQueue(pipe);
-      }
-    }
+    for (const c of this.#connections) drop(c);
     for (const socket of this.#sockets.keys()) socket.destroy();
     await Promise.all([serverClosed, ...this.#sockets.values()]);
   }
@@ -476,39 +365,16 @@ export class FaultProxy {
       this.#track(server);
       server.setNoDelay(true);
     }
+    const context = this.#pipeContext;
     const conn: Connection = {
       client,
       server,
-      clientToServer: newPipe('client-to-server', client, server),
-      serverToClient: server ? newPipe('server-to-client', server, client) : null,
+      clientToServer: new Pipe('client-to-server', client, server, context),
+      serverToClient: server ? new Pipe('server-to-client', server, client, context) : null,
     };
     this.#connections.add(conn);
-    this.#wire(conn.clientToServer);
-    if (conn.serverToClient) this.#wire(conn.serverToClient);
     client.on('close', () => this.#settle(conn));
     server?.on('close', () => this.#settle(conn));
-  }
-
-  /** Attaches the listeners that move data through `pipe`. */
-  #wire(pipe: Pipe): void {
-    const faults = this.#faults[pipe.direction];
-    pipe.source.on('data', (chunk: Buffer) => {
-      if (faults.blackholed || pipe.dest === null) {
-        faults.discardedBytes += chunk.length;
-        return;
-      }
-      pipe.queue.push({ data: chunk, offset: 0, readyAt: performance.now() + faults.latencyMs });
-      pipe.queuedBytes += chunk.length;
-      this.#updateFlow(pipe);
-      this.#pump(pipe);
-    });
-    pipe.source.on('end', () => {
-      pipe.sourceEnded = true;
-      this.#pump(pipe);
-    });
-    pipe.dest?.on('drain', () => this.#pump(pipe));
-    // When the destination closes, data still queued for it must be dealt with.
-    pipe.dest?.on('close', () => this.#pump(pipe));
   }
 
   /** The pipes of every current connection in `direction`. */
@@ -523,98 +389,9 @@ export class FaultProxy {
   #kickAll(): void {
     for (const d of DIRECTIONS) {
       for (const pipe of this.#pipes(d)) {
-        this.#cancelTimers(pipe);
-        this.#updateFlow(pipe);
-        this.#pump(pipe);
-      }
-    }
-  }
-
-  #cancelTimers(pipe: Pipe): void {
-    if (pipe.timer) clearTimeout(pipe.timer);
-    if (pipe.immediate) clearImmediate(pipe.immediate);
-    pipe.timer = undefined;
-    pipe.immediate = undefined;
-  }
-
-  #discardQueue(pipe: Pipe): void {
-    this.#faults[pipe.direction].discardedBytes += pipe.queuedBytes;
-    pipe.queue.length = 0;
-    pipe.queuedBytes = 0;
-  }
-
-  /** Pauses or resumes reading the source: backpressure, except during a black hole. */
-  #updateFlow(pipe: Pipe): void {
-    const shouldPause = !this.#faults[pipe.direction].blackholed && pipe.queuedBytes > this.#maxQueuedBytes;
-    if (shouldPause && !pipe.pausedForBackpressure) {
-      pipe.pausedForBackpressure = true;
-      pipe.source.pause();
-    } else if (!shouldPause && pipe.pausedForBackpressure) {
-      pipe.pausedForBackpressure = false;
-      if (!pipe.source.destroyed) pipe.source.resume();
-    }
-  }
-
-  /** Writes whatever the faults allow now, and schedules the rest. */
-  #pump(pipe: Pipe): void {
-    if (pipe.timer || pipe.immediate || this.#closing) return;
-    const faults = this.#faults[pipe.direction];
-    const dest = pipe.dest;
-    if (dest === null || faults.blackholed) return;
-    for (;;) {
-      if (dest.destroyed) {
-        if (pipe.queuedBytes > 0) {
-          // Data for a closed peer: its kernel would answer with RST (lost if the way back
-          // is black-holed).
-          this.#discardQueue(pipe);
-          this.#updateFlow(pipe);
-          const back: FaultDirection =
-            pipe.direction === 'client-to-server' ? 'server-to-client' : 'client-to-server';
-          if (!this.#faults[back].blackholed) resetSocket(pipe.source);
-        }
-        return;
-      }
-      const head = pipe.queue[0];
-      if (head === undefined) {
-        if (pipe.sourceEnded && !pipe.endForwarded) {
-          pipe.endForwarded = true;
-          dest.end();
-        }
-        return;
-      }
-      if (dest.writableNeedDrain) return; // 'drain' pumps again
-      const now = performance.now();
-      const rate = faults.bytesPerSecond;
-      const waitUntil = Math.max(head.readyAt, rate === undefined ? 0 : pipe.nextSendAt);
-      if (waitUntil > now) {
-        pipe.timer = setTimeout(
-          () => {
-            pipe.timer = undefined;
-            this.#pump(pipe);
-          },
-          Math.max(1, Math.ceil(waitUntil - now)),
-        );
-        return;
-      }
-      let size = head.data.length - head.offset;
-      if (faults.maxChunkBytes !== undefined) size = Math.min(size, faults.maxChunkBytes);
-      if (rate !== undefined) {
-        size = Math.min(size, Math.max(1, Math.floor((rate * BANDWIDTH_QUANTUM_MS) / 1000)));
-        pipe.nextSendAt = Math.max(now, pipe.nextSendAt) + (size * 1000) / rate;
-      }
-      const chunk = head.data.subarray(head.offset, head.offset + size);
-      head.offset += size;
-      if (head.offset >= head.data.length) pipe.queue.shift();
-      pipe.queuedBytes -= size;
-      faults.forwardedBytes += size;
-      dest.write(chunk);
-      this.#updateFlow(pipe);
-      if (faults.maxChunkBytes !== undefined) {
-        pipe.immediate = setImmediate(() => {
-          pipe.immediate = undefined;
-          this.#pump(pipe);
-        });
-        return;
+        pipe.cancelTimers();
+        pipe.updateFlow();
+        pipe.pump();
       }
     }
   }
@@ -628,11 +405,7 @@ export class FaultProxy {
     const clientGone = client.destroyed;
     const serverGone = server === null || server.destroyed;
     if (clientGone && serverGone) {
-      for (const pipe of [conn.clientToServer, conn.serverToClient]) {
-        if (!pipe) continue;
-        this.#cancelTimers(pipe);
-        this.#discardQueue(pipe);
-      }
+      drop(conn);
       this.#connections.delete(conn);
       return;
     }
@@ -645,11 +418,7 @@ export class FaultProxy {
     // A clean close means both FINs passed: the other leg finishes by itself.
     const abrupt = gone.errored !== null || !gone.readableEnded;
     if (abrupt) {
-      for (const pipe of [conn.clientToServer, conn.serverToClient]) {
-        if (!pipe) continue;
-        this.#cancelTimers(pipe);
-        this.#discardQueue(pipe);
-      }
+      drop(conn);
       resetSocket(other);
     }
   }

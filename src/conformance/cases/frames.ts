@@ -7,7 +7,7 @@ import { FLAG_ECHO, FrameType } from '../../protocol/constants.js';
 import type { WireErrorName } from '../../protocol/errors.js';
 import { encodeCloseAck, encodeGoAway, encodeWelcome } from '../../protocol/messages.js';
 import { expectAlive, expectError } from '../expect.js';
-import type { ClientPeer } from '../peer.js';
+import type { ClientPeer } from '../client-peer.js';
 import type { CaseContext, ConformanceCase } from '../types.js';
 import {
   concat,

@@ -6,7 +6,7 @@ import { FrameType, MAX_FRAME_PAYLOAD, MAX_IDLE_TIMEOUT_MS, PREAMBLE } from '../
 import type { WireErrorName } from '../../protocol/errors.js';
 import type { Hello } from '../../protocol/frames.js';
 import { describe, expectAlive, expectError, fail, info, pass } from '../expect.js';
-import type { ClientPeer } from '../peer.js';
+import type { ClientPeer } from '../client-peer.js';
 import type { CaseContext, ConformanceCase, Outcome } from '../types.js';
 import { concat, creditFrame, defaultHello, helloFrame, pbBytes, pbVarint, rawFrame } from '../wire.js';
 

@@ -6,7 +6,8 @@
 import { FrameType, HEARTBEAT_TICKS_PER_MS } from '../../protocol/constants.js';
 import type { HeartbeatFrame } from '../../protocol/frames.js';
 import { describe, expectAlive, expectError, fail, info, pass } from '../expect.js';
-import type { ClientPeer, Received } from '../peer.js';
+import type { ClientPeer } from '../client-peer.js';
+import type { Received } from '../peer.js';
 import type { ConformanceCase } from '../types.js';
 import { concat, creditFrame, extensionFrame, heartbeatFrame } from '../wire.js';
 

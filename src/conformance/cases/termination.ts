@@ -5,7 +5,7 @@
  */
 import { FrameType } from '../../protocol/constants.js';
 import { describe, expectAlive, expectError, fail, info, pass } from '../expect.js';
-import type { ClientPeer } from '../peer.js';
+import type { ClientPeer } from '../client-peer.js';
 import type { CaseContext, ConformanceCase, Outcome } from '../types.js';
 import { closeFrame, concat, dataFrame, header, heartbeatFrame, pattern } from '../wire.js';
 
