@@ -17,19 +17,9 @@ import type { Runtime, Transport } from './runtime.js';
 import type { ConnectionEvents, ConnectionStats, HandleOptions } from './connection-types.js';
 import { WaitingSends } from './send-queue.js';
 import { WheelTimer } from './timer-wheel.js';
+import { TransportLoop } from './transport-loop.js';
 
 let nextConnectionId = 1;
-
-/**
- * After its last frame (an ERROR, or the end of a clean close) a connection half-closes the socket
- * and reads and discards what still arrives for at most this long and this many bytes before it
- * destroys the socket (SPEC.md §11): destroying a socket with unread input resets the connection,
- * and the reset can make the peer's kernel drop our ERROR before the peer has read it.
- */
-const DRAIN_MAX_MS = 1000;
-const DRAIN_MAX_BYTES = 1024 * 1024;
-/** After a clean close the peer owes only its FIN: wait longer for it, with the same byte bound. */
-const CLEAN_LINGER_MS = 5000;
 
 export type { ConnectionEvents, ConnectionStats, HandleOptions } from './connection-types.js';
 
@@ -59,29 +49,25 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private readonly socket: Transport;
   /** Time, deferred callbacks and timers: Node's, or a simulation's. */
   private readonly runtime: Runtime;
-  private readonly socketBufferTarget: number;
+  /** Bytes between the socket and the engine. */
+  private readonly transport: TransportLoop;
   private readonly defaultGrace: number;
   /** The engine's one timer, in the process-wide coarse wheel (see timer-wheel.ts). */
   private readonly timer = new WheelTimer(() => {
     this.engine.handleTimeout(this.runtime.now());
     this.service();
   });
-  /** Time of the last service pass: precise enough for the engine's bookkeeping in `write()`. */
-  /** @internal */
+  /** @internal Time of the last service pass: precise enough for the engine's bookkeeping in `write()`. */
   lastNow: number;
   /** `lastNow` was read by {@link turnNow} in this event-loop turn. */
   private clockRead = false;
   private readonly endClockTurn = (): void => {
     this.clockRead = false;
   };
-  /** Bytes given to `socket.write()`, and of those, bytes the socket had flushed at the last report. */
-  private bytesHandedOver = 0;
-  private bytesFlushed = 0;
   private flushScheduled = false;
   /** From the `open` event to the next turn of the event loop (see `emitDeferredGoAway`). */
   private opening = false;
   private deferredGoAway: GoAwayInfo | undefined;
-  private transportEnded = false;
   private closeInfo: CloseInfo | undefined;
   private closeEmitted = false;
   private resolveClosed!: (info: CloseInfo) => void;
@@ -96,8 +82,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   readers: (() => void)[] = [];
   /** @internal `handle()` is running. */
   handling = false;
-  /** Consumers running: `for await` loops and `handle()` (see `end()`'s `unread`). */
-  /** @internal */
+  /** @internal Consumers running: `for await` loops and `handle()` (see `end()`'s `unread`). */
   consumers = 0;
   /** `end()` asked to discard what no consumer will read (`unread: 'discard'`, the default). */
   private discardUnread = false;
@@ -130,7 +115,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     const runtime = (this.runtime = options.runtime ?? nodeRuntime);
     const now = (): number => runtime.now();
     this.lastNow = now();
-    this.socketBufferTarget = options.socketBufferTarget ?? 256 * 1024;
     this.defaultGrace = options.defaultGrace ?? 5000;
     this.closed = new Promise<CloseInfo>((resolve, reject) => {
       this.resolveClosed = resolve;
@@ -144,30 +128,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.closed.catch(() => {});
     this.opened.catch(() => {});
 
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Uint8Array) => {
-      if (this.closeInfo !== undefined) {
-        this.discard(chunk.length);
-        return;
-      }
-      // A plain Uint8Array view: the decoder's subarray() calls then avoid Buffer's slower species path.
-      this.engine.receive(now(), new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      this.service();
-    });
-    socket.on('end', () => {
-      this.engine.receiveEnd(now());
-      this.service();
-    });
-    socket.on('error', (error) => {
-      this.engine.transportFailed(now(), error);
-      this.service();
-    });
-    socket.on('close', () => {
-      this.transportEnded = true;
-      this.engine.transportFailed(now(), new Error('socket closed'));
-      this.service();
-    });
-    socket.on('drain', () => this.service());
+    this.transport = new TransportLoop(
+      socket,
+      engine,
+      runtime,
+      options.socketBufferTarget ?? 256 * 1024,
+      () => this.service(),
+    );
     const signal = options.signal;
     if (signal !== undefined) {
       const onAbort = (): void => this.abort(new AbortError('aborted by signal', signal.reason));
@@ -315,8 +282,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   }
 
   /**
-   * @internal The time, read at most once per event-loop turn (`performance.now()` costs about as much as
-   * taking a message): for handlers settling in a burst of microtasks, one reading serves all.
+   * @internal The time, read at most once per event-loop turn (`performance.now()` costs about
+   * as much as taking a message): for handlers settling in a burst of microtasks, one reading
+   * serves all.
    */
   turnNow(): number {
     if (!this.clockRead) {
@@ -515,7 +483,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private service(): void {
     const t = this.runtime.now();
     this.lastNow = t;
-    this.transmit(t);
+    this.transport.transmit(t);
     for (let event = this.engine.pollEvent(); event !== undefined; event = this.engine.pollEvent()) {
       // Events queued before the engine closed are dispatched after it closed: settle the close
       // first, so that a listener calling end()/abort() gets the settled `closed` and nothing is
@@ -573,7 +541,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           this.emit('credit-resumed', event.blockedMs);
           break;
         case 'end-transport':
-          this.transmit(t);
+          this.transport.transmit(t);
           this.socket.end();
           break;
         case 'closed':
@@ -587,44 +555,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           break;
       }
     }
-    this.transmit(t);
-    if (!this.socket.destroyed) this.reportBacklog(t);
+    this.transport.transmit(t);
+    this.transport.reportBacklog(t);
     this.armTimer();
-  }
-
-  private transmit(t: number): void {
-    if (this.socket.destroyed) {
-      this.engine.pollTransmit(t, 0);
-      return;
-    }
-    if (!this.engine.wantsToTransmit) return;
-    const room = Math.max(0, this.socketBufferTarget - this.socket.writableLength);
-    const chunks = this.engine.pollTransmit(t, room);
-    if (chunks.length === 0) return;
-    if (chunks.length > 1) this.socket.cork();
-    const engine = this.engine;
-    for (const chunk of chunks) {
-      // A batch buffer goes back to the engine for reuse once the socket has written it.
-      if (engine.isRecyclable(chunk)) this.socket.write(chunk, () => engine.transmitted(chunk));
-      else this.socket.write(chunk);
-      this.bytesHandedOver += chunk.length;
-    }
-    if (chunks.length > 1) this.socket.uncork();
-  }
-
-  /**
-   * Tell the engine's write-stall watchdog how many bytes the socket still holds. Progress is
-   * measured as bytes the socket flushed since the last report, not as a smaller backlog: a busy
-   * socket refilled to the same level after every flush is making progress.
-   */
-  private reportBacklog(t: number): void {
-    const backlog = this.socket.writableLength;
-    const flushed = this.bytesHandedOver - backlog;
-    if (flushed > this.bytesFlushed) {
-      this.bytesFlushed = flushed;
-      this.engine.transmitBacklog(t, 0);
-    }
-    this.engine.transmitBacklog(t, backlog);
   }
 
   private armTimer(): void {
@@ -638,14 +571,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     // would cost a wake-up for nothing.
     if (timer.armed && timer.deadline === deadline) return;
     this.runtime.wheel.schedule(timer, deadline, this.engine.timerSlack);
-  }
-
-  /** Bytes read and discarded after the close, while draining (SPEC.md §11). */
-  private drained = 0;
-
-  private discard(bytes: number): void {
-    this.drained += bytes;
-    if (this.drained > DRAIN_MAX_BYTES && !this.socket.destroyed) this.socket.destroy();
   }
 
   /** True once the engine is closed; settles the close (promises, socket) the first time. */
@@ -662,25 +587,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     if (this.closeInfo !== undefined) return;
     this.closeInfo = info;
     const t = this.runtime.now();
-    // Write what the engine still has (an ERROR frame), then close the socket.
-    const last = this.socket.destroyed ? [] : this.engine.pollTransmit(t, 0);
-    if (!this.socket.destroyed) {
-      for (const chunk of last) this.socket.write(chunk);
-      if (info.clean || info.initiator !== 'transport' || info.error?.code === 'HEARTBEAT_TIMEOUT') {
-        // Half-close after our last frame, then drain (see DRAIN_MAX_MS): give the peer a moment
-        // to read that frame, but never wait on a dead path or read without bound.
-        this.socket.end();
-        const runtime = this.runtime;
-        const linger = runtime.setTimeout(
-          () => this.socket.destroy(),
-          info.clean ? CLEAN_LINGER_MS : DRAIN_MAX_MS,
-          true,
-        );
-        this.socket.once('close', () => runtime.clearTimeout(linger));
-      } else {
-        this.socket.destroy();
-      }
-    }
+    this.transport.close(info, t);
     this.runtime.wheel.cancel(this.timer);
     const error = info.error ?? new UsageError('CONNECTION_CLOSED', 'connection closed');
     this.endWhenFlushed = false;
