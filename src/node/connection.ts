@@ -16,7 +16,6 @@ import { nodeRuntime } from './runtime.js';
 import type { Runtime, Transport } from './runtime.js';
 import type { ConnectionEvents, ConnectionStats, HandleOptions } from './connection-types.js';
 import { WaitingSends } from './send-queue.js';
-import { WheelTimer } from './timer-wheel.js';
 import { TransportLoop } from './transport-loop.js';
 
 let nextConnectionId = 1;
@@ -52,11 +51,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   /** Bytes between the socket and the engine. */
   private readonly transport: TransportLoop;
   private readonly defaultGrace: number;
-  /** The engine's one timer, in the process-wide coarse wheel (see timer-wheel.ts). */
-  private readonly timer = new WheelTimer(() => {
-    this.engine.handleTimeout(this.runtime.now());
-    this.service();
-  });
   /** @internal Time of the last service pass: precise enough for the engine's bookkeeping in `write()`. */
   lastNow: number;
   /** `lastNow` was read by {@link turnNow} in this event-loop turn. */
@@ -557,20 +551,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     }
     this.transport.transmit(t);
     this.transport.reportBacklog(t);
-    this.armTimer();
-  }
-
-  private armTimer(): void {
-    const deadline = this.engine.nextDeadline();
-    const timer = this.timer;
-    if (deadline === undefined) {
-      if (timer.armed) this.runtime.wheel.cancel(timer);
-      return;
-    }
-    // Moving a wheel timer is cheap (and a no-op within its bucket); a timer left to fire early
-    // would cost a wake-up for nothing.
-    if (timer.armed && timer.deadline === deadline) return;
-    this.runtime.wheel.schedule(timer, deadline, this.engine.timerSlack);
+    this.transport.armTimer();
   }
 
   /** True once the engine is closed; settles the close (promises, socket) the first time. */
@@ -588,7 +569,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.closeInfo = info;
     const t = this.runtime.now();
     this.transport.close(info, t);
-    this.runtime.wheel.cancel(this.timer);
     const error = info.error ?? new UsageError('CONNECTION_CLOSED', 'connection closed');
     this.endWhenFlushed = false;
     this.waiting.rejectAll(error);

@@ -7,6 +7,7 @@
 import type { Engine } from '../protocol/engine.js';
 import type { CloseInfo } from '../protocol/types.js';
 import type { Runtime, Transport } from './runtime.js';
+import { WheelTimer } from './timer-wheel.js';
 
 /**
  * After its last frame (an ERROR, or the end of a clean close) a connection half-closes the socket
@@ -19,8 +20,13 @@ const DRAIN_MAX_BYTES = 1024 * 1024;
 /** After a clean close the peer owes only its FIN: wait longer for it, with the same byte bound. */
 const CLEAN_LINGER_MS = 5000;
 
-/** Moves bytes between one socket and one engine; the connection calls `service` after each input. */
+/**
+ * The engine's contact with the world: bytes between one socket and the engine, and the engine's
+ * one timer. After each input (bytes, end, error, close, drain, the timer) it calls `service`.
+ */
 export class TransportLoop {
+  /** The engine's one timer, in the process-wide coarse wheel (see timer-wheel.ts). */
+  private readonly timer: WheelTimer;
   /** Bytes given to `socket.write()`, and of those, bytes the socket had flushed at the last report. */
   private bytesHandedOver = 0;
   private bytesFlushed = 0;
@@ -37,6 +43,10 @@ export class TransportLoop {
     service: () => void,
   ) {
     const now = (): number => runtime.now();
+    this.timer = new WheelTimer(() => {
+      engine.handleTimeout(now());
+      service();
+    });
     socket.setNoDelay(true);
     socket.on('data', (chunk: Uint8Array) => {
       if (this.closed) {
@@ -100,9 +110,31 @@ export class TransportLoop {
     this.engine.transmitBacklog(t, backlog);
   }
 
-  /** The connection closed: write what the engine still has (an ERROR frame), then close the socket. */
+  /** Keep the timer at the engine's next deadline. */
+  armTimer(): void {
+    const deadline = this.engine.nextDeadline();
+    const timer = this.timer;
+    if (deadline === undefined) {
+      if (timer.armed) this.runtime.wheel.cancel(timer);
+      return;
+    }
+    // Moving a wheel timer is cheap (and a no-op within its bucket); a timer left to fire early
+    // would cost a wake-up for nothing.
+    if (timer.armed && timer.deadline === deadline) return;
+    this.runtime.wheel.schedule(timer, deadline, this.engine.timerSlack);
+  }
+
+  /**
+   * The connection closed: write what the engine still has (an ERROR frame), close the socket,
+   * stop the timer.
+   */
   close(info: CloseInfo, t: number): void {
     this.closed = true;
+    this.closeSocket(info, t);
+    this.runtime.wheel.cancel(this.timer);
+  }
+
+  private closeSocket(info: CloseInfo, t: number): void {
     const socket = this.socket;
     if (socket.destroyed) return;
     for (const chunk of this.engine.pollTransmit(t, 0)) socket.write(chunk);
