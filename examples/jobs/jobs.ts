@@ -1,28 +1,34 @@
 /**
  * A request/ack job queue that never loses or duplicates a job: a submitter sends jobs to a
  * worker server, which does each job once and acknowledges it. Across partitions, crashes,
- * restarts and GOAWAYs the submitter reconnects and resends every job not acknowledged yet, and
- * the worker recognises a job it has already done (by its id, in its durable ledger) and only
- * acknowledges it again: at-least-once delivery plus idempotence gives exactly-once processing.
+ * restarts and GOAWAYs the submitter's `ReconnectingClient` reconnects (backoff with jitter; make
+ * before break on GOAWAY) and the submitter sends every job not acknowledged yet on each new
+ * connection, and the worker recognises a job it has already done (by its id, in its durable
+ * ledger) and only acknowledges it again: at-least-once delivery plus idempotence gives
+ * exactly-once processing.
  *
- * The code uses only heartwire's public API, through a {@link Net}: the real `connect()` and
- * `createServer()` in production, a `Simulation` of them in the property test
+ * The code uses only heartwire's public API, through a {@link Net}: the real `ReconnectingClient`
+ * and `createServer()` in production, a `Simulation` of them in the property test
  * (`test/examples/jobs.test.ts`), unchanged.
  * @module
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, createServer } from '../../src/index.js';
-import type { ConnectOptions, Connection, Server, ServerOptions } from '../../src/index.js';
+import { ReconnectingClient, createServer } from '../../src/index.js';
+import type { Connection, ReconnectOptions, Server, ServerOptions } from '../../src/index.js';
 
 /** What the application needs from the world: heartwire and a clock. A `Simulation` is one. */
 export interface Net {
-  connect(options: ConnectOptions): Promise<Connection>;
+  createReconnectingClient(options: ReconnectOptions): ReconnectingClient;
   createServer(options: ServerOptions, onConnection: (connection: Connection) => unknown): Server;
   sleep(ms: number): Promise<void>;
 }
 
 /** The real world. */
-export const realNet: Net = { connect, createServer, sleep: (ms) => sleep(ms) };
+export const realNet: Net = {
+  createReconnectingClient: (options) => new ReconnectingClient(options),
+  createServer,
+  sleep: (ms) => sleep(ms),
+};
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -80,46 +86,46 @@ export async function startWorker(net: Net, ledger: Ledger, options: WorkerOptio
 /** Options of {@link submitJobs}. */
 export interface SubmitOptions {
   port: number;
-  /** heartwire connect options (besides the port). */
-  connect?: Omit<ConnectOptions, 'port'>;
-  /** Wait this long before reconnecting after a failure, ms. Default 500. */
-  retryDelay?: number;
+  /** `ReconnectingClient` options besides the port: connect options and the backoff policy. */
+  client?: Omit<ReconnectOptions, 'port'>;
   /** Called on each new connection (diagnostics). */
   onConnection?: (conn: Connection) => void;
 }
 
 /**
  * Submits `jobs` (their ids) and resolves once every one has been acknowledged. Whatever happens
- * to a connection — a failure, a crash, the server's GOAWAY — it reconnects and resends the jobs
- * not acknowledged yet (their fate on the old connection is unknown: the worker dedupes).
+ * to a connection — a failure, a crash, the server's GOAWAY — the `ReconnectingClient` opens
+ * another, and every job not acknowledged yet is sent on it (its fate on the old connection is
+ * unknown, or the old one is still draining: the worker dedupes). Rejects if the client stops.
  */
 export async function submitJobs(net: Net, jobs: readonly string[], options: SubmitOptions): Promise<void> {
   const pending = new Set(jobs);
-  while (pending.size > 0) {
-    let conn: Connection;
-    try {
-      conn = await net.connect({ ...options.connect, port: options.port });
-    } catch {
-      await net.sleep(options.retryDelay ?? 500); // server down or unreachable: try again
-      continue;
-    }
+  if (pending.size === 0) return;
+  const client = net.createReconnectingClient({ ...options.client, port: options.port });
+  let done: () => void = () => {};
+  let failed: (error: unknown) => void = () => {};
+  const finished = new Promise<void>((resolve, reject) => {
+    done = resolve;
+    failed = reject;
+  });
+  client.once('stopped', (error) => failed(error ?? new Error('the client stopped')));
+  client.on('connected', (conn) => {
     options.onConnection?.(conn);
-    // GOAWAY: finish this connection (its acks still arrive), then reconnect.
-    if (conn.goAway !== undefined) void conn.end().catch(() => {});
-    conn.on('goaway', () => void conn.end().catch(() => {}));
     // Send every pending job; stops when the connection no longer accepts messages.
-    const sending = (async () => {
+    void (async () => {
       for (const id of [...pending]) if (pending.has(id)) await conn.send(encoder.encode(id));
     })().catch(() => {});
-    try {
+    // Acknowledgements, until this connection closes (a replaced one still delivers them).
+    void (async () => {
       for await (const ack of conn) {
         pending.delete(decoder.decode(ack));
-        if (pending.size === 0) await conn.end();
+        if (pending.size === 0) done();
       }
-    } catch {
-      // The connection failed: the jobs still pending are resent on the next one.
-    }
-    await sending;
-    if (pending.size > 0) await net.sleep(options.retryDelay ?? 500);
+    })().catch(() => {}); // the connection failed: the client reconnects, the jobs are resent
+  });
+  try {
+    await finished;
+  } finally {
+    await client.close();
   }
 }

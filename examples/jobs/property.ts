@@ -78,8 +78,7 @@ export async function checkJobs(
           jobs.push(...batch);
           await submitJobs(sim, batch, {
             port: PORT,
-            connect: { idleTimeout: 3000, connectTimeout: 2000 },
-            retryDelay: 300,
+            client: { idleTimeout: 3000, connectTimeout: 2000, minDelay: 100, maxDelay: 1000 },
             onConnection: () => connections++,
           });
           await sim.sleep(PACE_MS);

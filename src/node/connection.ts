@@ -453,6 +453,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     return this.engine.state;
   }
 
+  /**
+   * @internal The close info once the close is settled (its `close` event may already be past):
+   * for a `ReconnectingClient` adopting a connection that closed as `connect()` resolved.
+   */
+  get settledClose(): CloseInfo | undefined {
+    return this.closeInfo;
+  }
+
   // ------------------------------------------------------------------ the driver
 
   /** @internal */

@@ -7,8 +7,11 @@ import { EventEmitter } from 'node:events';
 import { parseAlternative } from '../protocol/alternatives.js';
 import type { CloseInfo, GoAwayInfo } from '../protocol/types.js';
 import { HeartwireError } from '../protocol/errors.js';
-import { connect } from './connect.js';
+import { connectIn } from './connect.js';
 import type { Connection } from './connection.js';
+import { nodeEnvironment } from './environment.js';
+import type { Environment } from './environment.js';
+import type { Runtime } from './runtime.js';
 import type { ConnectOptions, Endpoint } from './options.js';
 import { connectOptionsOf, validateReconnectOptions } from './options.js';
 
@@ -27,7 +30,10 @@ export interface ReconnectOptions extends ConnectOptions {
    * or half-way through the grace at the latest. `false`: the application ends it. Default true.
    */
   endOnGoAway?: boolean;
-  /** Source of randomness for jitter, in [0, 1). Default Math.random. */
+  /**
+   * Source of randomness for jitter and the order of alternatives, in [0, 1). Default
+   * Math.random (in a `Simulation`: the simulation's seeded randomness).
+   */
   random?: () => number;
 }
 
@@ -114,12 +120,16 @@ const GOAWAY_AT_OPEN_MS = 1000;
  */
 export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private readonly options: ReconnectOptions;
+  /** Dialling, time and timers: Node's, or a simulation's. */
+  private readonly env: Environment;
+  private readonly runtime: Runtime;
+  private readonly random: () => number;
   private readonly configured: readonly Endpoint[];
   private current: Connection | undefined;
   private generation = 0;
   private failures = 0;
   private stopped = false;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimer: unknown;
   private abortAttempt: AbortController | undefined;
   /** An attempt is scheduled or connecting. */
   private pending = false;
@@ -134,10 +144,17 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private stopError: Error | undefined;
 
   /** Throws a `TypeError` (`ERR_INVALID_ARG_TYPE`) or `RangeError` (`ERR_OUT_OF_RANGE`) on an invalid option. */
-  constructor(options: ReconnectOptions) {
+  constructor(
+    options: ReconnectOptions,
+    /** @internal Node's sockets, time and randomness by default; a simulation's in `heartwire/testing`. */
+    env: Environment = nodeEnvironment,
+  ) {
     super();
     validateReconnectOptions(options);
     this.options = options;
+    this.env = env;
+    this.runtime = env.runtime;
+    this.random = options.random ?? env.random;
     this.configured =
       options.endpoints ??
       (options.path !== undefined
@@ -185,7 +202,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     if (this.stopped) return;
     this.stopped = true;
     this.stopError = error;
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    if (this.retryTimer !== undefined) this.runtime.clearTimeout(this.retryTimer);
     this.pending = false;
     this.abortAttempt?.abort();
     const waiters = this.waiters;
@@ -201,7 +218,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
 
   private alternativeEndpoints(list: readonly string[]): Endpoint[] {
     const out: Endpoint[] = [];
-    for (const entry of shuffled(list, this.options.random ?? Math.random)) {
+    for (const entry of shuffled(list, this.random)) {
       const endpoint = parseAlternative(entry);
       if (endpoint !== undefined) out.push(endpoint);
     }
@@ -225,7 +242,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     const signal = this.options.signal ? AbortSignal.any([this.options.signal, abort.signal]) : abort.signal;
     let connection: Connection;
     try {
-      connection = await connect({ ...connectOptionsOf(this.options), endpoints, signal });
+      connection = await connectIn(this.env, { ...connectOptionsOf(this.options), endpoints, signal });
     } catch (error) {
       this.pending = false;
       this.moving = undefined;
@@ -251,14 +268,14 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     const moving = this.moving;
     this.moving = undefined;
     this.retryAfter = 0;
-    const openedAt = performance.now();
+    const openedAt = this.runtime.now();
     const welcomed = connection.negotiated?.alternatives ?? [];
     if (welcomed.length > 0) this.learned = welcomed;
     let goneAway = false;
     let replaced = false;
-    let endTimer: NodeJS.Timeout | undefined;
+    let endTimer: unknown;
     const end = (): void => {
-      if (endTimer !== undefined) clearTimeout(endTimer);
+      if (endTimer !== undefined) this.runtime.clearTimeout(endTimer);
       endTimer = undefined;
       if (this.options.endOnGoAway !== false) void connection.end().catch(() => undefined);
     };
@@ -266,7 +283,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       if (goneAway) return;
       goneAway = true;
       this.draining.set(connection, end);
-      if (performance.now() - openedAt < Math.min(GOAWAY_AT_OPEN_MS, this.options.stableAfter ?? 10_000))
+      if (this.runtime.now() - openedAt < Math.min(GOAWAY_AT_OPEN_MS, this.options.stableAfter ?? 10_000))
         this.failures++; // shed at open, or a flapping server: back off
       if (this.stopped || this.current !== connection || this.pending) {
         end(); // an older connection, or a replacement already under way
@@ -293,7 +310,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
           ? alternatives
           : this.dedupe([...alternatives, ...this.configured]);
       this.retryAfter = goAway.retryAfterMs; // for the configured endpoints, if the move fails
-      this.moving = { from: generation, at: performance.now(), viaAlternatives: alternatives.length > 0 };
+      this.moving = { from: generation, at: this.runtime.now(), viaAlternatives: alternatives.length > 0 };
       // Jitter spreads a server's clients; it grows with repeated GOAWAYs at open (backoff).
       const spread =
         Math.min(this.options.minDelay ?? 100, goAway.graceMs / 4) * 2 ** Math.min(this.failures, 30);
@@ -304,18 +321,21 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
         undefined,
       );
       // Break at the latest half-way through the grace, so that the close completes within it.
-      if (this.options.endOnGoAway !== false) endTimer = setTimeout(end, goAway.graceMs / 2);
+      if (this.options.endOnGoAway !== false) endTimer = this.runtime.setTimeout(end, goAway.graceMs / 2);
       replaced = true;
     };
     connection.on('goaway', onGoAway);
     // A server shedding load sends GOAWAY right at open: honour it even if it came before us.
     if (connection.goAway !== undefined) onGoAway(connection.goAway);
-    connection.once('close', (info) => {
-      if (endTimer !== undefined) clearTimeout(endTimer);
+    let closeHandled = false;
+    const onClose = (info: CloseInfo): void => {
+      if (closeHandled) return;
+      closeHandled = true;
+      if (endTimer !== undefined) this.runtime.clearTimeout(endTimer);
       this.draining.delete(connection);
       const isCurrent = this.current === connection;
       if (isCurrent) this.current = undefined;
-      if (performance.now() - openedAt >= (this.options.stableAfter ?? 10_000)) this.failures = 0;
+      if (this.runtime.now() - openedAt >= (this.options.stableAfter ?? 10_000)) this.failures = 0;
       else if (!goneAway) this.failures++;
       const report = info.delivery;
       this.emit('disconnected', {
@@ -332,7 +352,8 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
         return;
       }
       this.scheduleRetry(info.error, this.configuredFirst());
-    });
+    };
+    connection.once('close', onClose);
     this.emit('connected', connection, generation);
     // Hand out only an open connection that is not draining (a listener may have ended it).
     if (connection.state === 'open' && !this.draining.has(connection)) {
@@ -341,7 +362,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
         this.emit('moved', {
           from: moving.from,
           to: generation,
-          elapsed: performance.now() - moving.at,
+          elapsed: this.runtime.now() - moving.at,
           viaAlternatives: moving.viaAlternatives,
           endpoint: remotePort === undefined ? undefined : `${remoteAddress}:${remotePort}`,
         });
@@ -352,11 +373,14 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       // Break: the connections this one replaces end now.
       for (const [old, endOld] of this.draining) if (old !== connection) endOld();
     }
+    // It may have closed as connect() resolved (the WELCOME and the close in one read): its
+    // `close` event is then past, and without this the client would wait for it forever.
+    const settled = connection.settledClose;
+    if (settled !== undefined) onClose(settled);
   }
 
   private jitter(ceiling: number): number {
-    const random = this.options.random ?? Math.random;
-    return Math.round(random() * Math.max(0, ceiling));
+    return Math.round(this.random() * Math.max(0, ceiling));
   }
 
   private scheduleRetry(error: Error | undefined, endpoints: Endpoint[]): void {
@@ -377,7 +401,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private schedule(delay: number, endpoints: Endpoint[], error: Error | undefined): void {
     this.pending = true;
     this.emit('reconnecting', { attempt: this.failures, delay, error });
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = this.runtime.setTimeout(() => {
       this.retryTimer = undefined;
       void this.attempt(endpoints);
     }, delay);

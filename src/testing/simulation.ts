@@ -12,6 +12,8 @@ import { connectIn } from '../node/connect.js';
 import type { Connection } from '../node/connection.js';
 import type { AcceptedTransport, DialedTransport, Environment } from '../node/environment.js';
 import type { ConnectOptions, Endpoint, ServerOptions } from '../node/options.js';
+import { ReconnectingClient } from '../node/reconnect.js';
+import type { ReconnectOptions } from '../node/reconnect.js';
 import { Server } from '../node/server.js';
 import { seededRandom } from '../protocol/engine.js';
 import { SimLoop } from './event-loop.js';
@@ -49,8 +51,9 @@ export class SimulationError extends Error {
 /**
  * A simulated network of heartwire clients and servers on virtual time.
  *
- * `sim.createServer()` and `sim.connect()` take the same options and return the same `Server`
- * and `Connection` as `createServer()` and `connect()`; the application code is unchanged. Its
+ * `sim.createServer()`, `sim.connect()` and `sim.createReconnectingClient()` take the same
+ * options and return the same `Server`, `Connection` and `ReconnectingClient` as
+ * `createServer()`, `connect()` and `new ReconnectingClient()`; the application code is unchanged. Its
  * timers must come from the simulation ({@link sleep}, {@link setTimeout}): Node's would run
  * on real time. A task that throws, an unhandled rejection during {@link run}, or a connection
  * handler that fails (`HEARTWIRE_HANDLER_ERROR`) fails the run with a {@link SimulationError}
@@ -157,6 +160,16 @@ export class Simulation {
   /** `connect()` on the simulated network. */
   connect(options: ConnectOptions): Promise<Connection> {
     return connectIn(this.#env, options);
+  }
+
+  /**
+   * `new ReconnectingClient(options)` on the simulated network: the same class, dialling here,
+   * its backoff and GOAWAY timers on virtual time, its jitter (and the order in which it tries
+   * alternatives) from the simulation's seeded randomness unless `options.random` is given.
+   * Throws synchronously on an invalid option, as the constructor does.
+   */
+  createReconnectingClient(options: ReconnectOptions): ReconnectingClient {
+    return new ReconnectingClient(options, this.#env);
   }
 
   // ------------------------------------------------------------------ time
