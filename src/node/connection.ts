@@ -4,112 +4,26 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import PQueue from 'p-queue';
 import { Engine } from '../protocol/engine.js';
-import { AbortError, HandlerError, HeartwireError, UsageError } from '../protocol/errors.js';
-import type { CloseInfo, EngineStats, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
+import { AbortError, HeartwireError, UsageError } from '../protocol/errors.js';
+import type { CloseInfo, GoAwayInfo, Negotiated, Role } from '../protocol/types.js';
+import { iterate, runHandlers } from './consume.js';
 import { publish } from './diagnostics.js';
 import { validateEndOptions, validateHandleArguments } from './options.js';
 import { payloadBytes } from './payload.js';
 import type { Payload } from './payload.js';
 import { nodeRuntime } from './runtime.js';
 import type { Runtime, Transport } from './runtime.js';
-import { WheelTimer } from './timer-wheel.js';
+import type { ConnectionEvents, ConnectionStats, HandleOptions } from './connection-types.js';
+import { WaitingSends } from './send-queue.js';
+import { TransportLoop } from './transport-loop.js';
 
 let nextConnectionId = 1;
 
-/**
- * After its last frame (an ERROR, or the end of a clean close) a connection half-closes the socket
- * and reads and discards what still arrives for at most this long and this many bytes before it
- * destroys the socket (SPEC.md §11): destroying a socket with unread input resets the connection,
- * and the reset can make the peer's kernel drop our ERROR before the peer has read it.
- */
-const DRAIN_MAX_MS = 1000;
-const DRAIN_MAX_BYTES = 1024 * 1024;
-/** After a clean close the peer owes only its FIN: wait longer for it, with the same byte bound. */
-const CLEAN_LINGER_MS = 5000;
-
-/** Statistics of a connection: the engine's counters plus the socket's. */
-export interface ConnectionStats extends EngineStats {
-  id: number;
-  role: Role;
-  /** Bytes waiting in the socket's user-space buffer. */
-  socketBufferedBytes: number;
-  remoteAddress: string | undefined;
-  remotePort: number | undefined;
-}
-
-/** Options of `handle()`. */
-export interface HandleOptions {
-  /** How many handlers may run at once. Default 1. */
-  concurrency?: number;
-  /** Called when a handler throws or rejects; default: abort the connection with that error. */
-  onError?: (error: unknown, message: Uint8Array) => void;
-}
-
-/** A `send()` caller waiting for room in the send queue; its message is not accepted yet. */
-interface WaitingSend {
-  payload: Uint8Array;
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
+export type { ConnectionEvents, ConnectionStats, HandleOptions } from './connection-types.js';
 
 /** What `send()` returns for a message accepted at once (one shared, already resolved promise). */
 const ACCEPTED: Promise<void> = Promise.resolve();
-
-/**
- * Events of a {@link Connection}, with their arguments. Listeners run synchronously inside the
- * connection's processing; an exception thrown by a listener is the application's (as with any
- * `EventEmitter`). See the README's "Events and the close report" for what to do on each.
- */
-export interface ConnectionEvents {
-  /**
-   * The handshake completed, with the values agreed. A client's `connect()` resolves only after
-   * it, so a client reads `conn.negotiated` instead; a `Server` emits `connection` at this point.
-   */
-  open: [Negotiated];
-  /**
-   * Client only, at most once: the server is going away (GOAWAY). It keeps serving this
-   * connection until `goAway.deadline` (`performance.now()` time: receipt + grace); finish what
-   * is in flight, call `end()` before then, and open new work elsewhere (respecting
-   * `retryAfterMs` and `doNotReconnect`). Not an error: after `end()` the close is clean. A
-   * GOAWAY that crosses the client's own `end()` is still reported.
-   */
-  goaway: [GoAwayInfo];
-  /**
-   * Server only, at most once: the client ended its stream (CLOSE). No message follows those
-   * already received. The connection finishes (sends its last messages, then CLOSE_ACK) when its
-   * consumer reaches the end of the stream: the `for await` loop ends, or `handle()` settles;
-   * a server consuming with `read()` calls `end()` itself.
-   */
-  'peer-closed': [];
-  /**
-   * Messages are ready for `read()`. Edge-triggered: emitted when the queue goes from empty to
-   * non-empty, so a listener reads until `read()` returns `undefined`.
-   */
-  readable: [];
-  /**
-   * A new round-trip-time sample in ms, from a heartbeat echo (each side heartbeats about every
-   * third of the peer's idle timeout). `stats()` has the latest and the smoothed RTT.
-   */
-  rtt: [number];
-  /**
-   * Queued data has waited this many ms for the peer's credit (reported once per stall, after
-   * 5 000 ms): the peer is alive (heartbeats arrive) but its application is not consuming.
-   * Informational: the connection fails with `CREDIT_STALL` only if `creditStallTimeout` is set.
-   */
-  'credit-stall': [number];
-  /** Credit arrived after a reported `credit-stall`; the argument is how long, in ms, data waited in all. */
-  'credit-resumed': [number];
-  /** `write()` may be called again after it returned false (the send queue is below its bound). */
-  drain: [];
-  /**
-   * The connection is closed, clean or not: always emitted exactly once, last. The
-   * {@link CloseInfo} says whether the close was clean, who ended it, the error if any, and
-   * what became of every message this side sent (`delivery`: consumed, unknown, not processed).
-   */
-  close: [CloseInfo];
-}
 
 /**
  * One heartwire connection over a socket. Created by `connect()` or by a `Server`.
@@ -129,50 +43,41 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   /** Resolves when the handshake completes; rejects if the connection closes first. */
   readonly opened: Promise<Negotiated>;
 
-  private readonly engine: Engine;
+  /** @internal */
+  readonly engine: Engine;
   private readonly socket: Transport;
   /** Time, deferred callbacks and timers: Node's, or a simulation's. */
   private readonly runtime: Runtime;
-  private readonly socketBufferTarget: number;
+  /** Bytes between the socket and the engine. */
+  private readonly transport: TransportLoop;
   private readonly defaultGrace: number;
-  /** The engine's one timer, in the process-wide coarse wheel (see timer-wheel.ts). */
-  private readonly timer = new WheelTimer(() => {
-    this.engine.handleTimeout(this.runtime.now());
-    this.service();
-  });
-  /** Time of the last service pass: precise enough for the engine's bookkeeping in `write()`. */
-  private lastNow: number;
+  /** @internal Time of the last service pass: precise enough for the engine's bookkeeping in `write()`. */
+  lastNow: number;
   /** `lastNow` was read by {@link turnNow} in this event-loop turn. */
   private clockRead = false;
   private readonly endClockTurn = (): void => {
     this.clockRead = false;
   };
-  /** Bytes given to `socket.write()`, and of those, bytes the socket had flushed at the last report. */
-  private bytesHandedOver = 0;
-  private bytesFlushed = 0;
   private flushScheduled = false;
   /** From the `open` event to the next turn of the event loop (see `emitDeferredGoAway`). */
   private opening = false;
   private deferredGoAway: GoAwayInfo | undefined;
-  private transportEnded = false;
   private closeInfo: CloseInfo | undefined;
   private closeEmitted = false;
   private resolveClosed!: (info: CloseInfo) => void;
   private rejectClosed!: (error: Error) => void;
   private resolveOpened!: (n: Negotiated) => void;
   private rejectOpened!: (error: Error) => void;
-  /**
-   * `send()` callers waiting for room in the engine's send queue, in call order (`waiting[waitHead]`
-   * first). Their messages are not accepted: nothing here is in the delivery report.
-   */
-  private waiting: (WaitingSend | undefined)[] = [];
-  private waitHead = 0;
+  /** `send()` callers waiting for room in the engine's send queue. */
+  private readonly waiting = new WaitingSends();
   /** `write()` returned false: emit `drain` once the send queue is below its bound again. */
   private drainWanted = false;
-  private readers: (() => void)[] = [];
-  private handling = false;
-  /** Consumers running: `for await` loops and `handle()` (see `end()`'s `unread`). */
-  private consumers = 0;
+  /** @internal Consumers waiting for a message or the end of the stream. */
+  readers: (() => void)[] = [];
+  /** @internal `handle()` is running. */
+  handling = false;
+  /** @internal Consumers running: `for await` loops and `handle()` (see `end()`'s `unread`). */
+  consumers = 0;
   /** `end()` asked to discard what no consumer will read (`unread: 'discard'`, the default). */
   private discardUnread = false;
   private peerClosed = false;
@@ -204,7 +109,6 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     const runtime = (this.runtime = options.runtime ?? nodeRuntime);
     const now = (): number => runtime.now();
     this.lastNow = now();
-    this.socketBufferTarget = options.socketBufferTarget ?? 256 * 1024;
     this.defaultGrace = options.defaultGrace ?? 5000;
     this.closed = new Promise<CloseInfo>((resolve, reject) => {
       this.resolveClosed = resolve;
@@ -218,30 +122,13 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.closed.catch(() => {});
     this.opened.catch(() => {});
 
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Uint8Array) => {
-      if (this.closeInfo !== undefined) {
-        this.discard(chunk.length);
-        return;
-      }
-      // A plain Uint8Array view: the decoder's subarray() calls then avoid Buffer's slower species path.
-      this.engine.receive(now(), new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      this.service();
-    });
-    socket.on('end', () => {
-      this.engine.receiveEnd(now());
-      this.service();
-    });
-    socket.on('error', (error) => {
-      this.engine.transportFailed(now(), error);
-      this.service();
-    });
-    socket.on('close', () => {
-      this.transportEnded = true;
-      this.engine.transportFailed(now(), new Error('socket closed'));
-      this.service();
-    });
-    socket.on('drain', () => this.service());
+    this.transport = new TransportLoop(
+      socket,
+      engine,
+      runtime,
+      options.socketBufferTarget ?? 256 * 1024,
+      () => this.service(),
+    );
     const signal = options.signal;
     if (signal !== undefined) {
       const onAbort = (): void => this.abort(new AbortError('aborted by signal', signal.reason));
@@ -272,8 +159,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    */
   write(message: Payload): boolean {
     const payload = payloadBytes(message);
-    if (this.waitHead < this.waiting.length) this.admitWaiting();
-    if (this.waitHead === this.waiting.length && !this.endWhenFlushed) {
+    if (!this.waiting.empty) this.admitWaiting();
+    if (this.waiting.empty && !this.endWhenFlushed) {
       if (this.engine.trySend(this.lastNow, payload)) {
         this.scheduleFlush();
         if (!this.engine.sendQueueFull) return true;
@@ -303,12 +190,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   send(message: Payload): Promise<void> {
     const payload = payloadBytes(message);
     try {
-      if (this.waitHead < this.waiting.length) this.admitWaiting();
-      if (
-        this.waitHead === this.waiting.length &&
-        !this.endWhenFlushed &&
-        this.engine.trySend(this.lastNow, payload)
-      ) {
+      if (!this.waiting.empty) this.admitWaiting();
+      if (this.waiting.empty && !this.endWhenFlushed && this.engine.trySend(this.lastNow, payload)) {
         this.scheduleFlush();
         return ACCEPTED;
       }
@@ -318,9 +201,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       rejected.catch(() => {});
       return rejected;
     }
-    const promise = new Promise<void>((resolve, reject) => this.waiting.push({ payload, resolve, reject }));
-    promise.catch(() => {});
-    return promise;
+    return this.waiting.wait(payload);
   }
 
   /** Throw what a message would be refused for, but a full send queue. */
@@ -338,31 +219,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     if (this.settleIfEngineClosed()) return; // never into a closed engine (the waiting reject)
     const engine = this.engine;
     const t = this.runtime.now();
-    while (this.waitHead < this.waiting.length) {
-      const next = this.waiting[this.waitHead]!;
-      try {
-        if (!engine.trySend(t, next.payload)) break;
-      } catch (error) {
-        this.waiting[this.waitHead++] = undefined;
-        next.reject(error as Error);
-        continue;
-      }
-      this.waiting[this.waitHead++] = undefined;
-      next.resolve();
-    }
-    if (this.waitHead === this.waiting.length) {
-      if (this.waitHead > 0) {
-        this.waiting = [];
-        this.waitHead = 0;
-      }
-    } else {
-      if (this.waitHead > 1024 && this.waitHead * 2 > this.waiting.length) {
-        this.waiting.splice(0, this.waitHead);
-        this.waitHead = 0;
-      }
-      return;
-    }
-    if (this.waitHead !== 0 || engine.state === 'closed') return;
+    if (!this.waiting.admit(engine, t) || engine.state === 'closed') return;
     if (this.drainWanted && !engine.sendQueueFull) {
       this.drainWanted = false;
       queueMicrotask(() => this.emit('drain'));
@@ -383,52 +240,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * out at once, without waiting for the socket.
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<Uint8Array> {
-    // Not started, running (a consumer from the first `next()` on, as a generator's body), or done.
-    let state: 'new' | 'running' | 'done' = 'new';
-    const stop = (): void => {
-      if (state === 'running') this.consumerStopped();
-      state = 'done';
-    };
-    const end = (): Promise<IteratorResult<Uint8Array, undefined>> => {
-      stop();
-      return Promise.resolve(DONE);
-    };
-    const iterator: AsyncIterableIterator<Uint8Array> = {
-      // A ready message comes as an already resolved promise: no generator, no wait for the socket.
-      next: () => {
-        if (state !== 'running') {
-          if (state === 'done') return Promise.resolve(DONE);
-          state = 'running';
-          this.consumers++;
-        }
-        const message = this.read();
-        if (message !== undefined) return Promise.resolve({ value: message, done: false });
-        return this.nextMessage().then(
-          (next) => (next === undefined ? end() : { value: next, done: false }),
-          (error: unknown) => {
-            stop();
-            throw error;
-          },
-        );
-      },
-      // `break` out of `for await`: later calls to `next()` report the end.
-      return: end,
-      [Symbol.asyncIterator]: () => iterator,
-    };
-    return iterator;
-  }
-
-  /** The iterator's slow path: wait until a message is ready or the stream has ended. */
-  private async nextMessage(): Promise<Uint8Array | undefined> {
-    for (;;) {
-      const message = this.read();
-      if (message !== undefined) return message;
-      if (this.streamEnded()) {
-        this.endOfStream();
-        return undefined;
-      }
-      await new Promise<void>((resolve) => this.readers.push(resolve));
-    }
+    return iterate(this);
   }
 
   /**
@@ -460,129 +272,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   handle(handler: (message: Uint8Array) => unknown, options: HandleOptions = {}): Promise<void> {
     // Arguments are checked synchronously (TypeError / RangeError), like every option.
     validateHandleArguments(handler, options);
-    return this.runHandlers(handler, options);
-  }
-
-  private async runHandlers(
-    handler: (message: Uint8Array) => unknown,
-    options: HandleOptions,
-  ): Promise<void> {
-    if (this.handling)
-      throw new UsageError('HANDLE_ALREADY_RUNNING', 'handle() is already running on this connection');
-    this.handling = true;
-    this.consumers++;
-    const concurrency = Math.max(1, Math.floor(options.concurrency ?? 1));
-    const queue = concurrency > 1 ? new PQueue({ concurrency }) : undefined;
-    const userOnError = options.onError;
-    const fail = (error: unknown): void => {
-      if (!this.ownsCloseError(error)) this.abort(new HandlerError('a handle() handler failed', error));
-    };
-    const onError =
-      userOnError === undefined
-        ? fail
-        : (error: unknown, message: Uint8Array): void => {
-            try {
-              userOnError(error, message);
-            } catch (thrown) {
-              fail(thrown); // never an unhandled rejection from a lane
-            }
-          };
-    // Lanes that found no message ready wait here (their `run`), and are resumed as messages come.
-    const parked: (() => void)[] = [];
-    const exits: (() => void)[] = [];
-    let lanes = 0;
-    const park = (run: () => void): void => {
-      parked.push(run);
-      if (parked.length === lanes && this.streamEnded()) this.wakeReaders();
-    };
-    const start = (): Promise<void> =>
-      new Promise<void>((exit) => {
-        exits.push(exit);
-        this.lane(handler, onError, park);
-      });
-    try {
-      for (;;) {
-        // Resume parked lanes, then start new ones, up to one per ready message; a lane takes
-        // further messages itself.
-        let ready = this.engine.readableMessages;
-        while (ready > 0 && parked.length > 0) {
-          parked.pop()!();
-          ready = Math.min(ready - 1, this.engine.readableMessages);
-        }
-        while (ready > 0 && lanes < concurrency) {
-          lanes++;
-          if (queue === undefined) void start();
-          else void queue.add(start);
-          ready = Math.min(ready - 1, this.engine.readableMessages);
-        }
-        if (parked.length === lanes && this.streamEnded()) break;
-        await new Promise<void>((resolve) => this.readers.push(resolve));
-      }
-      for (const exit of exits) exit();
-      if (queue !== undefined) await queue.onIdle();
-      this.endOfStream();
-    } finally {
-      this.handling = false;
-      this.consumerStopped();
-    }
+    return runHandlers(this, handler, options);
   }
 
   /**
-   * One lane of `handle()`: run handlers one after another while messages are ready, then `park`
-   * (the lane's `run` is called again when more are ready). A handler's promise is followed with
-   * two callbacks made once per lane, not per message; a handler that returns anything else has
-   * settled when it returns.
+   * @internal The time, read at most once per event-loop turn (`performance.now()` costs about
+   * as much as taking a message): for handlers settling in a burst of microtasks, one reading
+   * serves all.
    */
-  private lane(
-    handler: (message: Uint8Array) => unknown,
-    onError: (error: unknown, message: Uint8Array) => void,
-    park: (run: () => void) => void,
-  ): void {
-    const engine = this.engine;
-    let seq = 0;
-    let payload: Uint8Array | undefined;
-    const release = (t: number): void => {
-      payload = undefined;
-      engine.release(t, seq);
-      // The credit (or the end of the termination) goes out with the next flush, once per batch.
-      if (engine.mayTransmitAfterRead) this.scheduleFlush();
-    };
-    const run = (): void => {
-      for (;;) {
-        payload = engine.takePayload(this.lastNow);
-        if (payload === undefined) return park(run);
-        seq = engine.lastTakenSeq;
-        let result: unknown;
-        try {
-          result = handler(payload);
-        } catch (error) {
-          onError(error, payload);
-          release(this.turnNow());
-          continue;
-        }
-        if (isThenable(result)) {
-          Promise.resolve(result).then(settled, failed);
-          return;
-        }
-        release(this.lastNow);
-      }
-    };
-    const settled = (): void => {
-      release(this.turnNow());
-      run();
-    };
-    const failed = (error: unknown): void => {
-      onError(error, payload!);
-      settled();
-    };
-    run();
-  }
-
-  /**
-   * The time, read at most once per event-loop turn (`performance.now()` costs about as much as
-   * taking a message): for handlers settling in a burst of microtasks, one reading serves all.
-   */
-  private turnNow(): number {
+  turnNow(): number {
     if (!this.clockRead) {
       this.lastNow = this.runtime.now();
       this.clockRead = true;
@@ -591,8 +289,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     return this.lastNow;
   }
 
-  /** A `for await` loop or `handle()` ended (or broke off): after `end()`, nobody may read the rest. */
-  private consumerStopped(): void {
+  /** @internal A `for await` loop or `handle()` ended (or broke off): after `end()`, nobody may read the rest. */
+  consumerStopped(): void {
     this.consumers--;
     this.discardIfUnread();
   }
@@ -608,8 +306,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     this.service();
   }
 
-  /** The consumer saw the end of the stream: a server finishes; an unclean close throws. */
-  private endOfStream(): void {
+  /** @internal The consumer saw the end of the stream: a server finishes; an unclean close throws. */
+  endOfStream(): void {
     if (this.role === 'server' && this.peerClosed && this.engine.state === 'peer-closed') {
       this.endWhenFlushed = true;
       this.admitWaiting();
@@ -618,13 +316,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     if (this.closeInfo !== undefined && !this.closeInfo.clean) throw this.closeInfo.error;
   }
 
-  private streamEnded(): boolean {
+  /** @internal */
+  streamEnded(): boolean {
     if (this.engine.readableMessages > 0) return false;
     const state = this.engine.state;
     return state === 'closed' || this.peerClosed || state === 'close-acked' || state === 'fin-sent';
   }
 
-  private wakeReaders(): void {
+  /** @internal */
+  wakeReaders(): void {
     if (this.readers.length === 0) return;
     const readers = this.readers;
     this.readers = [];
@@ -763,7 +463,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
 
   // ------------------------------------------------------------------ the driver
 
-  private scheduleFlush(): void {
+  /** @internal */
+  scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     this.runtime.nextTick(() => {
@@ -784,7 +485,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
   private service(): void {
     const t = this.runtime.now();
     this.lastNow = t;
-    this.transmit(t);
+    this.transport.transmit(t);
     for (let event = this.engine.pollEvent(); event !== undefined; event = this.engine.pollEvent()) {
       // Events queued before the engine closed are dispatched after it closed: settle the close
       // first, so that a listener calling end()/abort() gets the settled `closed` and nothing is
@@ -842,7 +543,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           this.emit('credit-resumed', event.blockedMs);
           break;
         case 'end-transport':
-          this.transmit(t);
+          this.transport.transmit(t);
           this.socket.end();
           break;
         case 'closed':
@@ -856,78 +557,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
           break;
       }
     }
-    this.transmit(t);
-    if (!this.socket.destroyed) this.reportBacklog(t);
-    this.armTimer();
-  }
-
-  private transmit(t: number): void {
-    if (this.socket.destroyed) {
-      this.engine.pollTransmit(t, 0);
-      return;
-    }
-    if (!this.engine.wantsToTransmit) return;
-    const room = Math.max(0, this.socketBufferTarget - this.socket.writableLength);
-    const chunks = this.engine.pollTransmit(t, room);
-    if (chunks.length === 0) return;
-    if (chunks.length > 1) this.socket.cork();
-    const engine = this.engine;
-    for (const chunk of chunks) {
-      // A batch buffer goes back to the engine for reuse once the socket has written it.
-      if (engine.isRecyclable(chunk)) this.socket.write(chunk, () => engine.transmitted(chunk));
-      else this.socket.write(chunk);
-      this.bytesHandedOver += chunk.length;
-    }
-    if (chunks.length > 1) this.socket.uncork();
-  }
-
-  /**
-   * Tell the engine's write-stall watchdog how many bytes the socket still holds. Progress is
-   * measured as bytes the socket flushed since the last report, not as a smaller backlog: a busy
-   * socket refilled to the same level after every flush is making progress.
-   */
-  private reportBacklog(t: number): void {
-    const backlog = this.socket.writableLength;
-    const flushed = this.bytesHandedOver - backlog;
-    if (flushed > this.bytesFlushed) {
-      this.bytesFlushed = flushed;
-      this.engine.transmitBacklog(t, 0);
-    }
-    this.engine.transmitBacklog(t, backlog);
-  }
-
-  private armTimer(): void {
-    const deadline = this.engine.nextDeadline();
-    const timer = this.timer;
-    if (deadline === undefined) {
-      if (timer.armed) this.runtime.wheel.cancel(timer);
-      return;
-    }
-    // Moving a wheel timer is cheap (and a no-op within its bucket); a timer left to fire early
-    // would cost a wake-up for nothing.
-    if (timer.armed && timer.deadline === deadline) return;
-    this.runtime.wheel.schedule(timer, deadline, this.engine.timerSlack);
-  }
-
-  /**
-   * The connection closed: the waiting `send()` callers' messages were never accepted (they are in
-   * no report); their promises reject with the close error.
-   */
-  private rejectWaiting(error: Error): void {
-    const waiting = this.waiting;
-    const head = this.waitHead;
-    this.waiting = [];
-    this.waitHead = 0;
-    this.endWhenFlushed = false;
-    for (let i = head; i < waiting.length; i++) waiting[i]!.reject(error);
-  }
-
-  /** Bytes read and discarded after the close, while draining (SPEC.md §11). */
-  private drained = 0;
-
-  private discard(bytes: number): void {
-    this.drained += bytes;
-    if (this.drained > DRAIN_MAX_BYTES && !this.socket.destroyed) this.socket.destroy();
+    this.transport.transmit(t);
+    this.transport.reportBacklog(t);
+    this.transport.armTimer();
   }
 
   /** True once the engine is closed; settles the close (promises, socket) the first time. */
@@ -944,28 +576,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     if (this.closeInfo !== undefined) return;
     this.closeInfo = info;
     const t = this.runtime.now();
-    // Write what the engine still has (an ERROR frame), then close the socket.
-    const last = this.socket.destroyed ? [] : this.engine.pollTransmit(t, 0);
-    if (!this.socket.destroyed) {
-      for (const chunk of last) this.socket.write(chunk);
-      if (info.clean || info.initiator !== 'transport' || info.error?.code === 'HEARTBEAT_TIMEOUT') {
-        // Half-close after our last frame, then drain (see DRAIN_MAX_MS): give the peer a moment
-        // to read that frame, but never wait on a dead path or read without bound.
-        this.socket.end();
-        const runtime = this.runtime;
-        const linger = runtime.setTimeout(
-          () => this.socket.destroy(),
-          info.clean ? CLEAN_LINGER_MS : DRAIN_MAX_MS,
-          true,
-        );
-        this.socket.once('close', () => runtime.clearTimeout(linger));
-      } else {
-        this.socket.destroy();
-      }
-    }
-    this.runtime.wheel.cancel(this.timer);
+    this.transport.close(info, t);
     const error = info.error ?? new UsageError('CONNECTION_CLOSED', 'connection closed');
-    this.rejectWaiting(error);
+    this.endWhenFlushed = false;
+    this.waiting.rejectAll(error);
     // A handshake that completed resolves `opened` (its `open` event may still be queued).
     if (this.engine.negotiated === undefined) this.rejectOpened(error);
     if (info.clean) this.resolveClosed(info);
@@ -984,13 +598,3 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
     await this.end().catch(() => {});
   }
 }
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
-}
-
-const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true });

@@ -27,220 +27,30 @@
 import { seededRandom } from '../protocol/engine.js';
 import type { Engine } from '../protocol/engine.js';
 import { HeartwireError } from '../protocol/errors.js';
-import type { CloseInfo, EngineEvent, Role } from '../protocol/types.js';
+import type { EngineEvent } from '../protocol/types.js';
 import { VirtualClock } from './clock.js';
 import { defaultApplication } from './application.js';
 import type { SimAppContext, SimApplication } from './application.js';
 import { EngineDriver } from './engine-driver.js';
 import type { SimEngine } from './engine-driver.js';
-import { PathDirection, checkPathParams } from './path.js';
-import type { Segment } from './path.js';
-import { DEFAULT_PATH_PARAMS } from './path.js';
-import type { CrashMode, PartitionDirection, PathParams } from './path.js';
+import { DEFAULT_PATH_PARAMS, PathDirection } from './path.js';
+import type { CrashMode, PartitionDirection, PathParams, Segment } from './path.js';
+import { SideState, checkParams, describeEvent, resetError, sideContext } from './sim-side.js';
+import type { Path } from './sim-side.js';
+import type { PathState, SendResult, Side, SimSide, SimulatedNetworkOptions } from './simnet-types.js';
 
-export { DEFAULT_PATH_PARAMS };
-export type { CrashMode, PartitionDirection, PathParams };
-
-/** One end of the simulated connection. */
-export type Side = Role;
-
-export type { SimEngine };
-
-/** Outcome of {@link SimulatedNetwork.send}. */
-export type SendResult = 'sent' | 'queued' | 'rejected';
-
-/** A message handed to a side's application. */
-export interface DeliveredMessage {
-  /** Sequence number in the peer's stream (1, 2, …). */
-  readonly seq: number;
-  readonly payload: Uint8Array;
-  /** Time the application read or took it. */
-  readonly at: number;
-  /** Time it was consumed (`read`, or `release` after `take`); `undefined` while held. */
-  readonly consumedAt: number | undefined;
-}
-
-/** An engine event with the time it was polled. */
-export interface RecordedEvent {
-  readonly at: number;
-  readonly event: EngineEvent;
-}
-
-/** A call the engine refused with a {@link HeartwireError} (or that the simulation refused). */
-export interface RejectedCall {
-  readonly at: number;
-  /** What was attempted, e.g. `send 12 B`, `close`. */
-  readonly action: string;
-  /** The payload, for a rejected send. */
-  readonly payload?: Uint8Array;
-  readonly error: HeartwireError | Error;
-}
-
-/** What the simulation observed at one side. Read-only view for invariant checks. */
-export interface SimSide {
-  readonly side: Side;
-  readonly engine: SimEngine;
-  /** Every event the engine emitted, in order. */
-  readonly events: readonly RecordedEvent[];
-  /** Every message the application read or took, in order. */
-  readonly delivered: readonly DeliveredMessage[];
-  /** Payloads accepted by `trySend`, in order: `sent[i]` is message `i + 1`. */
-  readonly sent: readonly Uint8Array[];
-  /** Payloads waiting in the simulation's outbox for `writable`. */
-  readonly outbox: readonly Uint8Array[];
-  /** Calls the engine refused (for example `trySend` after close). */
-  readonly rejected: readonly RejectedCall[];
-  /** Number of `send` calls made for this side (accepted, queued or rejected). */
-  readonly sendCalls: number;
-  /** The `closed` event's info, once the engine has closed. */
-  readonly closedInfo: CloseInfo | undefined;
-  /** Time of the `closed` event. */
-  readonly closedAt: number | undefined;
-  /** Set when the side crashed. */
-  readonly crashed: { readonly at: number; readonly mode: CrashMode } | undefined;
-  /** Time end-of-stream (FIN) was delivered to the engine. */
-  readonly eofAt: number | undefined;
-  /** Time a reset was delivered to the engine (`transportFailed`). */
-  readonly resetAt: number | undefined;
-  /** Whether the built-in application has stopped reading. */
-  readonly consumerPaused: boolean;
-  /** Server: time `finish()` was called (automatically or not). */
-  readonly finishedAt: number | undefined;
-}
-
-/** State of one direction of the path, named by its sending side. */
-export interface PathState extends PathParams {
-  readonly from: Side;
-  readonly partitioned: boolean;
-  /** Bytes in the sender's kernel send buffer, not yet sent. */
-  readonly bufferedBytes: number;
-  /** Segments (data, FIN, reset) that left the sender and have not been delivered. */
-  readonly inFlight: number;
-  /** Total bytes taken from the sender's engine. */
-  readonly bytesWritten: number;
-  /** Total bytes delivered to the receiver's engine. */
-  readonly bytesDelivered: number;
-  readonly finSent: boolean;
-}
-
-export { defaultApplication };
-export type { SimAppContext, SimApplication };
-
-/** Options of a {@link SimulatedNetwork}. */
-export interface SimulatedNetworkOptions {
-  /** The client engine (role `client`). */
-  client: SimEngine;
-  /** The server engine (role `server`). */
-  server: SimEngine;
-  /** Clock to run on. Default: a new {@link VirtualClock} at 0. */
-  clock?: VirtualClock;
-  /** Seed of the segmentation PRNG. Default 1. */
-  seed?: number;
-  /** Parameters of both directions (over {@link DEFAULT_PATH_PARAMS}). */
-  path?: Partial<PathParams>;
-  /** Parameters of the client→server direction (over `path`). */
-  clientToServer?: Partial<PathParams>;
-  /** Parameters of the server→client direction (over `path`). */
-  serverToClient?: Partial<PathParams>;
-  /** Applications replacing {@link defaultApplication}, per side. */
-  applications?: { client?: SimApplication; server?: SimApplication };
-  /** {@link SimulatedNetwork.send} throws when a side's outbox would exceed this many bytes. Default 16 MiB. */
-  maxOutboxBytes?: number;
-  /**
-   * Server: call `finish()` automatically after `peer-closed`, once the outbox is empty and every
-   * received message has been consumed. Default true.
-   */
-  autoFinish?: boolean;
-  /** Keep at most about this many trace lines (the oldest are dropped). Default 20 000. */
-  maxTraceLines?: number;
-}
-
-export { seededRandom };
-
-class SideState implements SimSide {
-  events: RecordedEvent[] = [];
-  delivered: { -readonly [K in keyof DeliveredMessage]: DeliveredMessage[K] }[] = [];
-  sent: Uint8Array[] = [];
-  outbox: Uint8Array[] = [];
-  outboxBytes = 0;
-  rejected: RejectedCall[] = [];
-  sendCalls = 0;
-  closedInfo: CloseInfo | undefined;
-  closedAt: number | undefined;
-  crashed: { at: number; mode: CrashMode } | undefined;
-  eofAt: number | undefined;
-  resetAt: number | undefined;
-  consumerPaused = false;
-  finishedAt: number | undefined;
-
-  /** The engine emitted `closed`. */
-  engineClosed = false;
-  /** The socket is fully closed locally (by the engine or a crash): incoming data is answered with RST. */
-  socketClosed = false;
-  /** The socket was reset: nothing more is sent or received. */
-  destroyed = false;
-  /** This side's kernel sent a reset. */
-  rstSent = false;
-  /** The engine asked for a half-close; it must not transmit any more. */
-  writeShut = false;
-  peerClosed = false;
-  readablePending = false;
-  taken = new Set<number>();
-  lastSeq = 0;
-  context: SimAppContext | undefined;
-  /** The adapter loop driving the engine (set by the network). */
-  driver!: EngineDriver;
-
-  constructor(
-    readonly side: Side,
-    readonly engine: SimEngine,
-    readonly app: SimApplication,
-  ) {}
-
-  get active(): boolean {
-    return !this.crashed && !this.engineClosed;
-  }
-}
-
-/** One direction of the connection, named by its sender. */
-interface Path {
-  readonly dir: PathDirection;
-  readonly from: SideState;
-  readonly to: SideState;
-  bytesDelivered: number;
-}
-
-function checkParams(p: PathParams): PathParams {
-  try {
-    return checkPathParams(p);
-  } catch {
-    throw new RangeError(`SimulatedNetwork: invalid path parameters ${JSON.stringify(p)}`);
-  }
-}
-
-function resetError(): Error {
-  return Object.assign(new Error('connection reset by peer (simulated)'), { code: 'ECONNRESET' });
-}
-
-function describeEvent(e: EngineEvent): string {
-  switch (e.type) {
-    case 'state':
-      return `state ${e.from} -> ${e.to}`;
-    case 'closed': {
-      const { clean, initiator, error } = e.info;
-      return `closed clean=${clean} initiator=${initiator}${error ? ` error=${error.code}` : ''}`;
-    }
-    case 'rtt':
-      return `rtt ${e.rttMs} (smoothed ${e.smoothedRttMs})`;
-    case 'credit-stall':
-    case 'credit-resumed':
-      return `${e.type} after ${e.blockedMs} ms`;
-    case 'goaway':
-      return `goaway grace=${e.goAway.graceMs}`;
-    default:
-      return e.type;
-  }
-}
+export { DEFAULT_PATH_PARAMS, defaultApplication, seededRandom };
+export type { CrashMode, PartitionDirection, PathParams, SimAppContext, SimApplication, SimEngine };
+export type {
+  DeliveredMessage,
+  PathState,
+  RecordedEvent,
+  RejectedCall,
+  SendResult,
+  Side,
+  SimSide,
+  SimulatedNetworkOptions,
+} from './simnet-types.js';
 
 /**
  * Two engines joined by a simulated TCP connection. See the module documentation for the model.
@@ -731,62 +541,12 @@ export class SimulatedNetwork {
   }
 
   #context(s: SideState): SimAppContext {
-    if (s.context) return s.context;
-    // The context's getters need the network without rebinding `this`.
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const net = this;
-    const record = (seq: number, payload: Uint8Array, consumed: boolean) => {
-      s.lastSeq = seq;
-      s.delivered.push({ seq, payload, at: net.now, consumedAt: consumed ? net.now : undefined });
-    };
-    const ctx: SimAppContext = {
-      side: s.side,
-      engine: s.engine,
-      network: net,
-      get now() {
-        return net.now;
-      },
-      get paused() {
-        return s.consumerPaused;
-      },
-      read() {
-        if (s.crashed) return undefined;
-        const payload = s.engine.read(net.now);
-        if (payload === undefined) s.readablePending = false;
-        else record(s.lastSeq + 1, payload, true);
-        net.#pump(s);
-        return payload;
-      },
-      take() {
-        if (s.crashed) return undefined;
-        const message = s.engine.take(net.now);
-        if (message === undefined) s.readablePending = false;
-        else {
-          record(message.seq, message.payload, false);
-          s.taken.add(message.seq);
-        }
-        net.#pump(s);
-        return message;
-      },
-      release(seq) {
-        if (s.crashed) return;
-        s.engine.release(net.now, seq);
-        s.taken.delete(seq);
-        const m = s.delivered.findLast((d) => d.seq === seq);
-        if (m) m.consumedAt ??= net.now;
-        net.#pump(s);
-      },
-      readAll() {
-        let n = 0;
-        while (ctx.read() !== undefined) n++;
-        if (n > 0) net.#log(s.side, `app read ${n} message(s), last seq ${s.lastSeq}`);
-        return n;
-      },
-      send(payload) {
-        return net.send(s.side, payload);
-      },
-    };
-    return (s.context = ctx);
+    return (s.context ??= sideContext(
+      s,
+      this,
+      () => this.#pump(s),
+      (text) => this.#log(s.side, text),
+    ));
   }
 
   // ---------------------------------------------------------------- the kernels
