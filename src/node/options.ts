@@ -101,6 +101,14 @@ export interface ServerOptions extends ConnectionOptions, LifecycleOptions {
   alternatives?: readonly string[];
 }
 
+/**
+ * Storage the engine fills completely (`EngineOptions.allocate`): not zeroed, an ArrayBuffer of
+ * its own (never Node's shared pool), as a plain `Uint8Array` (a `Buffer`'s `subarray()` is slower).
+ */
+function allocateUnzeroed(size: number): Uint8Array {
+  return new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+}
+
 /** Translate user options to engine options. */
 export function engineOptions(
   role: 'client' | 'server',
@@ -124,6 +132,7 @@ export function engineOptions(
     alternatives: role === 'server' ? options.alternatives : undefined,
     budget: options.memoryBudget,
     seed: (Math.random() * 0x1_0000_0000) >>> 0,
+    allocate: allocateUnzeroed,
   };
 }
 

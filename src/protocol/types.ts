@@ -99,6 +99,13 @@ export interface EngineOptions {
   seed?: number;
   /** Shared memory budget for receive windows. Default: none (each connection up to its maximum). */
   budget?: MemoryBudget;
+  /**
+   * Storage for a received message assembled from pieces (it spanned frames or chunks), of at
+   * least 4 KiB: `size` bytes the engine overwrites completely before anyone sees them, so they
+   * need not be zeroed. Default `new Uint8Array(size)`; the Node adapter allocates without
+   * zero-filling (`Buffer.allocUnsafeSlow`), which saves a pass over every large message.
+   */
+  allocate?: (size: number) => Uint8Array;
 }
 
 /** Values agreed in the handshake (the `open` event, `conn.negotiated`). */

@@ -1,6 +1,6 @@
 /**
  * Development aid: measure single throughput cells quickly, e.g.
- * `node --import tsx test/bench/cell.ts raw,heartwire,heartwire-iterate 64,1024 [--repeat 3] [--probe] [--window 2000] [--prof DIR]`.
+ * `node --import tsx test/bench/cell.ts raw,heartwire,heartwire-iterate 64,1024 [--repeat 3] [--probe] [--window 2000] [--prof DIR] [--app-heap 64]`.
  * Not part of `npm run bench`; it prints one line per cell.
  *
  * heartwire's send and receive modes are ids: `heartwire` (`write()` + `read()`),
@@ -17,7 +17,7 @@
  * @module
  */
 import { measureThroughput } from './parts/throughput.js';
-import { BULK, HTTP2_TUNED, RAW, WS, YAMUX, heartwire, heartwireById } from './lib/systems.js';
+import { BULK, HTTP2_TUNED, RAW, WS, YAMUX, heartwire, heartwireById, withAppHeap } from './lib/systems.js';
 import type { System } from './lib/systems.js';
 
 const systems: Record<string, System> = {
@@ -50,8 +50,13 @@ const windowMs = Number(flag('--window') ?? 2000);
 const repeat = Number(flag('--repeat') ?? 1);
 const prof = flag('--prof');
 const probe = args.includes('--probe');
+// Live heap of each peer process, MiB (see child.ts); an id `<id>@heap<MiB>` sets it for one system.
+process.env.BENCH_APP_HEAP_MB = flag('--app-heap') ?? '0';
 
 function system(id: string): System {
+  // `<id>@heap<MiB>`: that system in processes holding an application heap (see child.ts).
+  const heap = /^(.+)@heap(\d+)$/.exec(id);
+  if (heap !== null) return withAppHeap(system(heap[1]!), Number(heap[2]));
   // `hw-w<bytes>`: heartwire with that receive window.
   const window = /^hw-w(\d+)$/.exec(id);
   // With --probe, heartwire heartbeats every ~167 ms (idle timeout 500 ms), as in the liveness part.

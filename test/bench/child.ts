@@ -18,6 +18,20 @@ import type { PeerClient, PeerModule, PeerServer } from './peers/types.js';
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const config = JSON.parse(process.argv[2] ?? '{}') as ChildConfig;
 
+/**
+ * An application's heap: the process holds this many MiB of live objects (the system's
+ * `appHeapMb`, else `BENCH_APP_HEAP_MB`, set by `--app-heap` of run.ts and cell.ts; default 0), as a
+ * broker's or MQ client's process would. The size of the heap decides how V8 collects at high
+ * allocation rates: in a bare process (an 8 MB heap) V8 starts incremental marking again as soon
+ * as its young generation has grown to 16 MB, a major GC every 10–30 ms; in a larger heap each
+ * major GC costs more but comes rarely (docs/IMPLEMENTATION.md, "Benchmark processes and V8").
+ */
+const APP_HEAP_MB = config.appHeapMb ?? Number(process.env.BENCH_APP_HEAP_MB ?? 0);
+const appHeap: unknown[] = [];
+// About 48 bytes per entry (the object and its slot in the array).
+for (let i = 0; i < (APP_HEAP_MB * 2 ** 20) / 48; i++) appHeap.push({ id: i, next: undefined });
+(globalThis as { benchAppHeap?: unknown }).benchAppHeap = appHeap;
+
 type Handler = (args: Record<string, unknown>) => unknown;
 
 function send(message: unknown): void {

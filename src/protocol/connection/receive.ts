@@ -27,6 +27,9 @@ const PARTIAL_BLOCK_SIZE = 16 * 1024;
  */
 const COPY_RECEIVED_MAX = 3 * FRAME_HEADER_SIZE - 1;
 
+/** Assembled messages from this size on come from the `allocate` option (see `storage`). */
+const ALLOCATE_MIN = 4096;
+
 const READABLE: EngineEvent = { type: 'readable' };
 
 export class Receiver implements FrameSink {
@@ -196,7 +199,7 @@ export class Receiver implements FrameSink {
           return;
         }
         // A one-frame message spanning chunks: assembled in a buffer of its exact size.
-        const message = new Uint8Array(frameLength);
+        const message = this.storage(frameLength);
         message.set(source.subarray(start, stop));
         this.chunkDataBytes += stop - start;
         this.assembly = message;
@@ -315,6 +318,14 @@ export class Receiver implements FrameSink {
     this.partial[this.partial.length - 1] = block.subarray(0, this.partialBlockFill);
   }
 
+  /**
+   * Storage for a message assembled from pieces, which fill all of it: large ones from the
+   * `allocate` option (not zeroed), small ones as V8 allocates them best.
+   */
+  private storage(size: number): Uint8Array {
+    return size >= ALLOCATE_MIN ? this.settings.allocate(size) : new Uint8Array(size);
+  }
+
   /** Assemble the pieces of the message that just completed (one copy). */
   private takePartial(): Uint8Array {
     const parts = this.partial;
@@ -325,9 +336,12 @@ export class Receiver implements FrameSink {
       const only = parts[0]!;
       // A large piece is a view of a chunk: keep it. Pieces packed in a block are copied out, so
       // that the message does not pin the whole block.
-      return only.length >= PARTIAL_BLOCK_SIZE / 4 && only.buffer !== block?.buffer ? only : only.slice();
+      if (only.length >= PARTIAL_BLOCK_SIZE / 4 && only.buffer !== block?.buffer) return only;
+      const copy = this.storage(only.length);
+      copy.set(only);
+      return copy;
     }
-    const message = new Uint8Array(this.window.partialBytes);
+    const message = this.storage(this.window.partialBytes);
     let offset = 0;
     for (const part of parts) {
       message.set(part, offset);

@@ -42,6 +42,8 @@ export interface Settings {
   alternatives: readonly string[];
   random: () => number;
   budget: MemoryBudget | undefined;
+  /** Storage for assembled messages of at least 4 KiB (see `EngineOptions.allocate`). */
+  allocate: (size: number) => Uint8Array;
 }
 
 /**
@@ -59,6 +61,9 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / U32;
   };
 }
+
+/** The default `allocate`. */
+const zeroed = (size: number): Uint8Array => new Uint8Array(size);
 
 function positiveOption(name: string, value: number | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -144,6 +149,7 @@ export function resolveSettings(options: EngineOptions): Settings {
     requireApplicationProtocol: options.requireApplicationProtocol ?? false,
     alternatives: checkAlternatives('alternatives', options.alternatives),
     random: options.random ?? seededRandom(options.seed ?? 1),
+    allocate: options.allocate ?? zeroed,
     budget: options.budget,
   };
 }

@@ -115,7 +115,16 @@ export class Child {
 export function spawnChild(label: string, config: ChildConfig, options: SpawnOptions = {}): Child {
   // BENCH_CHILD_FLAGS: extra node flags for the children while investigating (e.g. `--trace-gc`).
   const extra = process.env.BENCH_CHILD_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
-  const execArgv = ['--import', 'tsx', '--expose-gc', ...extra, ...(options.execArgv ?? [])];
+  // BENCH_SERVER_FLAGS: the same for the server processes only (e.g. `--trace-gc-nvp`).
+  const serverOnly = config.role === 'server' ? (process.env.BENCH_SERVER_FLAGS?.split(' ') ?? []) : [];
+  const execArgv = [
+    '--import',
+    'tsx',
+    '--expose-gc',
+    ...extra,
+    ...serverOnly.filter((f) => f !== ''),
+    ...(options.execArgv ?? []),
+  ];
   if (options.cpuProfile !== undefined) {
     mkdirSync(options.cpuProfile.dir, { recursive: true });
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.cpuProfile.dir}`);

@@ -10,6 +10,8 @@ export interface ChildConfig {
   /** Peer module name (`peers/<peer>.ts`); for the proxy, unused. */
   peer: string;
   options: Record<string, unknown>;
+  /** Live heap the process holds, MiB (see child.ts). */
+  appHeapMb?: number;
 }
 
 /** A command from the orchestrator. */

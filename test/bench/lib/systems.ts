@@ -16,6 +16,21 @@ export interface System {
   options: Record<string, unknown>;
   /** Colour in the chart. */
   colour: string;
+  /** Live heap each of its processes holds, MiB (see child.ts); default: `--app-heap`, else 0. */
+  appHeapMb?: number;
+}
+
+/**
+ * `system` in processes that hold `mb` MiB of live objects, as an application's would (see
+ * child.ts): id `<id>@heap<mb>`.
+ */
+export function withAppHeap(system: System, mb: number): System {
+  return {
+    ...system,
+    id: `${system.id}@heap${mb}`,
+    label: `${system.label} (${mb} MiB heap)`,
+    appHeapMb: mb,
+  };
 }
 
 /** How heartwire's server application takes messages (see peers/heartwire.ts). */

@@ -87,7 +87,7 @@ export async function measureThroughput(
     loadavg: loadAverage(),
     windowMs: timing.windowMs,
   };
-  const config = { peer: system.peer, options: system.options };
+  const config = { peer: system.peer, options: system.options, appHeapMb: system.appHeapMb };
   const hardLimitMs = 30_000 + timing.warmupMs + timing.windowMs;
   const { profile } = options;
   const server = spawnChild(

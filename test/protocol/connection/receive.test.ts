@@ -13,8 +13,13 @@ import { Timers } from '../../../src/protocol/connection/timers.js';
 import type { EngineEvent } from '../../../src/protocol/types.js';
 import { settings, thrownCode } from './helpers.js';
 
-function receiver(): { r: Receiver; w: ReceiveWindow; events: Ring<EngineEvent>; control: ControlFrame[] } {
-  const s = settings('client', { maxMessageBytes: 100_000, initialWindowBytes: 1 << 20 });
+function receiver(allocate?: (size: number) => Uint8Array): {
+  r: Receiver;
+  w: ReceiveWindow;
+  events: Ring<EngineEvent>;
+  control: ControlFrame[];
+} {
+  const s = settings('client', { maxMessageBytes: 100_000, initialWindowBytes: 1 << 20, allocate });
   const timers = new Timers();
   const events = new Ring<EngineEvent>();
   const machine = new StateMachine('client');
@@ -45,6 +50,27 @@ const concat = (...parts: Uint8Array[]): Uint8Array => {
 };
 
 describe('connection/receive', () => {
+  it('assembled messages of 4 KiB and more come from the allocate option, every byte overwritten', () => {
+    const sizes: number[] = [];
+    // Storage full of garbage, as Buffer.allocUnsafeSlow may return.
+    const { r } = receiver((size) => {
+      sizes.push(size);
+      return new Uint8Array(size).fill(0xee);
+    });
+    const big = new Uint8Array(5000).map((_, i) => i % 251);
+    const framed = concat(data(big.subarray(0, 3000), false), data(big.subarray(3000)), data(big));
+    const small = data(new Uint8Array(4095).fill(7));
+    // Cut inside frames: a two-frame message (pieces), a one-frame message (assembly), a small one.
+    r.receiveChunk(framed.subarray(0, 4000));
+    r.receiveChunk(framed.subarray(4000, 9000));
+    r.receiveChunk(concat(framed.subarray(9000), small.subarray(0, 10)));
+    r.receiveChunk(small.subarray(10));
+    expect(sizes).to.deep.equal([5000, 5000]);
+    expect(r.inbox.shift()).to.deep.equal(big);
+    expect(r.inbox.shift()).to.deep.equal(big);
+    expect(r.inbox.shift()).to.deep.equal(new Uint8Array(4095).fill(7));
+  });
+
   it('whole messages of a chunk: queued, counted, one readable event; credit settled per chunk', () => {
     const { r, w, events } = receiver();
     r.receiveChunk(concat(data(new Uint8Array(100).fill(1)), data(new Uint8Array(5).fill(2))));
