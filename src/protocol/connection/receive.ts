@@ -139,7 +139,8 @@ export class Receiver implements FrameSink {
     if (length <= COPY_RECEIVED_MAX) {
       this.inbox.push(source.slice(start, stop), cost);
     } else {
-      this.inbox.push(source.subarray(start, stop), cost);
+      // The constructor, not subarray(): no species lookup, about half the cost per message.
+      this.inbox.push(new Uint8Array(source.buffer, source.byteOffset + start, length), cost);
       this.chunkViews++;
     }
     this.chunkDataBytes += length;
