@@ -3,9 +3,22 @@
  * @module
  */
 
-/** Smallest ring capacity, and the capacity from which an emptied ring returns to it. */
+/** Capacity of a ring's first allocation, and the capacity from which an emptied ring drops it. */
 const RING_MIN_CAPACITY = 16;
 const RING_SHRINK_CAPACITY = 1024;
+/**
+ * The storage of every ring that holds nothing yet (never written: a push grows the ring first), so
+ * that an idle connection's rings cost no arrays. Each has the elements kind of the arrays `grow`
+ * makes (items: any value; weights: small integers), so the hot path sees one array map.
+ */
+const NO_ITEMS: never[] = emptyOfKind<never>(undefined as never);
+const NO_WEIGHTS: number[] = emptyOfKind(0);
+
+function emptyOfKind<T>(filler: T): T[] {
+  const array = new Array<T>(1).fill(filler);
+  array.length = 0;
+  return array;
+}
 
 /**
  * A FIFO on a power-of-two ring: O(1) push, shift and indexed access, no copying in steady
@@ -14,16 +27,18 @@ const RING_SHRINK_CAPACITY = 1024;
  * a queue of pairs needs no object per item; other rings keep no weights.
  */
 export class Ring<T> {
-  private items: (T | undefined)[] = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
+  private items: (T | undefined)[] = NO_ITEMS;
+  /** The weight of each item, in a weighted ring (`NO_WEIGHTS` until the first push), else undefined. */
   private weights: number[] | undefined;
   /** Weight of the item `shift()` returned last. */
   shiftedWeight = 0;
   private head = 0;
   private size = 0;
-  private mask = RING_MIN_CAPACITY - 1;
+  /** Capacity − 1 (capacities are powers of two); −1 while the ring has no storage. */
+  private mask = -1;
   /** @param weighted whether items carry a weight (`push(item, weight)`, `shiftedWeight`) */
   constructor(weighted = false) {
-    if (weighted) this.weights = new Array<number>(RING_MIN_CAPACITY).fill(0);
+    if (weighted) this.weights = NO_WEIGHTS;
   }
   get length(): number {
     return this.size;
@@ -66,12 +81,13 @@ export class Ring<T> {
     this.size -= count;
     if (this.size === 0 && this.mask >= RING_SHRINK_CAPACITY) this.clear();
   }
+  /** Drop every item and the storage (the next push allocates the minimum again). */
   clear(): void {
-    this.items = new Array<T | undefined>(RING_MIN_CAPACITY).fill(undefined);
-    if (this.weights !== undefined) this.weights = new Array<number>(RING_MIN_CAPACITY).fill(0);
+    this.items = NO_ITEMS;
+    if (this.weights !== undefined) this.weights = NO_WEIGHTS;
     this.head = 0;
     this.size = 0;
-    this.mask = RING_MIN_CAPACITY - 1;
+    this.mask = -1;
   }
   toArray(from = 0): T[] {
     const out: T[] = [];
@@ -79,7 +95,7 @@ export class Ring<T> {
     return out;
   }
   private grow(): void {
-    const capacity = (this.mask + 1) * 2;
+    const capacity = Math.max(RING_MIN_CAPACITY, (this.mask + 1) * 2);
     const items = new Array<T | undefined>(capacity).fill(undefined);
     for (let i = 0; i < this.size; i++) items[i] = this.items[(this.head + i) & this.mask];
     const old = this.weights;

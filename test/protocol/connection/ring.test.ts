@@ -28,13 +28,23 @@ describe('connection/ring: the one FIFO', () => {
     expect(ring.toArray(16)).to.deep.equal([19]);
   });
 
-  it('returns to its minimum capacity when a large ring empties, weights included', () => {
+  it('has no storage until the first push, and drops it when a large ring empties, weights included', () => {
     const ring = new Ring<number>(true);
+    const inner = ring as unknown as { items: unknown[]; weights: number[] };
+    const empty = new Ring<number>(true) as unknown as { items: unknown[]; weights: number[] };
+    // An idle connection's rings share one empty array each: no allocation per ring.
+    expect(inner.items).to.equal(empty.items);
+    expect(inner.weights).to.equal(empty.weights);
+    expect(inner.items.length).to.equal(0);
+    ring.push(1, 1);
+    expect(inner.items.length).to.equal(16);
+    expect(ring.shift()).to.equal(1);
+    expect(inner.items.length).to.equal(16); // a small ring keeps its storage
     for (let i = 0; i < 5000; i++) ring.push(i, i);
     while (ring.length > 0) ring.shift();
-    const inner = ring as unknown as { items: unknown[]; weights: number[] };
-    expect(inner.items.length).to.equal(16);
-    expect(inner.weights.length).to.equal(16);
+    expect(inner.items).to.equal(empty.items);
+    expect(inner.weights).to.equal(empty.weights);
+    expect(empty.items.length).to.equal(0); // never written
     ring.push(7, 3);
     expect(ring.shift()).to.equal(7);
     expect(ring.shiftedWeight).to.equal(3);
