@@ -169,7 +169,10 @@ function plan(quick: boolean): Plan {
     extra: [
       ...PATHS.map((system) => ({ system, sizes: [64, KiB] })),
       // Large messages again in processes with an application's heap (see child.ts).
-      ...[RAW, hw].map((system) => ({ system: withAppHeap(system, APP_HEAP_MB), sizes: [KiB, 64 * KiB, MiB] })),
+      ...[RAW, hw].map((system) => ({
+        system: withAppHeap(system, APP_HEAP_MB),
+        sizes: [KiB, 64 * KiB, MiB],
+      })),
     ],
     connectionCounts: [10, 100],
     connectionSystems: [RAW, BULK, hw, WS, HTTP2_TUNED, YAMUX],
