@@ -24,6 +24,10 @@ export class ClientPeer extends WirePeer {
   /** After CLOSE_ACK: send the final CREDIT and FIN (default on). */
   finishOnCloseAck = true;
 
+  private constructor(socket: net.Socket) {
+    super(socket, 'server');
+  }
+
   /** Connects to `host:port` within `timeoutMs`. */
   static connect(host: string, port: number, timeoutMs: number): Promise<ClientPeer> {
     return new Promise((resolve, reject) => {

@@ -33,6 +33,13 @@ export class FrameReader {
   private chunks: Uint8Array[] = [];
   private buffered = 0;
 
+  /** The role of the side whose bytes are read (named in a bad preamble's error). */
+  private readonly peerRole: 'client' | 'server';
+
+  constructor(peerRole: 'client' | 'server') {
+    this.peerRole = peerRole;
+  }
+
   /** Appends bytes received. */
   push(chunk: Uint8Array): void {
     this.chunks.push(chunk);
@@ -47,11 +54,11 @@ export class FrameReader {
     if (!this.preambleOk) {
       if (this.buffered < PREAMBLE.length) {
         const got = this.peek(this.buffered);
-        if (got.some((b, i) => b !== PREAMBLE[i])) throw new BadPreamble(got);
+        if (got.some((b, i) => b !== PREAMBLE[i])) throw new BadPreamble(this.peerRole, got);
         return undefined;
       }
       const got = this.take(PREAMBLE.length);
-      if (got.some((b, i) => b !== PREAMBLE[i])) throw new BadPreamble(got);
+      if (got.some((b, i) => b !== PREAMBLE[i])) throw new BadPreamble(this.peerRole, got);
       this.preambleOk = true;
     }
     if (this.buffered < FRAME_HEADER_SIZE) return undefined;
@@ -87,10 +94,10 @@ export class FrameReader {
 }
 
 class BadPreamble extends HeartwireError {
-  constructor(got: Uint8Array) {
+  constructor(role: 'client' | 'server', got: Uint8Array) {
     super(
       'PROTOCOL_MISMATCH',
-      `the server's preamble starts ${Array.from(got, (b) => b.toString(16).padStart(2, '0')).join(' ')}`,
+      `the ${role}'s preamble starts ${Array.from(got, (b) => b.toString(16).padStart(2, '0')).join(' ')}`,
     );
   }
 }

@@ -133,11 +133,13 @@ export abstract class WirePeer {
   readonly sentHeartbeats: { timestamp: number; at: number }[] = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
 
-  private readonly reader = new FrameReader();
+  private readonly reader: FrameReader;
   private readonly waiters = new Set<() => void>();
 
-  protected constructor(socket: Socket) {
+  /** `peerRole`: the role of the implementation under test, at the other end of `socket`. */
+  protected constructor(socket: Socket, peerRole: 'client' | 'server') {
     this.socket = socket;
+    this.reader = new FrameReader(peerRole);
     socket.on('data', (chunk: Buffer) => this.onBytes(chunk));
     socket.on('end', () => {
       this.eofAt ??= this.now();
@@ -451,11 +453,9 @@ export abstract class WirePeer {
       }
       remaining -= frames[i]!.length;
     }
-    if (this.hello !== undefined && message.length > this.hello.maxMessageSize) {
-      this.violation(
-        '§6',
-        `a message of ${message.length} bytes above our max_message_size ${this.hello.maxMessageSize}`,
-      );
+    const maxMessage = this.ourMaxMessageSize();
+    if (maxMessage !== undefined && message.length > maxMessage) {
+      this.violation('§6', `a message of ${message.length} bytes above our max_message_size ${maxMessage}`);
     }
     this.messages.push(message);
     const messageCost = this.partialCost;

@@ -27,6 +27,10 @@ export class ServerPeer extends WirePeer {
   /** We sent CLOSE_ACK. */
   closeAckSent = false;
 
+  private constructor(socket: Socket) {
+    super(socket, 'client');
+  }
+
   /** Wraps an accepted socket. */
   static accept(socket: Socket): ServerPeer {
     socket.allowHalfOpen = true;

@@ -4,14 +4,21 @@
  * case with the right SPEC section.
  */
 import { expect } from 'chai';
+import net from 'node:net';
 import { clientCases } from '../../src/conformance/cases/client.js';
-import { defaultClientOptions, runClientConformance } from '../../src/conformance/client-runner.js';
+import {
+  defaultClientOptions,
+  defaultWelcome,
+  runClientConformance,
+} from '../../src/conformance/client-runner.js';
 import type { ClientRunOptions } from '../../src/conformance/client-runner.js';
 import { failingSections, humanReport } from '../../src/conformance/report.js';
+import { ServerPeer } from '../../src/conformance/server-peer.js';
 import type { RunResult } from '../../src/conformance/types.js';
+import { concat, dataFrame, defaultHello, helloFrame } from '../../src/conformance/wire.js';
 import { connect } from '../../src/node/connect.js';
 import type { Connection } from '../../src/node/connection.js';
-import { FrameType } from '../../src/protocol/constants.js';
+import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
 import { decodeCloseAck, decodeWelcome, encodeCloseAck, encodeWelcome } from '../../src/protocol/messages.js';
 import { report as figure } from '../figures.js';
 import { MutatingProxy } from './mutating-proxy.js';
@@ -162,4 +169,53 @@ describe('heartwire conformance client', function () {
       }
     });
   }
+});
+
+describe('conformance ServerPeer: the runner as the server of a client under test', function () {
+  this.timeout(30_000);
+  const sockets: net.Socket[] = [];
+  afterEach(() => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+  });
+
+  /** A ServerPeer and the raw client socket connected to it over 127.0.0.1. */
+  async function pair(): Promise<{ peer: ServerPeer; client: net.Socket }> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    sockets.push(client);
+    const socket = await accepted;
+    sockets.push(socket);
+    server.close();
+    return { peer: ServerPeer.accept(socket), client };
+  }
+
+  it("checks the client's messages against the max_message_size of our WELCOME, not of its HELLO", async () => {
+    const { peer, client } = await pair();
+    client.write(concat(PREAMBLE, helloFrame(defaultHello({ maxMessageSize: 1024 }))));
+    expect(await peer.until(() => peer.hello, 10_000), 'HELLO').to.not.equal(undefined);
+    peer.sendWelcome(defaultWelcome(peer, { maxMessageSize: 4096 }));
+    // 3000 bytes: within our 4096 (above the client's own 1024, which limits what it receives).
+    client.write(dataFrame(new Uint8Array(3000), true));
+    client.write(dataFrame(new Uint8Array(5000), true));
+    expect(await peer.until(() => (peer.messages.length === 2 ? true : undefined), 10_000)).to.equal(true);
+    const sizes = peer.violations.filter((v) => v.message.includes('max_message_size'));
+    expect(sizes.map((v) => v.message)).to.deep.equal([
+      'a message of 5000 bytes above our max_message_size 4096',
+    ]);
+  });
+
+  it("names the client's preamble when it is wrong", async () => {
+    const { peer, client } = await pair();
+    const bad = PREAMBLE.slice();
+    bad[2] ^= 0xff;
+    client.write(bad);
+    expect(await peer.until(() => (peer.streamBroken ? true : undefined), 10_000)).to.equal(true);
+    expect(peer.violations).to.have.length(1);
+    expect(peer.violations[0]!.section).to.equal('§3');
+    expect(peer.violations[0]!.message)
+      .to.contain("the client's preamble starts 89 48")
+      .and.not.contain('server');
+  });
 });

@@ -4,11 +4,14 @@
  * with the right SPEC section.
  */
 import { expect } from 'chai';
+import net from 'node:net';
 import { report } from '../figures.js';
 import { createServer } from '../../src/node/server.js';
 import type { Server } from '../../src/node/server.js';
 import type { Connection } from '../../src/node/connection.js';
 import { serverCases } from '../../src/conformance/cases/index.js';
+import { ClientPeer } from '../../src/conformance/client-peer.js';
+import { concat, dataFrame, defaultHello, rawFrame } from '../../src/conformance/wire.js';
 import { failingSections, humanReport, junitReport } from '../../src/conformance/report.js';
 import { randomCase } from '../../src/conformance/random.js';
 import { defaultServerOptions, runServerConformance } from '../../src/conformance/runner.js';
@@ -255,4 +258,62 @@ describe('heartwire conformance server', function () {
       }
     });
   }
+});
+
+describe('conformance ClientPeer: the runner as the client of a server under test', function () {
+  this.timeout(30_000);
+  const sockets: net.Socket[] = [];
+  afterEach(() => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+  });
+
+  /** A ClientPeer and the raw server socket it connected to over 127.0.0.1. */
+  async function pair(): Promise<{ peer: ClientPeer; server: net.Socket }> {
+    const listener = net.createServer();
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<net.Socket>((resolve) => listener.once('connection', resolve));
+    const peer = await ClientPeer.connect('127.0.0.1', (listener.address() as net.AddressInfo).port, 10_000);
+    sockets.push(peer.socket);
+    const server = await accepted;
+    sockets.push(server);
+    listener.close();
+    return { peer, server };
+  }
+
+  it("checks the server's messages against the max_message_size of our HELLO, not of its WELCOME", async () => {
+    const { peer, server } = await pair();
+    peer.sendHello(defaultHello({ maxMessageSize: 4096 }));
+    const welcome = {
+      version: 1,
+      extensions: [],
+      idleTimeoutMs: 1000,
+      initialCredit: 64 * 1024,
+      maxFramePayload: 64 * 1024,
+      maxMessageSize: 1024,
+      clientIdleTimeoutMs: 1000,
+      applicationProtocol: '',
+    };
+    server.write(concat(PREAMBLE, rawFrame(FrameType.WELCOME, 0, encodeWelcome(welcome))));
+    server.write(dataFrame(new Uint8Array(3000), true));
+    server.write(dataFrame(new Uint8Array(5000), true));
+    expect(await peer.until(() => (peer.messages.length === 2 ? true : undefined), 10_000)).to.equal(true);
+    const sizes = peer.violations.filter((v) => v.message.includes('max_message_size'));
+    expect(sizes.map((v) => v.message)).to.deep.equal([
+      'a message of 5000 bytes above our max_message_size 4096',
+    ]);
+  });
+
+  it("names the server's preamble when it is wrong", async () => {
+    const { peer, server } = await pair();
+    peer.sendHello(defaultHello());
+    const bad = PREAMBLE.slice();
+    bad[2] ^= 0xff;
+    server.write(bad);
+    expect(await peer.until(() => (peer.streamBroken ? true : undefined), 10_000)).to.equal(true);
+    expect(peer.violations).to.have.length(1);
+    expect(peer.violations[0]!.section).to.equal('§3');
+    expect(peer.violations[0]!.message)
+      .to.contain("the server's preamble starts 89 48")
+      .and.not.contain('client');
+  });
 });
