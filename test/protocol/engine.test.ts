@@ -82,6 +82,23 @@ describe('Engine', () => {
       expect(pair.server.engine.closed!.error!.code).to.equal('FLOW_CONTROL_ERROR');
     });
 
+    it("refuses a message over the peer's max_message_size with MESSAGE_TOO_LARGE naming that limit", () => {
+      const pair = new Pair({}, { maxMessageBytes: 4096 });
+      const client = pair.client.engine;
+      expect(client.trySend(0, bytes(4096))).to.equal(true);
+      let error: unknown;
+      try {
+        client.trySend(0, bytes(4097));
+      } catch (e) {
+        error = e;
+      }
+      expect(error).to.include({
+        code: 'MESSAGE_TOO_LARGE',
+        message: "message of 4097 bytes exceeds the peer's maxMessageSize of 4096 bytes",
+      });
+      expect(client.state).to.equal('open');
+    });
+
     it('applies back-pressure with a bounded send queue', () => {
       const pair = new Pair({ maxSendQueueBytes: 1000 }, { initialWindowBytes: 1024, maxWindowBytes: 1024 });
       const client = pair.client.engine;

@@ -140,11 +140,24 @@ describe('SPEC.md receiver rules', () => {
       const tooLarge = server(options);
       tooLarge.receive(1, data(600, true).subarray(0, 6));
       expect(errorOf(tooLarge)).to.equal('MESSAGE_TOO_LARGE');
+      // The error names the size and whose limit it is (the receiver's own).
+      expect(tooLarge.closed!.error!.message).to.equal(
+        "message of 600 bytes exceeds this side's (the receiver's) maxMessageSize of 500 bytes",
+      );
       const fragments = server(options);
       fragments.receive(1, data(300, false));
       expect(fragments.state).to.equal('open');
       fragments.receive(2, data(201, true).subarray(0, 6)); // 501 bytes in all
       expect(errorOf(fragments)).to.equal('MESSAGE_TOO_LARGE');
+      expect(fragments.closed!.error!.message).to.equal(
+        "message of 501 bytes exceeds this side's (the receiver's) maxMessageSize of 500 bytes",
+      );
+      const unfinished = server(options);
+      unfinished.receive(1, data(300, false));
+      unfinished.receive(2, data(201, false).subarray(0, 6)); // at least 501 bytes
+      expect(unfinished.closed!.error!.message).to.equal(
+        "message of at least 501 bytes exceeds this side's (the receiver's) maxMessageSize of 500 bytes",
+      );
     });
 
     it('MIN_FRAGMENT is not verified by a receiver (§5.1): small fragments are accepted', () => {

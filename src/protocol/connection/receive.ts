@@ -190,7 +190,7 @@ export class Receiver implements FrameSink {
         if (frameLength > this.settings.maxMessageBytes) {
           throw new ProtocolError(
             'MESSAGE_TOO_LARGE',
-            `message exceeds ${this.settings.maxMessageBytes} bytes`,
+            `message of ${frameLength} bytes exceeds this side's (the receiver's) maxMessageSize of ${this.settings.maxMessageBytes} bytes`,
           );
         }
         if (last) {
@@ -219,7 +219,7 @@ export class Receiver implements FrameSink {
       if (w.partialBytes > this.settings.maxMessageBytes) {
         throw new ProtocolError(
           'MESSAGE_TOO_LARGE',
-          `message exceeds ${this.settings.maxMessageBytes} bytes`,
+          `message of ${end ? '' : 'at least '}${w.partialBytes} bytes exceeds this side's (the receiver's) maxMessageSize of ${this.settings.maxMessageBytes} bytes`,
         );
       }
     } else if (this.machine.state === 'closed') {

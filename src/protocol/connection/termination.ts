@@ -163,7 +163,10 @@ export class Termination {
     }
     const limit = this.sender.peerMaxMessageBytes;
     if (length > limit) {
-      throw new UsageError('MESSAGE_TOO_LARGE', `message of ${length} bytes exceeds the limit of ${limit}`);
+      throw new UsageError(
+        'MESSAGE_TOO_LARGE',
+        `message of ${length} bytes exceeds the peer's maxMessageSize of ${limit} bytes`,
+      );
     }
   }
 
