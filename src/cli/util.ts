@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
+import { closestName } from '../node/options.js';
 
 /** A command-line mistake: reported on one line, exit code 2. */
 export class UsageError extends Error {
@@ -25,12 +26,20 @@ export const processOutput: Output = {
   err: (line) => process.stderr.write(`${line}\n`),
 };
 
-/** `parseArgs` in strict mode, with its errors turned into {@link UsageError}s. */
+/**
+ * `parseArgs` in strict mode, with its errors turned into {@link UsageError}s; an unknown long
+ * option is named with the closest known one ("Unknown option '--hots'; did you mean --host?").
+ */
 export function parse<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
   try {
     return parseArgs(config); // strict by default: unknown options are errors
   } catch (error) {
-    throw new UsageError((error as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+    let message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, '');
+    const unknown = /^Unknown option '--([^']+)'$/.exec(message)?.[1];
+    const closest =
+      unknown === undefined ? undefined : closestName(unknown, Object.keys(config.options ?? {}));
+    if (closest !== undefined) message += `; did you mean --${closest}?`;
+    throw new UsageError(message);
   }
 }
 

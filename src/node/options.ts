@@ -338,21 +338,30 @@ function distance(a: string, b: string): number {
 }
 
 /**
+ * The name in `known` closest to the unknown `name` (a likely misspelling: within an edit
+ * distance of about a third of its length, at least 2), or `undefined` when none is that close.
+ */
+export function closestName(name: string, known: readonly string[]): string | undefined {
+  let closest: string | undefined;
+  let best = Math.max(2, Math.floor(name.length / 3)) + 1;
+  for (const candidate of known) {
+    const d = distance(name, candidate);
+    if (d < best) {
+      best = d;
+      closest = candidate;
+    }
+  }
+  return closest;
+}
+
+/**
  * Refuse an own key of `options` that is not in `known` (a misspelt option would otherwise be
  * ignored silently): `TypeError` `ERR_INVALID_ARG_VALUE` naming the key and the closest known one.
  */
 export function rejectUnknownOptions(options: object, known: readonly string[], what: string): void {
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
-    let closest: string | undefined;
-    let best = Math.max(2, Math.floor(key.length / 3)) + 1;
-    for (const name of known) {
-      const d = distance(key, name);
-      if (d < best) {
-        best = d;
-        closest = name;
-      }
-    }
+    const closest = closestName(key, known);
     const hint = closest === undefined ? `Known options: ${known.join(', ')}.` : `Did you mean "${closest}"?`;
     throw new InvalidOptionValueError(`The option "${key}" is not an option of ${what}. ${hint}`);
   }

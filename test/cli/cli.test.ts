@@ -81,19 +81,26 @@ describe('heartwire command', function () {
   });
 
   it('exits 2 with one line on stderr on bad usage, 1 on failure', async () => {
-    const [none, unknown, missing, badOption, badValue, refused] = await Promise.all([
-      run([]),
-      run(['frobnicate']),
-      run(['ping']),
-      run(['ping', '127.0.0.1:7878', '--bogus']),
-      run(['serve', '--mode', 'loud']),
-      run(['ping', '127.0.0.1:1', '--timeout', '2000']),
-    ]);
+    const [none, unknown, missing, badOption, misspelt, misspeltValue, badValue, refused] = await Promise.all(
+      [
+        run([]),
+        run(['frobnicate']),
+        run(['ping']),
+        run(['ping', '127.0.0.1:7878', '--bogus']),
+        run(['serve', '--hots', '127.0.0.1']),
+        run(['ping', '127.0.0.1:7878', '--intervall=50']),
+        run(['serve', '--mode', 'loud']),
+        run(['ping', '127.0.0.1:1', '--timeout', '2000']),
+      ],
+    );
     expect(none.code).to.equal(2);
+    expect(badOption.stderr, 'no far-fetched suggestion').to.not.contain('did you mean');
     for (const [result, text] of [
       [unknown, "unknown command 'frobnicate'"],
       [missing, 'missing host:port'],
       [badOption, "Unknown option '--bogus'"],
+      [misspelt, "heartwire serve: Unknown option '--hots'; did you mean --host?"],
+      [misspeltValue, "heartwire ping: Unknown option '--intervall'; did you mean --interval?"],
       [badValue, '--mode must be echo or sink'],
     ] as const) {
       expect(result.code, text).to.equal(2);
