@@ -4,10 +4,10 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { parseAlternative } from '../protocol/alternatives.js';
+import { formatAlternative, parseAlternative } from '../protocol/alternatives.js';
 import type { CloseInfo, GoAwayInfo } from '../protocol/types.js';
 import { HeartwireError } from '../protocol/errors.js';
-import { connectIn } from './connect.js';
+import { connectIn, dialedEndpoints } from './connect.js';
 import type { Connection } from './connection.js';
 import { nodeEnvironment } from './environment.js';
 import type { Environment } from './environment.js';
@@ -43,6 +43,11 @@ export interface Disconnection {
   generation: number;
   /** It had received GOAWAY and a newer connection had replaced it (make before break). */
   replaced: boolean;
+  /**
+   * Where that connection was connected, as SPEC.md §9.5 writes endpoints: `address:port` or
+   * `[v6 address]:port` (TCP: the peer's address), `unix:/path` (a Unix domain socket).
+   */
+  endpoint: string | undefined;
   info: CloseInfo | undefined;
   error: Error | undefined;
   /** Messages certainly not processed by the peer: safe to send again. */
@@ -79,7 +84,10 @@ export interface Move {
   elapsed: number;
   /** Alternatives (of the GOAWAY or an earlier WELCOME, SPEC.md §9.5) were tried first. */
   viaAlternatives: boolean;
-  /** `address:port` the replacement connected to (TCP; undefined on a Unix socket). */
+  /**
+   * Where the replacement connected, as SPEC.md §9.5 writes endpoints: `address:port` or
+   * `[v6 address]:port` (TCP: the peer's address), `unix:/path` (a Unix domain socket).
+   */
   endpoint: string | undefined;
 }
 
@@ -93,8 +101,23 @@ function shuffled<T>(items: readonly T[], random: () => number): T[] {
   return out;
 }
 
-function endpointKey(endpoint: Endpoint): string {
-  return 'path' in endpoint ? `unix:${endpoint.path}` : `${endpoint.host}:${endpoint.port}`;
+/** An endpoint as SPEC.md §9.5 writes it: `host:port`, `[v6]:port` or `unix:/path`. */
+const endpointKey = (endpoint: Endpoint): string => formatAlternative(endpoint);
+
+/**
+ * Where a connection is connected, as SPEC.md §9.5 writes endpoints: the Unix socket it was
+ * dialled at (it has no remote address to read back), else the peer's TCP address; and every key
+ * naming that server (the TCP address and the endpoint dialled, maybe a host name).
+ */
+function whereConnected(connection: Connection): { endpoint: string | undefined; keys: string[] } {
+  const dialed = dialedEndpoints.get(connection);
+  const { remoteAddress, remotePort } = connection.stats();
+  const keys: string[] = [];
+  if (dialed !== undefined && 'path' in dialed) keys.push(endpointKey(dialed));
+  else if (remoteAddress !== undefined && remotePort !== undefined)
+    keys.push(endpointKey({ host: remoteAddress, port: remotePort }));
+  if (dialed !== undefined && !keys.includes(endpointKey(dialed))) keys.push(endpointKey(dialed));
+  return { endpoint: keys[0], keys };
 }
 
 /** A GOAWAY younger than this (ms after open) counts as a failed attempt: backoff grows. */
@@ -271,6 +294,8 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     this.moving = undefined;
     this.retryAfter = 0;
     const openedAt = this.runtime.now();
+    // Read now: a closed socket no longer knows its peer.
+    const where = whereConnected(connection);
     const welcomed = connection.negotiated?.alternatives ?? [];
     if (welcomed.length > 0) this.learned = welcomed;
     let goneAway = false;
@@ -293,12 +318,10 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       }
       // The GOAWAY's alternatives first, then those of the WELCOMEs (SPEC.md §9.5), each shuffled;
       // never the server going away (as far as its address tells).
-      const { remoteAddress, remotePort } = connection.stats();
-      const self = remotePort === undefined ? undefined : `${remoteAddress}:${remotePort}`;
       const alternatives = this.dedupe([
         ...this.alternativeEndpoints(goAway.alternatives),
         ...this.alternativeEndpoints(this.learned),
-      ]).filter((endpoint) => endpointKey(endpoint) !== self);
+      ]).filter((endpoint) => !where.keys.includes(endpointKey(endpoint)));
       if (goAway.doNotReconnect && alternatives.length === 0) {
         end();
         return; // stops at the close (below)
@@ -343,6 +366,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       this.emit('disconnected', {
         generation,
         replaced: replaced && !isCurrent,
+        endpoint: where.endpoint,
         info,
         error: info.error,
         notProcessed: report.notProcessed,
@@ -360,13 +384,12 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     // Hand out only an open connection that is not draining (a listener may have ended it).
     if (connection.state === 'open' && !this.draining.has(connection)) {
       if (moving !== undefined) {
-        const { remoteAddress, remotePort } = connection.stats();
         this.emit('moved', {
           from: moving.from,
           to: generation,
           elapsed: this.runtime.now() - moving.at,
           viaAlternatives: moving.viaAlternatives,
-          endpoint: remotePort === undefined ? undefined : `${remoteAddress}:${remotePort}`,
+          endpoint: where.endpoint,
         });
       }
       const waiters = this.waiters;
