@@ -138,8 +138,9 @@ const GOAWAY_AT_OPEN_MS = 1000;
  * written on the old one are processed by the old server or come back, exactly, in its
  * `disconnected` event (`notProcessed`: resend them; `unknown`: the application decides): nothing
  * is lost and nothing is resent silently. `retryAfterMs` delays only a reconnection to the
- * configured endpoints (alternatives are tried at once); `doNotReconnect` stops the client unless
- * the GOAWAY named alternatives, which it then uses.
+ * configured endpoints (alternatives are tried at once). After `doNotReconnect` the client never
+ * dials that server's endpoint again (whoever names it later): it moves to the alternatives, or
+ * to its other configured endpoints, and stops when none is left.
  */
 export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private readonly options: ReconnectOptions;
@@ -160,6 +161,8 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private waiters: { resolve: (c: Connection) => void; reject: (error: Error) => void }[] = [];
   /** Connections that received GOAWAY and are not closed (never handed out), and how to end each. */
   private readonly draining = new Map<Connection, () => void>();
+  /** Endpoints of the servers that sent GOAWAY with do_not_reconnect: never dialled again (SPEC.md §9.2). */
+  private readonly banned = new Set<string>();
   /** The alternatives of the latest WELCOME that named any (SPEC.md §9.5). */
   private learned: readonly string[] = [];
   /** The GOAWAY the next attempt answers: its generation and receipt time. */
@@ -248,11 +251,12 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     return out;
   }
 
+  /** Without duplicates, and without the servers that said not to reconnect. */
   private dedupe(endpoints: Endpoint[]): Endpoint[] {
     const seen = new Set<string>();
     return endpoints.filter((endpoint) => {
       const key = endpointKey(endpoint);
-      if (seen.has(key)) return false;
+      if (seen.has(key) || this.banned.has(key)) return false;
       seen.add(key);
       return true;
     });
@@ -310,6 +314,7 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       if (goneAway) return;
       goneAway = true;
       this.draining.set(connection, end);
+      if (goAway.doNotReconnect) for (const key of where.keys) this.banned.add(key);
       if (this.runtime.now() - openedAt < Math.min(GOAWAY_AT_OPEN_MS, this.options.stableAfter ?? 10_000))
         this.failures++; // shed at open, or a flapping server: back off
       if (this.stopped || this.current !== connection || this.pending) {
@@ -322,18 +327,18 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
         ...this.alternativeEndpoints(goAway.alternatives),
         ...this.alternativeEndpoints(this.learned),
       ]).filter((endpoint) => !where.keys.includes(endpointKey(endpoint)));
-      if (goAway.doNotReconnect && alternatives.length === 0) {
-        end();
-        return; // stops at the close (below)
-      }
       // Make before break: the next connection now; this one ends once it is open. The
-      // configured endpoints (maybe this very server) only after retryAfter, or never after
-      // doNotReconnect, when there is somewhere else to go.
+      // configured endpoints (maybe this very server) only after retryAfter when there is somewhere
+      // else to go, and never this server after doNotReconnect (dedupe drops it).
       const restricted = goAway.doNotReconnect || goAway.retryAfterMs > 0;
       const endpoints =
         alternatives.length > 0 && restricted
           ? alternatives
           : this.dedupe([...alternatives, ...this.configured]);
+      if (endpoints.length === 0) {
+        end();
+        return; // doNotReconnect and nowhere else to go: stops at the close (below)
+      }
       this.retryAfter = goAway.retryAfterMs; // for the configured endpoints, if the move fails
       this.moving = { from: generation, at: this.runtime.now(), viaAlternatives: alternatives.length > 0 };
       // Jitter spreads a server's clients; it grows with repeated GOAWAYs at open (backoff).
@@ -373,10 +378,6 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
         unknown: report.unknown,
       });
       if (this.stopped || !isCurrent || this.pending) return;
-      if (goneAway && (connection.goAway?.doNotReconnect ?? false)) {
-        this.stop(info.error);
-        return;
-      }
       this.scheduleRetry(info.error, this.configuredFirst());
     };
     connection.once('close', onClose);
@@ -411,7 +412,8 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private scheduleRetry(error: Error | undefined, endpoints: Endpoint[]): void {
     if (this.stopped) return;
     const max = this.options.maxAttempts ?? Number.POSITIVE_INFINITY;
-    if (this.failures >= max) {
+    // Nowhere left to go: every endpoint known belongs to a server that said not to reconnect.
+    if (this.failures >= max || endpoints.length === 0) {
       this.stop(error);
       return;
     }
