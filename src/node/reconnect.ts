@@ -120,6 +120,9 @@ function whereConnected(connection: Connection): { endpoint: string | undefined;
   return { endpoint: keys[0], keys };
 }
 
+/** Most endpoints a client remembers as "do not reconnect" (two keys per server at most). */
+const MAX_BANNED = 256;
+
 /** A GOAWAY younger than this (ms after open) counts as a failed attempt: backoff grows. */
 const GOAWAY_AT_OPEN_MS = 1000;
 
@@ -314,7 +317,11 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       if (goneAway) return;
       goneAway = true;
       this.draining.set(connection, end);
-      if (goAway.doNotReconnect) for (const key of where.keys) this.banned.add(key);
+      if (goAway.doNotReconnect) {
+        for (const key of where.keys) this.banned.add(key);
+        // Bounded: past MAX_BANNED endpoints the oldest may be dialled again (SPEC.md §9.2: SHOULD NOT).
+        for (const key of this.banned) if (this.banned.size > MAX_BANNED) this.banned.delete(key);
+      }
       if (this.runtime.now() - openedAt < Math.min(GOAWAY_AT_OPEN_MS, this.options.stableAfter ?? 10_000))
         this.failures++; // shed at open, or a flapping server: back off
       if (this.stopped || this.current !== connection || this.pending) {
