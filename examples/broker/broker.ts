@@ -203,6 +203,31 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
+   * Move up to `count` clients to other brokers (rebalancing): each gets GOAWAY naming
+   * `alternatives` (SPEC.md §9.5), with `retryAfter` ms (default `grace`) before it may come back
+   * here, and no more deliveries (`Drained`), as in `close()`; it finishes within `grace` (default
+   * 5 000 ms) and reconnects there, make before break. The broker keeps serving everyone else.
+   * Returns how many clients were asked to move.
+   */
+  moveClients(
+    count: number,
+    options: { alternatives: readonly string[]; grace?: number; retryAfter?: number },
+  ): number {
+    const grace = options.grace ?? 5000;
+    let moved = 0;
+    for (const session of this.sessions) {
+      if (moved >= count) break;
+      if (!session.delivering || session.conn.state !== 'open') continue; // already leaving
+      this.stopDelivering(session, true);
+      void session.conn
+        .end({ grace, alternatives: options.alternatives, retryAfter: options.retryAfter ?? grace })
+        .catch(() => {});
+      moved++;
+    }
+    return moved;
+  }
+
+  /**
    * Take over the messages of a snapshot (from a previous broker's `close()`): they go to the
    * tail of their queues, beyond the length limits if need be (they were accepted already).
    */

@@ -23,6 +23,13 @@ interface Attempt {
 }
 
 /**
+ * @internal The endpoint each connection of `connect()` was dialled at (a Unix socket has no
+ * remote address to read back): for ReconnectingClient's `moved`/`disconnected` reports and to
+ * tell which server a GOAWAY came from.
+ */
+export const dialedEndpoints = new WeakMap<Connection, Endpoint>();
+
+/**
  * Connect to a heartwire server and complete the handshake.
  *
  * An endpoint is a TCP `{ host, port }` or a Unix domain socket `{ path }` (TCP keepalive and
@@ -188,6 +195,7 @@ export function connectIn(env: Environment, options: ConnectOptions): Promise<Co
             }
             attempt.done = true;
             cleanup(attempt);
+            dialedEndpoints.set(connection, attempt.endpoint);
             resolve(connection);
           },
           (error: Error) => failed(attempt, error),

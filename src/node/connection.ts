@@ -364,6 +364,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
       unread?: 'discard' | 'wait';
       /** Server: where the client should go (SPEC.md §9.5); default: the server's `alternatives`. */
       alternatives?: readonly string[];
+      /**
+       * Server: the GOAWAY's `do_not_reconnect` (SPEC.md §9.2): the client should never connect to
+       * this server again; it may go to the `alternatives` at once. Default false.
+       */
+      doNotReconnect?: boolean;
     } = {},
   ): Promise<CloseInfo> {
     validateEndOptions(options); // invalid options throw, synchronously (the only throw)
@@ -384,6 +389,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
         reason: options.reason,
         message: options.message,
         retryAfterMs: options.retryAfter,
+        doNotReconnect: options.doNotReconnect,
         alternatives: options.alternatives,
       });
     }
@@ -397,9 +403,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * its state (SPEC.md §9.2): sends GOAWAY if the client has not closed yet; otherwise only the
    * deadline applies to the termination under way. An earlier deadline is never postponed.
    */
-  shutdown(grace: number, message: string, alternatives?: readonly string[]): void {
+  shutdown(grace: number, message: string, alternatives?: readonly string[], doNotReconnect?: boolean): void {
     if (this.role !== 'server') return;
-    this.engine.goAway(this.runtime.now(), { graceMs: grace, reason: 1, message, alternatives });
+    this.engine.goAway(this.runtime.now(), {
+      graceMs: grace,
+      reason: 1,
+      message,
+      alternatives,
+      doNotReconnect,
+    });
     this.service();
   }
 

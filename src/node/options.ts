@@ -524,6 +524,7 @@ export function validateEndOptions(options: unknown): void {
       retryAfter: number(0, 0xffff_ffff),
       unread: unreadMode,
       alternatives: checkAlternatives,
+      doNotReconnect: bool,
     },
     'end()',
   );
@@ -533,7 +534,12 @@ export function validateEndOptions(options: unknown): void {
 export function validateServerCloseOptions(options: unknown): void {
   checkOptionsObject(
     options,
-    { grace: number(0, MAX_TIMEOUT_MS), message: string, alternatives: checkAlternatives },
+    {
+      grace: number(0, MAX_TIMEOUT_MS),
+      message: string,
+      alternatives: checkAlternatives,
+      doNotReconnect: bool,
+    },
     'server.close()',
   );
 }

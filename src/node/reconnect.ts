@@ -4,10 +4,10 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import { parseAlternative } from '../protocol/alternatives.js';
+import { formatAlternative, parseAlternative } from '../protocol/alternatives.js';
 import type { CloseInfo, GoAwayInfo } from '../protocol/types.js';
 import { HeartwireError } from '../protocol/errors.js';
-import { connectIn } from './connect.js';
+import { connectIn, dialedEndpoints } from './connect.js';
 import type { Connection } from './connection.js';
 import { nodeEnvironment } from './environment.js';
 import type { Environment } from './environment.js';
@@ -43,6 +43,11 @@ export interface Disconnection {
   generation: number;
   /** It had received GOAWAY and a newer connection had replaced it (make before break). */
   replaced: boolean;
+  /**
+   * Where that connection was connected, as SPEC.md §9.5 writes endpoints: `address:port` or
+   * `[v6 address]:port` (TCP: the peer's address), `unix:/path` (a Unix domain socket).
+   */
+  endpoint: string | undefined;
   info: CloseInfo | undefined;
   error: Error | undefined;
   /** Messages certainly not processed by the peer: safe to send again. */
@@ -79,7 +84,10 @@ export interface Move {
   elapsed: number;
   /** Alternatives (of the GOAWAY or an earlier WELCOME, SPEC.md §9.5) were tried first. */
   viaAlternatives: boolean;
-  /** `address:port` the replacement connected to (TCP; undefined on a Unix socket). */
+  /**
+   * Where the replacement connected, as SPEC.md §9.5 writes endpoints: `address:port` or
+   * `[v6 address]:port` (TCP: the peer's address), `unix:/path` (a Unix domain socket).
+   */
   endpoint: string | undefined;
 }
 
@@ -93,9 +101,27 @@ function shuffled<T>(items: readonly T[], random: () => number): T[] {
   return out;
 }
 
-function endpointKey(endpoint: Endpoint): string {
-  return 'path' in endpoint ? `unix:${endpoint.path}` : `${endpoint.host}:${endpoint.port}`;
+/** An endpoint as SPEC.md §9.5 writes it: `host:port`, `[v6]:port` or `unix:/path`. */
+const endpointKey = (endpoint: Endpoint): string => formatAlternative(endpoint);
+
+/**
+ * Where a connection is connected, as SPEC.md §9.5 writes endpoints: the Unix socket it was
+ * dialled at (it has no remote address to read back), else the peer's TCP address; and every key
+ * naming that server (the TCP address and the endpoint dialled, maybe a host name).
+ */
+function whereConnected(connection: Connection): { endpoint: string | undefined; keys: string[] } {
+  const dialed = dialedEndpoints.get(connection);
+  const { remoteAddress, remotePort } = connection.stats();
+  const keys: string[] = [];
+  if (dialed !== undefined && 'path' in dialed) keys.push(endpointKey(dialed));
+  else if (remoteAddress !== undefined && remotePort !== undefined)
+    keys.push(endpointKey({ host: remoteAddress, port: remotePort }));
+  if (dialed !== undefined && !keys.includes(endpointKey(dialed))) keys.push(endpointKey(dialed));
+  return { endpoint: keys[0], keys };
 }
+
+/** Most endpoints a client remembers as "do not reconnect" (two keys per server at most). */
+const MAX_BANNED = 256;
 
 /** A GOAWAY younger than this (ms after open) counts as a failed attempt: backoff grows. */
 const GOAWAY_AT_OPEN_MS = 1000;
@@ -115,8 +141,9 @@ const GOAWAY_AT_OPEN_MS = 1000;
  * written on the old one are processed by the old server or come back, exactly, in its
  * `disconnected` event (`notProcessed`: resend them; `unknown`: the application decides): nothing
  * is lost and nothing is resent silently. `retryAfterMs` delays only a reconnection to the
- * configured endpoints (alternatives are tried at once); `doNotReconnect` stops the client unless
- * the GOAWAY named alternatives, which it then uses.
+ * configured endpoints (alternatives are tried at once). After `doNotReconnect` the client never
+ * dials that server's endpoint again (whoever names it later): it moves to the alternatives, or
+ * to its other configured endpoints, and stops when none is left.
  */
 export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private readonly options: ReconnectOptions;
@@ -137,6 +164,8 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private waiters: { resolve: (c: Connection) => void; reject: (error: Error) => void }[] = [];
   /** Connections that received GOAWAY and are not closed (never handed out), and how to end each. */
   private readonly draining = new Map<Connection, () => void>();
+  /** Endpoints of the servers that sent GOAWAY with do_not_reconnect: never dialled again (SPEC.md §9.2). */
+  private readonly banned = new Set<string>();
   /** The alternatives of the latest WELCOME that named any (SPEC.md §9.5). */
   private learned: readonly string[] = [];
   /** The GOAWAY the next attempt answers: its generation and receipt time. */
@@ -225,11 +254,12 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     return out;
   }
 
+  /** Without duplicates, and without the servers that said not to reconnect. */
   private dedupe(endpoints: Endpoint[]): Endpoint[] {
     const seen = new Set<string>();
     return endpoints.filter((endpoint) => {
       const key = endpointKey(endpoint);
-      if (seen.has(key)) return false;
+      if (seen.has(key) || this.banned.has(key)) return false;
       seen.add(key);
       return true;
     });
@@ -271,6 +301,8 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     this.moving = undefined;
     this.retryAfter = 0;
     const openedAt = this.runtime.now();
+    // Read now: a closed socket no longer knows its peer.
+    const where = whereConnected(connection);
     const welcomed = connection.negotiated?.alternatives ?? [];
     if (welcomed.length > 0) this.learned = welcomed;
     let goneAway = false;
@@ -285,6 +317,11 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       if (goneAway) return;
       goneAway = true;
       this.draining.set(connection, end);
+      if (goAway.doNotReconnect) {
+        for (const key of where.keys) this.banned.add(key);
+        // Bounded: past MAX_BANNED endpoints the oldest may be dialled again (SPEC.md §9.2: SHOULD NOT).
+        for (const key of this.banned) if (this.banned.size > MAX_BANNED) this.banned.delete(key);
+      }
       if (this.runtime.now() - openedAt < Math.min(GOAWAY_AT_OPEN_MS, this.options.stableAfter ?? 10_000))
         this.failures++; // shed at open, or a flapping server: back off
       if (this.stopped || this.current !== connection || this.pending) {
@@ -293,24 +330,22 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       }
       // The GOAWAY's alternatives first, then those of the WELCOMEs (SPEC.md §9.5), each shuffled;
       // never the server going away (as far as its address tells).
-      const { remoteAddress, remotePort } = connection.stats();
-      const self = remotePort === undefined ? undefined : `${remoteAddress}:${remotePort}`;
       const alternatives = this.dedupe([
         ...this.alternativeEndpoints(goAway.alternatives),
         ...this.alternativeEndpoints(this.learned),
-      ]).filter((endpoint) => endpointKey(endpoint) !== self);
-      if (goAway.doNotReconnect && alternatives.length === 0) {
-        end();
-        return; // stops at the close (below)
-      }
+      ]).filter((endpoint) => !where.keys.includes(endpointKey(endpoint)));
       // Make before break: the next connection now; this one ends once it is open. The
-      // configured endpoints (maybe this very server) only after retryAfter, or never after
-      // doNotReconnect, when there is somewhere else to go.
+      // configured endpoints (maybe this very server) only after retryAfter when there is somewhere
+      // else to go, and never this server after doNotReconnect (dedupe drops it).
       const restricted = goAway.doNotReconnect || goAway.retryAfterMs > 0;
       const endpoints =
         alternatives.length > 0 && restricted
           ? alternatives
           : this.dedupe([...alternatives, ...this.configured]);
+      if (endpoints.length === 0) {
+        end();
+        return; // doNotReconnect and nowhere else to go: stops at the close (below)
+      }
       this.retryAfter = goAway.retryAfterMs; // for the configured endpoints, if the move fails
       this.moving = { from: generation, at: this.runtime.now(), viaAlternatives: alternatives.length > 0 };
       // Jitter spreads a server's clients; it grows with repeated GOAWAYs at open (backoff).
@@ -343,16 +378,13 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
       this.emit('disconnected', {
         generation,
         replaced: replaced && !isCurrent,
+        endpoint: where.endpoint,
         info,
         error: info.error,
         notProcessed: report.notProcessed,
         unknown: report.unknown,
       });
       if (this.stopped || !isCurrent || this.pending) return;
-      if (goneAway && (connection.goAway?.doNotReconnect ?? false)) {
-        this.stop(info.error);
-        return;
-      }
       this.scheduleRetry(info.error, this.configuredFirst());
     };
     connection.once('close', onClose);
@@ -360,13 +392,12 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
     // Hand out only an open connection that is not draining (a listener may have ended it).
     if (connection.state === 'open' && !this.draining.has(connection)) {
       if (moving !== undefined) {
-        const { remoteAddress, remotePort } = connection.stats();
         this.emit('moved', {
           from: moving.from,
           to: generation,
           elapsed: this.runtime.now() - moving.at,
           viaAlternatives: moving.viaAlternatives,
-          endpoint: remotePort === undefined ? undefined : `${remoteAddress}:${remotePort}`,
+          endpoint: where.endpoint,
         });
       }
       const waiters = this.waiters;
@@ -388,7 +419,8 @@ export class ReconnectingClient extends EventEmitter<ReconnectingClientEvents> {
   private scheduleRetry(error: Error | undefined, endpoints: Endpoint[]): void {
     if (this.stopped) return;
     const max = this.options.maxAttempts ?? Number.POSITIVE_INFINITY;
-    if (this.failures >= max) {
+    // Nowhere left to go: every endpoint known belongs to a server that said not to reconnect.
+    if (this.failures >= max || endpoints.length === 0) {
       this.stop(error);
       return;
     }

@@ -317,10 +317,20 @@ export class Server extends EventEmitter<ServerEvents> {
    * `GOAWAY_GRACE_EXPIRED` (or, after CLOSE_ACK, only the end of the stream) and its socket is
    * destroyed at most 1 000 ms later (a linger that lets the client read the ERROR). Resolves when the listener and every
    * connection are closed: within `grace` + 1 000 ms (+ the timer slack, ≤ 64 ms). Idempotent.
-   * `alternatives` (default: the server's) go in the GOAWAYs: where clients move (SPEC.md §9.5).
-   * Invalid options (a misspelt one, a `grace` that is not a number ≥ 0) throw synchronously.
+   * `alternatives` (default: the server's) go in the GOAWAYs: where clients move (SPEC.md §9.5);
+   * `doNotReconnect: true` sets their `do_not_reconnect` (SPEC.md §9.2): clients should never come
+   * back to this server, and go to the alternatives, if any, at once. Invalid options (a misspelt
+   * one, a `grace` that is not a number ≥ 0, a `doNotReconnect` that is not a boolean) throw
+   * synchronously.
    */
-  close(options: { grace?: number; message?: string; alternatives?: readonly string[] } = {}): Promise<void> {
+  close(
+    options: {
+      grace?: number;
+      message?: string;
+      alternatives?: readonly string[];
+      doNotReconnect?: boolean;
+    } = {},
+  ): Promise<void> {
     validateServerCloseOptions(options); // throws synchronously, naming the option
     if (this.closing !== undefined) return this.closing;
     const alternatives = options.alternatives ?? this.currentAlternatives;
@@ -332,7 +342,13 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     const all = [...this.connections].map((connection) => {
       if (connection.state === 'handshaking') connection.abort();
-      else connection.shutdown(grace, options.message ?? 'server shutting down', alternatives);
+      else
+        connection.shutdown(
+          grace,
+          options.message ?? 'server shutting down',
+          alternatives,
+          options.doNotReconnect,
+        );
       return connection.closed.then(
         () => undefined,
         () => undefined,

@@ -5,6 +5,8 @@
  */
 import { expect } from 'chai';
 import { GoAwayReason } from '../../src/protocol/frames.js';
+import type { GoAwayInfo } from '../../src/protocol/types.js';
+import type { Connection } from '../../src/node/connection.js';
 import type { Disconnection, Move } from '../../src/node/reconnect.js';
 import { ReconnectingClient } from '../../src/node/reconnect.js';
 import { LOCALHOST, codeOf, now, report, useHarness, waitFor, within } from './helpers.js';
@@ -89,6 +91,56 @@ describe('alternatives and make-before-break (issue 14 item 2)', function () {
     for (const conn of b.server.connections) void conn.end({ grace: 2000, alternatives: [] }).catch(() => {});
     await waitFor(() => moves.length === 1, 5000, 'the move back to A');
     expect(client.connection?.stats().remotePort).to.equal(a.port);
+  });
+
+  it('doNotReconnect: end()/close() send it with alternatives; the client goes there and never back, and stops when only that server is left', async () => {
+    const serve = (c: Connection): void => void c.handle(() => {}).catch(() => {});
+    const [a, b, c] = [await h().server({}, serve), await h().server({}, serve), await h().server({}, serve)];
+    const [atA, atB, atC] = [a, b, c].map((s) => `${LOCALHOST}:${s.port}`);
+    // Checked synchronously, like the other options.
+    expect(() => void b.server.close({ doNotReconnect: 'yes' as unknown as boolean }))
+      .to.throw(TypeError, /doNotReconnect/)
+      .with.property('code', 'ERR_INVALID_ARG_TYPE');
+    // random 0: no jitter, and the shuffle reverses two entries.
+    const client = new ReconnectingClient({
+      host: LOCALHOST,
+      port: a.port,
+      idleTimeout: 1000,
+      minDelay: 20,
+      random: () => 0,
+    });
+    h().defer(() => client.close());
+    const goAways: GoAwayInfo[] = [];
+    const moves: Move[] = [];
+    client.on('connected', (conn) => conn.on('goaway', (g) => goAways.push(g)));
+    client.on('moved', (m) => moves.push(m));
+    const stopped = new Promise((resolve) => client.once('stopped', resolve));
+    await within(client.connected(), 5000, 'connected to A');
+    const onA = a.connections[0]!;
+    expect(() => void onA.end({ doNotReconnect: 1 as unknown as boolean })).to.throw(
+      TypeError,
+      /doNotReconnect/,
+    );
+    // "Don't come back here, go there."
+    void onA.end({ grace: 2000, doNotReconnect: true, alternatives: [atB] }).catch(() => {});
+    await waitFor(() => moves.length === 1, 5000, 'the move to B');
+    expect(goAways[0]).to.include({ doNotReconnect: true });
+    expect(goAways[0]!.alternatives).to.deep.equal([atB]);
+    expect(moves[0]!.endpoint).to.equal(atB);
+    // B names A (still listening), then C; shuffled, A comes first: the client must skip it.
+    void b.connections[0]!.end({ grace: 2000, alternatives: [atC, atA] }).catch(() => {});
+    await waitFor(() => moves.length === 2, 5000, 'the move to C');
+    expect(moves[1]!.endpoint).to.equal(atC);
+    // C says the same with none to offer: A (configured) and C are out, B is unknown: it stops.
+    void c.server.close({ grace: 2000, doNotReconnect: true, alternatives: [] });
+    await within(stopped, 5000, 'stopped: nowhere left to go');
+    expect(goAways[2]).to.include({ doNotReconnect: true });
+    expect(goAways[2]!.alternatives).to.deep.equal([]);
+    expect(
+      [a, b, c].map((s) => s.connections.length),
+      'connections accepted by A, B, C',
+    ).to.deep.equal([1, 1, 1]);
+    await waitFor(() => client.connection === undefined, 5000, 'the last connection closed');
   });
 
   it('hands back exactly what the old connection did not process: notProcessed resent on the new one, nothing lost, no duplicate', async () => {

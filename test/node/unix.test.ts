@@ -11,6 +11,8 @@ import { createServer } from '../../src/node/server.js';
 import type { Server } from '../../src/node/server.js';
 import type { ServerOptions } from '../../src/node/options.js';
 import { ConnectError } from '../../src/protocol/errors.js';
+import { ReconnectingClient } from '../../src/node/reconnect.js';
+import type { Disconnection, Move } from '../../src/node/reconnect.js';
 import {
   codeOf,
   helloBytes,
@@ -103,6 +105,36 @@ describe('node transport: Unix domain sockets', function () {
     expect(error.attempts.map((a) => a.path)).to.deep.equal([missing]);
     expect(codeOf(error.attempts[0]!.error)).to.equal('ENOENT');
     expect(error.message).to.contain(missing);
+  });
+
+  it("ReconnectingClient across Unix sockets: 'moved' and 'disconnected' name unix:/path endpoints; never back to the server going away", async () => {
+    const a = await echoServer();
+    const b = await echoServer();
+    const [atA, atB] = [`unix:${a.path}`, `unix:${b.path}`];
+    // random 0: no jitter, and the shuffle reverses two entries (B's own path comes first below).
+    const client = new ReconnectingClient({ path: a.path, idleTimeout: 1000, minDelay: 20, random: () => 0 });
+    cleanup.push(() => client.close());
+    const moves: Move[] = [];
+    const ended: Disconnection[] = [];
+    client.on('moved', (move) => moves.push(move));
+    client.on('disconnected', (d) => ended.push(d));
+    await within(client.connected(), 5000, 'connected to A');
+    for (const conn of a.server.connections)
+      void conn.end({ grace: 2000, alternatives: [atB] }).catch(() => {});
+    await waitFor(() => moves.length === 1 && ended.length === 1, 5000, 'the move to B, then the end of A');
+    expect(moves[0]).to.include({ from: 1, to: 2, viaAlternatives: true, endpoint: atB });
+    expect(ended[0]).to.include({ generation: 1, replaced: true, endpoint: atA });
+    // B names A and itself: it must not be picked again although it is still listening.
+    for (const conn of b.server.connections)
+      void conn.end({ grace: 2000, alternatives: [atA, atB] }).catch(() => {});
+    await waitFor(
+      () => moves.length === 2 && ended.length === 2,
+      5000,
+      'the move back to A, then the end of B',
+    );
+    expect(moves[1]).to.include({ from: 2, to: 3, viaAlternatives: true, endpoint: atA });
+    expect(ended[1]).to.include({ generation: 2, replaced: true, endpoint: atB });
+    expect([a.conns.length, b.conns.length], 'connections accepted by A and B').to.deep.equal([2, 1]);
   });
 
   it('a silent peer on a Unix socket is cut with HEARTBEAT_TIMEOUT at the idle timeout', async () => {
