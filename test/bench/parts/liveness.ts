@@ -96,7 +96,7 @@ function failuresOf(info: unknown): unknown[] {
 /** Run one liveness session. Never throws. */
 export async function measureLiveness(system: System, timing: LivenessTiming): Promise<LivenessResult> {
   const base = { system: system.id, label: system.label, loadavg: loadAverage() };
-  const config = { peer: system.peer, options: system.options };
+  const config = { peer: system.peer, options: system.options, appHeapMb: system.appHeapMb };
   const total = timing.warmupMs + timing.loadMs + timing.stallMs + timing.recoverMs;
   const server = spawnChild(
     `${system.id} server`,
