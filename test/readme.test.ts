@@ -13,9 +13,9 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import type { Connection } from '../src/node/connection.js';
+import { pointImportsAtCheckout, runModule } from './helpers/run-module.js';
 import {
   LOCALHOST,
   REPO_ROOT,
@@ -31,10 +31,6 @@ import {
 } from './node/helpers.js';
 
 const README = path.join(REPO_ROOT, 'README.md');
-const INDEX = pathToFileURL(path.join(REPO_ROOT, 'src/index.ts')).href;
-const TESTING = pathToFileURL(path.join(REPO_ROOT, 'src/testing/index.ts')).href;
-/** The samples run from a temporary directory: fast-check (a devDependency) is resolved from here. */
-const FAST_CHECK = pathToFileURL(path.join(REPO_ROOT, 'node_modules/fast-check/lib/fast-check.js')).href;
 
 interface Block {
   info: string;
@@ -56,39 +52,12 @@ export function readmeBlocks(text = readFileSync(README, 'utf8')): Block[] {
   return blocks;
 }
 
-/** Point the sample's `heartwire` (and `fast-check`) imports at this checkout's. */
-function rewriteImports(code: string): string {
-  return code
-    .replace(/from\s+'fast-check'/g, `from '${FAST_CHECK}'`)
-    .replace(/from\s+'heartwire\/testing'/g, `from '${TESTING}'`)
-    .replace(/from\s+'heartwire'/g, `from '${INDEX}'`);
-}
-
 let tmp: string | undefined;
 function tempModule(name: string, code: string): string {
   tmp ??= mkdtempSync(path.join(os.tmpdir(), 'heartwire-readme-'));
   const file = path.join(tmp, name);
   writeFileSync(file, code);
   return file;
-}
-
-/** Run a module with tsx; resolves with its exit status and output (bounded). */
-function run(file: string, ms: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
 }
 
 /** The README's echo server: the `const server = createServer(…);` statement of the sample. */
@@ -98,7 +67,7 @@ function echoServerCode(): string {
   const statement = /^const server = createServer\([\s\S]*?^\}\);$/m.exec(block.code);
   if (statement === null) throw new Error('README: the echo server statement was not found');
   const imports = block.code.split('\n').filter((l) => l.startsWith('import '));
-  return rewriteImports(
+  return pointImportsAtCheckout(
     [
       ...imports,
       statement[0],
@@ -121,8 +90,7 @@ describe('README: the code samples run as written', function () {
     const blocks = readmeBlocks().filter((b) => !/\bno-run\b/.test(b.info));
     expect(blocks.length, 'runnable ts blocks in README.md').to.be.greaterThan(0);
     for (const [index, block] of blocks.entries()) {
-      const file = tempModule(`block-${index}.mts`, rewriteImports(block.code));
-      const result = await run(file, 60_000);
+      const result = await runModule(block.code, { timeout: 60_000, name: `block-${index}.mts` });
       const where = `README.md block at line ${block.line}`;
       expect(result.code, `${where} exit code; stderr:\n${result.stderr}`).to.equal(0);
       if (/new Simulation\(/.test(block.code)) {

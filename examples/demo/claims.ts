@@ -15,11 +15,13 @@
  */
 import net from 'node:net';
 import { Broker } from '../broker/broker.js';
-import { MqClient, PublishError } from '../mq-client/mq-client.js';
+import { MqClient } from '../mq-client/mq-client.js';
 import type { Delivery } from '../mq-client/mq-client.js';
 import { FaultProxy } from '../../src/testing/fault-proxy.js';
-import { bytes, delay, ms, table } from '../../src/cli/util.js';
+import { bytes, delay, ms } from '../../src/cli/util.js';
 import type { Output } from '../../src/cli/util.js';
+import { Ledger, QUEUE, Stage, runStage } from './stage.js';
+import type { Verdict } from './stage.js';
 
 /** Durations and rates of a run. */
 interface Settings {
@@ -68,79 +70,23 @@ const QUICK: Settings = {
 /** The consumer's receive window: the most it may hold of messages it has not consumed. */
 const CONSUMER_WINDOW = 256 * 1024;
 const HOST = '127.0.0.1';
-const QUEUE = 'orders';
-
-/** One row of the final table. */
-interface Verdict {
-  claim: string;
-  measured: string;
-  ok: boolean;
-}
 
 /** Run the claims demo; resolves with the exit status. `stop` (Ctrl-C) interrupts it. */
-export async function claimsDemo(quick: boolean, output: Output, stop: Promise<unknown>): Promise<number> {
-  const world = new World(quick ? QUICK : FULL, output);
-  const interrupted = stop.then(() => 'interrupted' as const);
-  try {
-    const outcome = await Promise.race([world.run(), interrupted]);
-    if (outcome === 'interrupted') {
-      output.err('heartwire demo: interrupted');
-      return 1;
-    }
-    output.out('');
-    const rows = [
-      ['claim', 'measured', 'verdict'],
-      ...outcome.map((v) => [v.claim, v.measured, v.ok ? 'PASS' : 'FAIL']),
-    ];
-    for (const line of table(rows)) output.out(line);
-    const failed = outcome.filter((v) => !v.ok).length;
-    output.out('');
-    output.out(failed === 0 ? 'all three claims hold' : `${failed} claim(s) did not hold`);
-    return failed === 0 ? 0 : 1;
-  } catch (error) {
-    output.err(`heartwire demo: ${(error as Error).message}`);
-    return 1;
-  } finally {
-    await Promise.race([world.dispose(), delay(5000)]);
-  }
+export function claimsDemo(quick: boolean, output: Output, stop: Promise<unknown>): Promise<number> {
+  return runStage(new World(quick ? QUICK : FULL, output), output, stop, (failed) =>
+    failed === 0 ? 'all three claims hold' : `${failed} claim(s) did not hold`,
+  );
 }
 
 /** Everything the demo runs, and what it counts. */
-class World {
+class World extends Stage {
   private readonly s: Settings;
-  private readonly output: Output;
-  private readonly disposers: (() => Promise<unknown>)[] = [];
   private readonly proxies = new Map<string, FaultProxy>();
-  private readonly started = performance.now();
-  /** Publishes confirmed (message id → true) and consumed (id → times). */
-  private readonly confirmed = new Set<string>();
-  private readonly consumed = new Map<string, number>();
-  private rejected = 0;
-  private consumerPaused: Promise<void> | undefined;
-  private resumeConsumer: (() => void) | undefined;
+  private readonly ledger = new Ledger();
 
   constructor(settings: Settings, output: Output) {
+    super(output);
     this.s = settings;
-    this.output = output;
-  }
-
-  private say(line: string): void {
-    this.output.out(line);
-  }
-
-  private progress(line: string): void {
-    const t = ((performance.now() - this.started) / 1000).toFixed(1).padStart(5);
-    this.output.out(`  [${t} s] ${line}`);
-  }
-
-  /** Register something to close at the end, and return it. */
-  private own<T>(thing: T, close: (thing: T) => Promise<unknown>): T {
-    this.disposers.push(() => close(thing));
-    return thing;
-  }
-
-  async dispose(): Promise<void> {
-    for (const close of this.disposers.splice(0).reverse()) await close().catch(() => {});
   }
 
   async run(): Promise<Verdict[]> {
@@ -177,7 +123,7 @@ class World {
       (c) => c.close(),
     );
     await Promise.all([...producers, consumer].map((c) => c.connected()));
-    this.consume(consumer);
+    this.ledger.consume(consumer, 1000);
 
     this.say(
       'heartwire demo: a message broker, 2 producers and a consumer on 127.0.0.1, each client behind a FaultProxy',
@@ -207,8 +153,8 @@ class World {
     );
     const producing = this.produce(producers, s.consumeBeforeStall + s.stall, 'p1');
     await delay(s.consumeBeforeStall);
-    this.pause();
-    this.progress(`consumer paused with ${this.consumed.size} consumed`);
+    this.ledger.pause();
+    this.progress(`consumer paused with ${this.ledger.consumed.size} consumed`);
     const rssBefore = process.memoryUsage().rss;
     let heldMax = 0;
     let queuedMax = { ready: 0, bytes: 0 };
@@ -227,7 +173,7 @@ class World {
         const heard =
           stats?.lastReceivedAt === undefined ? '-' : ms(performance.now() - stats.lastReceivedAt);
         this.progress(
-          `confirmed ${this.confirmed.size}, consumed ${this.consumed.size}, waiting in the broker ${queue?.ready ?? 0}; ` +
+          `confirmed ${this.ledger.confirmed.size}, consumed ${this.ledger.consumed.size}, waiting in the broker ${queue?.ready ?? 0}; ` +
             `consumer holds ${bytes(stats?.heldBytes ?? 0)} of its ${bytes(CONSUMER_WINDOW)} window, last heard from the broker ${heard} ago`,
         );
       }
@@ -235,13 +181,13 @@ class World {
     await producing;
     const failuresDuringStall = lost.length;
     const resumedAt = performance.now();
-    this.resume();
+    this.ledger.resume();
     this.progress(
-      `consumer resumed with ${this.confirmed.size - this.consumed.size} messages to catch up on`,
+      `consumer resumed with ${this.ledger.confirmed.size - this.ledger.consumed.size} messages to catch up on`,
     );
-    const caughtUp = await this.caughtUp(30_000);
+    const caughtUp = await this.ledger.caughtUp(30_000);
     const catchUp = performance.now() - resumedAt;
-    const missing = this.missing();
+    const missing = this.ledger.missing();
     const rss = `RSS +${bytes(Math.max(0, rssMax - rssBefore))}`;
     this.say(
       `  -> ${failuresDuringStall} connection(s) failed during the stall; the consumer held at most ${bytes(heldMax)} ` +
@@ -249,7 +195,7 @@ class World {
         `(at most ${queuedMax.ready} messages, ${bytes(queuedMax.bytes)}); process ${rss} (broker, clients and proxies)`,
     );
     this.say(
-      `  -> caught up in ${ms(catchUp)}: ${this.consumed.size} of ${this.confirmed.size} confirmed messages consumed, ${missing} missing, ${this.rejected} rejected`,
+      `  -> caught up in ${ms(catchUp)}: ${this.ledger.consumed.size} of ${this.ledger.confirmed.size} confirmed messages consumed, ${missing} missing, ${this.ledger.rejected} rejected`,
     );
     return {
       claim: `1. consumer stalled ${ms(s.stall)} (${times} x idle)`,
@@ -259,7 +205,7 @@ class World {
         heldMax <= CONSUMER_WINDOW &&
         caughtUp &&
         missing === 0 &&
-        this.rejected === 0,
+        this.ledger.rejected === 0,
     };
   }
 
@@ -424,12 +370,14 @@ class World {
     }
     const producing = this.produce(producers, s.restartLoad, 'p3', () =>
       this.progress(
-        `confirmed ${this.confirmed.size}, consumed ${this.consumed.size}; ` +
+        `confirmed ${this.ledger.confirmed.size}, consumed ${this.ledger.consumed.size}; ` +
           `connections to A ${a.stats().connections}, to B ${b.stats().connections}`,
       ),
     );
     await delay(s.shutdownAfter);
-    this.progress(`confirmed ${this.confirmed.size}, consumed ${this.consumed.size}: broker A sends GOAWAY`);
+    this.progress(
+      `confirmed ${this.ledger.confirmed.size}, consumed ${this.ledger.consumed.size}: broker A sends GOAWAY`,
+    );
     goAwayAt = performance.now();
     const snapshot = await a.close({ grace: s.grace });
     const closedIn = performance.now() - goAwayAt;
@@ -439,22 +387,22 @@ class World {
       `broker A closed after ${ms(closedIn)} (grace ${ms(s.grace)}); ${handedOver} messages it still held handed over to B`,
     );
     await producing;
-    const caughtUp = await this.caughtUp(30_000);
-    const missing = this.missing();
-    const duplicates = [...this.consumed.values()].reduce((n, times) => n + times - 1, 0);
+    const caughtUp = await this.ledger.caughtUp(30_000);
+    const missing = this.ledger.missing();
+    const duplicates = this.ledger.duplicates();
     const unclean = lost.length - lostBefore;
     this.say(
       `  -> ${moves.length} of 3 clients moved to B, in ${moves.length > 0 ? ms(Math.max(...moves)) : '-'} at most; ` +
         `${unclean} unclean close(s); A closed ${closedIn < s.grace ? 'before' : 'at'} the end of its grace`,
     );
     this.say(
-      `  -> published ${this.confirmed.size + this.rejected}, confirmed ${this.confirmed.size}, consumed ${this.consumed.size}, ` +
+      `  -> published ${this.ledger.published}, confirmed ${this.ledger.confirmed.size}, consumed ${this.ledger.consumed.size}, ` +
         `missing ${missing}, duplicates ${duplicates} (all phases)`,
     );
     return {
       claim: `3. shutdown under load (grace ${ms(s.grace)})`,
-      measured: `${moves.length}/3 clients moved; ${this.confirmed.size} confirmed, ${this.consumed.size} consumed, ${missing} lost`,
-      ok: caughtUp && missing === 0 && this.rejected === 0 && moves.length === 3,
+      measured: `${moves.length}/3 clients moved; ${this.ledger.confirmed.size} confirmed, ${this.ledger.consumed.size} consumed, ${missing} lost`,
+      ok: caughtUp && missing === 0 && this.ledger.rejected === 0 && moves.length === 3,
     };
   }
 
@@ -471,78 +419,16 @@ class World {
     return this.proxies.get(`${address.host}:${address.port}`)!;
   }
 
-  /** Consume `QUEUE` for the whole run, counting ids; honours pause(). */
-  private consume(consumer: MqClient): void {
-    void (async () => {
-      for await (const delivery of consumer.subscribe(QUEUE, { prefetch: 1000 })) {
-        await this.consumerPaused;
-        const id = new TextDecoder().decode(delivery.body.subarray(0, 24)).trimEnd();
-        this.consumed.set(id, (this.consumed.get(id) ?? 0) + 1);
-        delivery.ack();
-      }
-    })();
-  }
-
-  private pause(): void {
-    this.consumerPaused = new Promise((resolve) => (this.resumeConsumer = resolve));
-  }
-
-  private resume(): void {
-    this.resumeConsumer?.();
-    this.consumerPaused = undefined;
-  }
-
   /** Publish at the configured rate for `duration` ms, split among the producers; resolves once all settled. */
-  private async produce(
-    producers: MqClient[],
-    duration: number,
-    tag: string,
-    report?: () => void,
-  ): Promise<void> {
-    const s = this.s;
-    const body = (id: string): Uint8Array => {
-      const bytes = new Uint8Array(s.bodyBytes).fill(0x20);
-      new TextEncoder().encodeInto(id, bytes);
-      return bytes;
-    };
-    const pending = new Set<Promise<void>>();
-    const start = performance.now();
-    let sent = 0;
-    let nextReport = start + 1000;
-    while (performance.now() - start < duration) {
-      if (report !== undefined && performance.now() >= nextReport) {
-        nextReport += 1000;
-        report();
-      }
-      const due = Math.floor(((performance.now() - start) * s.rate) / 1000);
-      // Never more than 2 000 publishes outstanding: the producers' memory stays bounded too.
-      for (; sent < due && pending.size < 2000; sent++) {
-        const id = `${tag}-${sent}`;
-        const publish = producers[sent % producers.length]!.publish(QUEUE, body(id)).then(
-          () => void this.confirmed.add(id),
-          (error: unknown) => {
-            this.rejected++;
-            if (!(error instanceof PublishError)) throw error;
-          },
-        );
-        pending.add(publish);
-        void publish.finally(() => pending.delete(publish));
-      }
-      await delay(10);
-    }
-    await Promise.all(pending);
-  }
-
-  /** Wait until every confirmed message has been consumed (bounded). */
-  private async caughtUp(limit: number): Promise<boolean> {
-    const until = performance.now() + limit;
-    while (this.missing() > 0 && performance.now() < until) await delay(20);
-    return this.missing() === 0;
-  }
-
-  private missing(): number {
-    let missing = 0;
-    for (const id of this.confirmed) if (!this.consumed.has(id)) missing++;
-    return missing;
+  private produce(producers: MqClient[], duration: number, tag: string, report?: () => void): Promise<void> {
+    const end = performance.now() + duration;
+    const { rate, bodyBytes } = this.s;
+    return this.ledger.produce(producers, {
+      rate,
+      bodyBytes,
+      tag,
+      running: () => performance.now() < end,
+      report,
+    });
   }
 }

@@ -17,13 +17,14 @@ import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { Broker, createRedisStore } from '../broker/broker.js';
 import type { QueueStore } from '../broker/broker.js';
-import { MqClient, PublishError } from '../mq-client/mq-client.js';
-import { bytes, delay, ms, table } from '../../src/cli/util.js';
+import { MqClient } from '../mq-client/mq-client.js';
+import { bytes, delay, ms } from '../../src/cli/util.js';
 import type { Output } from '../../src/cli/util.js';
 import { SharedMemoryStore } from './shared-store.js';
+import { Ledger, Stage, runStage } from './stage.js';
+import type { Verdict } from './stage.js';
 
 const HOST = '127.0.0.1';
-const QUEUE = 'orders';
 
 interface Settings {
   /** Messages per second, all producers together, and their size. */
@@ -39,30 +40,10 @@ const FULL: Settings = { rate: 1000, bodyBytes: 256, warmup: 3000, between: 3000
 const QUICK: Settings = { rate: 1000, bodyBytes: 256, warmup: 1000, between: 1000, after: 1000, grace: 2000 };
 
 /** Run the rolling-restart demo; resolves with the exit status. `stop` (Ctrl-C) interrupts it. */
-export async function rollingDemo(quick: boolean, output: Output, stop: Promise<unknown>): Promise<number> {
-  const scene = new Scene(quick ? QUICK : FULL, output);
-  const interrupted = stop.then(() => 'interrupted' as const);
-  try {
-    const outcome = await Promise.race([scene.run(), interrupted]);
-    if (outcome === 'interrupted') {
-      output.err('heartwire demo: interrupted');
-      return 1;
-    }
-    output.out('');
-    for (const line of table([
-      ['claim', 'measured', 'verdict'],
-      [outcome.claim, outcome.measured, outcome.ok ? 'PASS' : 'FAIL'],
-    ]))
-      output.out(line);
-    output.out('');
-    output.out(outcome.ok ? 'the rolling restart lost nothing' : 'the claim did not hold');
-    return outcome.ok ? 0 : 1;
-  } catch (error) {
-    output.err(`heartwire demo: ${(error as Error).message}`);
-    return 1;
-  } finally {
-    await Promise.race([scene.dispose(), delay(5000)]);
-  }
+export function rollingDemo(quick: boolean, output: Output, stop: Promise<unknown>): Promise<number> {
+  return runStage(new Scene(quick ? QUICK : FULL, output), output, stop, (failed) =>
+    failed === 0 ? 'the rolling restart lost nothing' : 'the claim did not hold',
+  );
 }
 
 /** A free loopback port (for redis-server, which cannot report the one it picked). */
@@ -77,35 +58,19 @@ function freePort(): Promise<number> {
   });
 }
 
-class Scene {
-  private readonly started = performance.now();
-  private readonly disposers: (() => Promise<unknown>)[] = [];
+class Scene extends Stage {
   private readonly brokers: Broker[] = [];
   private readonly ports: number[] = [];
-  private readonly confirmed = new Set<string>();
-  private readonly consumed = new Map<string, number>();
-  private rejected = 0;
+  private readonly ledger = new Ledger();
   private storeFor: () => Promise<QueueStore>;
   private storeName = '';
 
   constructor(
     private readonly s: Settings,
-    private readonly output: Output,
+    output: Output,
   ) {
+    super(output);
     this.storeFor = () => Promise.reject(new Error('no store'));
-  }
-
-  private say(line: string): void {
-    this.output.out(line);
-  }
-
-  private progress(line: string): void {
-    const t = ((performance.now() - this.started) / 1000).toFixed(1).padStart(5);
-    this.output.out(`  [${t} s] ${line}`);
-  }
-
-  async dispose(): Promise<void> {
-    for (const close of this.disposers.splice(0).reverse()) await close().catch(() => {});
   }
 
   /** Redis if `redis-server` runs here, else the shared in-memory store (with a visible note). */
@@ -217,7 +182,7 @@ class Scene {
     return Math.max(...counts) - Math.min(...counts) <= 1;
   }
 
-  async run(): Promise<{ claim: string; measured: string; ok: boolean }> {
+  async run(): Promise<Verdict[]> {
     const s = this.s;
     this.say('heartwire demo --rolling: three brokers, 3 producers and 3 consumers on 127.0.0.1');
     await this.setUpStore();
@@ -243,7 +208,7 @@ class Scene {
     });
     const clients = [...producers, ...consumers];
     await Promise.all(clients.map((c) => c.connected()));
-    for (const consumer of consumers) this.consume(consumer);
+    for (const consumer of consumers) this.ledger.consume(consumer, 200);
 
     // Moves: a client that got GOAWAY and then connected again, timed from the GOAWAY.
     const moves: number[] = [];
@@ -257,15 +222,17 @@ class Scene {
     }
 
     let producing = true;
-    const load = this.produce(
-      producers,
-      () => producing,
-      () =>
+    const load = this.ledger.produce(producers, {
+      rate: s.rate,
+      bodyBytes: s.bodyBytes,
+      tag: 'r',
+      running: () => producing,
+      report: () =>
         this.progress(
-          `published ${this.confirmed.size + this.rejected}, confirmed ${this.confirmed.size}, consumed ${this.consumed.size}; ` +
+          `published ${this.ledger.published}, confirmed ${this.ledger.confirmed.size}, consumed ${this.ledger.consumed.size}; ` +
             `connections ${this.distribution()}; moved ${moves.length}`,
         ),
-    );
+    });
     await delay(s.warmup);
     const restartTimes: number[] = [];
     const expectedMoves: number[] = [];
@@ -309,82 +276,29 @@ class Scene {
     await delay(s.after);
     producing = false;
     await load;
-    const caughtUp = await this.caughtUp(30_000);
-    const missing = this.missing();
-    const duplicates = [...this.consumed.values()].reduce((n, times) => n + times - 1, 0);
+    const caughtUp = await this.ledger.caughtUp(30_000);
+    const missing = this.ledger.missing();
+    const duplicates = this.ledger.duplicates();
     const movedOk = movedOnRestarts >= expectedMoves.reduce((a, b) => a + b, 0);
     const spread = `${this.distribution()} (${this.balanced() ? 'balanced' : 'UNBALANCED: more than one apart'})`;
     this.say('');
     this.say(
-      `  -> published ${this.confirmed.size + this.rejected}, confirmed ${this.confirmed.size}, consumed ${this.consumed.size}, ` +
-        `lost ${missing}, duplicates ${duplicates} (redeliveries: at-least-once), rejected ${this.rejected}`,
+      `  -> published ${this.ledger.published}, confirmed ${this.ledger.confirmed.size}, consumed ${this.ledger.consumed.size}, ` +
+        `lost ${missing}, duplicates ${duplicates} (redeliveries: at-least-once), rejected ${this.ledger.rejected}`,
     );
     this.say(
       `  -> ${movedOnRestarts} connections moved on the restarts (${expectedMoves.join(' + ')} held by the restarting brokers) ` +
         `and ${rebalanced} to rebalance, each in ${moves.length > 0 ? ms(Math.max(...moves)) : '-'} at most after its GOAWAY; ` +
         `final connections ${spread}`,
     );
-    return {
-      claim: 'rolling restart of 3 brokers under load',
-      measured:
-        `${movedOnRestarts} + ${rebalanced} connections moved; ${this.confirmed.size} confirmed, ${this.consumed.size} consumed, ` +
-        `${missing} lost; final ${spread}`,
-      ok: caughtUp && missing === 0 && this.rejected === 0 && movedOk,
-    };
-  }
-
-  /** Consume `QUEUE` for the whole run, counting ids. */
-  private consume(consumer: MqClient): void {
-    void (async () => {
-      for await (const delivery of consumer.subscribe(QUEUE, { prefetch: 200 })) {
-        const id = new TextDecoder().decode(delivery.body.subarray(0, 24)).trimEnd();
-        this.consumed.set(id, (this.consumed.get(id) ?? 0) + 1);
-        delivery.ack();
-      }
-    })();
-  }
-
-  /** Publish at the configured rate while `running()`, split among the producers; resolves once all settled. */
-  private async produce(producers: MqClient[], running: () => boolean, report: () => void): Promise<void> {
-    const s = this.s;
-    const pending = new Set<Promise<void>>();
-    const start = performance.now();
-    let sent = 0;
-    let nextReport = start + 1000;
-    while (running()) {
-      if (performance.now() >= nextReport) {
-        nextReport += 1000;
-        report();
-      }
-      const due = Math.floor(((performance.now() - start) * s.rate) / 1000);
-      for (; sent < due && pending.size < 2000; sent++) {
-        const id = `r-${sent}`;
-        const body = new Uint8Array(s.bodyBytes).fill(0x20);
-        new TextEncoder().encodeInto(id, body);
-        const publish = producers[sent % producers.length]!.publish(QUEUE, body).then(
-          () => void this.confirmed.add(id),
-          (error: unknown) => {
-            this.rejected++;
-            if (!(error instanceof PublishError)) throw error;
-          },
-        );
-        pending.add(publish);
-        void publish.finally(() => pending.delete(publish));
-      }
-      await delay(10);
-    }
-    await Promise.all(pending);
-  }
-
-  private async caughtUp(limit: number): Promise<boolean> {
-    const until = performance.now() + limit;
-    while (this.missing() > 0 && performance.now() < until) await delay(20);
-    return this.missing() === 0;
-  }
-
-  private missing(): number {
-    let missing = 0;
-    for (const id of this.confirmed) if (!this.consumed.has(id)) missing++;
-    return missing;
+    return [
+      {
+        claim: 'rolling restart of 3 brokers under load',
+        measured:
+          `${movedOnRestarts} + ${rebalanced} connections moved; ${this.ledger.confirmed.size} confirmed, ` +
+          `${this.ledger.consumed.size} consumed, ${missing} lost; final ${spread}`,
+        ok: caughtUp && missing === 0 && this.ledger.rejected === 0 && movedOk,
+      },
+    ];
   }
 }

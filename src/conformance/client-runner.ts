@@ -12,7 +12,7 @@ import type { Welcome } from '../protocol/frames.js';
 import { describe } from './expect.js';
 import { ServerPeer } from './server-peer.js';
 import type { CaseResult, Outcome, RunResult, Status } from './types.js';
-import { CaseFailure, runWithinBudget } from './types.js';
+import { CaseFailure, runWithinBudget, selectBy } from './types.js';
 
 /** Options of a run against a client. Times in ms. */
 export interface ClientRunOptions {
@@ -111,10 +111,7 @@ class Acceptor {
 
 /** The client cases `only` selects. */
 export function selectClientCases(cases: ClientCase[], only: string[]): ClientCase[] {
-  if (only.length === 0) return cases;
-  return cases.filter((c) =>
-    only.some((o) => c.id.startsWith(o) || c.section === o || c.section.startsWith(`${o}.`)),
-  );
+  return selectBy(cases, only);
 }
 
 /** Listens and runs the client cases, one connection each, in order. */

@@ -18,7 +18,7 @@ import type {
   ServerRunOptions,
   Status,
 } from './types.js';
-import { CaseFailure, runWithinBudget } from './types.js';
+import { CaseFailure, runWithinBudget, selectBy } from './types.js';
 import { defaultHello } from './wire.js';
 
 /** Defaults of {@link ServerRunOptions} (all but host and port). */
@@ -35,10 +35,7 @@ export const defaultServerOptions: Omit<ServerRunOptions, 'host' | 'port'> = {
 
 /** The cases `only` selects (by id prefix or section, e.g. `7/` or `§7`). */
 export function selectCases(cases: ConformanceCase[], only: string[]): ConformanceCase[] {
-  if (only.length === 0) return cases;
-  return cases.filter((c) =>
-    only.some((o) => c.id.startsWith(o) || c.section === o || c.section.startsWith(`${o}.`)),
-  );
+  return selectBy(cases, only);
 }
 
 /** Runs the server cases (or `cases`) against `options.host:options.port`. */

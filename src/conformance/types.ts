@@ -133,5 +133,13 @@ export async function runWithinBudget(
   }
 }
 
+/** The cases `only` selects (by id prefix or section, e.g. `7/` or `§7`); all when it is empty. */
+export function selectBy<C extends { id: string; section: string }>(cases: C[], only: string[]): C[] {
+  if (only.length === 0) return cases;
+  return cases.filter((c) =>
+    only.some((o) => c.id.startsWith(o) || c.section === o || c.section.startsWith(`${o}.`)),
+  );
+}
+
 /** A closed-over peer list, for cleanup. */
 export type PeerList = ClientPeer[];

@@ -373,18 +373,12 @@ function validate(
   role: 'client' | 'server',
   what: string,
 ): asserts options is ConnectionOptions {
+  checkOptionsObject(options, checks, what);
   if (options === undefined) return;
-  if (typeof options !== 'object' || options === null) throw typeError('options', 'an object', options);
-  rejectUnknownOptions(options, Object.keys(checks), what);
-  const record = options as Record<string, unknown>;
-  for (const [key, check] of Object.entries(checks)) {
-    const value = record[key];
-    if (value !== undefined) check(key, value);
-  }
   // The engine checks the combination (e.g. a window too small for the frame size): its
   // RangeError, thrown here rather than at the first connection.
   try {
-    new Engine(engineOptions(role, record as ConnectionOptions));
+    new Engine(engineOptions(role, options as ConnectionOptions));
   } catch (error) {
     throw new OptionRangeError(`Invalid options: ${(error as Error).message}`);
   }

@@ -4,12 +4,7 @@
  * validation, listen() errors, payload types, typed errors with causes.
  */
 import diagnostics_channel from 'node:diagnostics_channel';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { connect } from '../../src/node/connect.js';
 import { ReconnectingClient } from '../../src/node/reconnect.js';
@@ -23,7 +18,7 @@ import type { Connection } from '../../src/node/connection.js';
 import type { CloseInfo } from '../../src/protocol/types.js';
 import {
   LOCALHOST,
-  REPO_ROOT,
+  captureWarnings,
   codeOf,
   report,
   helloBytes,
@@ -34,6 +29,7 @@ import {
   within,
 } from './helpers.js';
 import type { Harness, RawPeer } from './helpers.js';
+import { runModule } from '../helpers/run-module.js';
 
 describe('node API: the server owns its connection handlers (A1)', function () {
   this.timeout(30_000);
@@ -115,11 +111,7 @@ describe('node API: the server owns its connection handlers (A1)', function () {
       await Promise.resolve();
       throw new Error('boom');
     });
-    const warnings: Error[] = [];
-    const onWarning = (w: Error): void => {
-      warnings.push(w);
-    };
-    process.on('warning', onWarning);
+    const { warnings, stop } = captureWarnings('HEARTWIRE_HANDLER_ERROR');
     try {
       for (let i = 0; i < 3; i++) {
         const client = await h().connect({ port });
@@ -127,12 +119,9 @@ describe('node API: the server owns its connection handlers (A1)', function () {
         expect(codeOf(error)).to.equal('INTERNAL_ERROR');
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
-      const ours = warnings.filter(
-        (w) => (w as Error & { code?: string }).code === 'HEARTWIRE_HANDLER_ERROR',
-      );
-      expect(ours.length, 'warnings printed').to.equal(1);
+      expect(warnings.length, 'warnings printed').to.equal(1);
     } finally {
-      process.off('warning', onWarning);
+      stop();
     }
   });
 });
@@ -183,8 +172,6 @@ async function rawServer(
   server.on('connection', (socket) => sockets.push(socket));
   return (server.address() as net.AddressInfo).port;
 }
-
-const INDEX = pathToFileURL(path.join(REPO_ROOT, 'src/index.ts')).href;
 
 const goAwayAndError = (): Buffer =>
   Buffer.concat([
@@ -410,32 +397,6 @@ describe('node API: options are validated synchronously, naming the option (A3)'
   });
 });
 
-/** Run a module's source with tsx in a child process (bounded); its exit status and output. */
-function runModule(
-  source: string,
-  ms: number,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'heartwire-api-'));
-  const file = path.join(dir, 'main.mts');
-  writeFileSync(file, source.replaceAll("'heartwire'", `'${INDEX}'`));
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 describe('node API: server.listen() and server.close() (A4, D14)', function () {
   this.timeout(60_000);
   const h = useHarness();
@@ -453,7 +414,7 @@ describe('node API: server.listen() and server.close() (A4, D14)', function () {
        }
        await new Promise((resolve) => setTimeout(resolve, 200));
        console.log('alive');`,
-      30_000,
+      { timeout: 30_000 },
     );
     expect(result.stdout, result.stderr).to.equal('caught EADDRINUSE\nalive\n');
     expect(result.code).to.equal(0);
@@ -484,7 +445,7 @@ describe('node API: server.listen() and server.close() (A4, D14)', function () {
        const t0 = performance.now();
        await server.close();
        console.log('closed in', Math.round(performance.now() - t0), 'ms');`,
-      30_000,
+      { timeout: 30_000 },
     );
     expect(result.code, `exit code (13: the close never settled); stderr:\n${result.stderr}`).to.equal(0);
     const ms = Number(/closed in (\d+) ms/.exec(result.stdout)?.[1]);

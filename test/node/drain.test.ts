@@ -99,12 +99,16 @@ describe('Connection: closing the transport after ERROR (SPEC.md §11)', () => {
   });
 
   it('a refused connection is answered with ERROR REFUSED, half-closed and drained at most 1 MiB', () => {
-    const server = createServer({ maxConnections: 0 });
+    // A handler: without one the socket would be refused for that (HEARTWIRE_NO_HANDLER), not the limit.
+    const server = createServer({ maxConnections: 0 }, () => {});
     const socket = new StandInSocket();
     // What the listener does with each accepted socket.
     (server as unknown as { accept(socket: Socket): void }).accept(socket as unknown as Socket);
     const frames = decodeAll(concat(socket.written), { expectPreamble: true, maxDataPayload: 65536 });
     expect(frames.map((f) => f.type === FrameType.ERROR && f.error.code)).to.deep.equal([15]); // REFUSED
+    expect(frames.map((f) => f.type === FrameType.ERROR && f.error.message)).to.deep.equal([
+      'connection limit reached',
+    ]);
     expect(socket.ended).to.equal(true);
     for (let i = 0; i < 8; i++) socket.receive(new Uint8Array(128 * 1024)); // 1 MiB, read and dropped
     expect(socket.destroyed, 'within the drain bound').to.equal(false);

@@ -140,6 +140,29 @@ export const rss = (): number => process.memoryUsage().rss;
 /** One summary line the lead collects: written to test-results/figures.txt (see test/figures.ts). */
 export { report } from '../figures.js';
 
+/**
+ * Process warnings with one of `codes` (e.g. `HEARTWIRE_NO_HANDLER`), emitted by a test that
+ * triggers them on purpose: from now until `stop()` they are collected in `warnings` instead of
+ * reaching Node's own listener, which prints them. Every other warning still reaches it.
+ */
+export function captureWarnings(...codes: string[]): { warnings: Error[]; stop: () => void } {
+  const others = process.listeners('warning');
+  const warnings: Error[] = [];
+  const listener = (warning: Error): void => {
+    if (codes.includes((warning as { code?: string }).code ?? '')) warnings.push(warning);
+    else for (const other of others) other.call(process, warning);
+  };
+  process.removeAllListeners('warning');
+  process.on('warning', listener);
+  return {
+    warnings,
+    stop() {
+      process.off('warning', listener);
+      for (const other of others) process.on('warning', other);
+    },
+  };
+}
+
 // ------------------------------------------------------------------ sending under load
 
 /**

@@ -7,7 +7,7 @@ import type { Connection } from '../../src/node/connection.js';
 import { connect } from '../../src/node/connect.js';
 import { ReconnectingClient } from '../../src/node/reconnect.js';
 import { createServer } from '../../src/node/server.js';
-import { useHarness, waitFor, within, observe, rejection } from './helpers.js';
+import { captureWarnings, useHarness, waitFor, within, observe, rejection } from './helpers.js';
 
 describe('node API: misuse is reported at the call, with the reason', function () {
   this.timeout(30_000);
@@ -158,9 +158,7 @@ describe('node API: misuse is reported at the call, with the reason', function (
   });
 
   it("a server with no 'connection' listener refuses at once, saying why, and warns once", async () => {
-    const warnings: Error[] = [];
-    const onWarning = (warning: Error): void => void warnings.push(warning);
-    process.on('warning', onWarning);
+    const { warnings, stop } = captureWarnings('HEARTWIRE_NO_HANDLER');
     const server = createServer();
     try {
       const { port } = await server.listen(0, '127.0.0.1');
@@ -176,10 +174,9 @@ describe('node API: misuse is reported at the call, with the reason', function (
         expect((error.cause as { code?: string }).code).to.equal('REFUSED');
       }
       await waitFor(() => warnings.length > 0, 2000, 'the warning');
-      const ours = warnings.filter((w) => (w as { code?: string }).code === 'HEARTWIRE_NO_HANDLER');
-      expect(ours).to.have.length(1);
+      expect(warnings).to.have.length(1);
     } finally {
-      process.off('warning', onWarning);
+      stop();
       await server.close({ grace: 0 });
     }
   });

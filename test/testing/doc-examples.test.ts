@@ -4,15 +4,11 @@
  * run with tsx in a child process; it must exit 0, and every `// → text` comment in it names
  * output it must print.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
+import { runModule } from '../helpers/run-module.js';
 import { REPO_ROOT } from '../node/helpers.js';
-
-const url = (file: string): string => pathToFileURL(path.join(REPO_ROOT, file)).href;
 
 /** The @example blocks of a source file, without their ` * ` prefixes. */
 export function docExamples(source: string): { code: string; line: number }[] {
@@ -27,50 +23,19 @@ export function docExamples(source: string): { code: string; line: number }[] {
   return out;
 }
 
-function rewrite(code: string): string {
-  return code
-    .replace(/from\s+'heartwire\/testing\/fault-proxy'/g, `from '${url('src/testing/fault-proxy.ts')}'`)
-    .replace(/from\s+'heartwire\/testing'/g, `from '${url('src/testing/index.ts')}'`)
-    .replace(/from\s+'heartwire'/g, `from '${url('src/index.ts')}'`)
-    .replace(/from\s+'fast-check'/g, `from '${url('node_modules/fast-check/lib/fast-check.js')}'`);
-}
-
-function run(file: string, ms: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
 describe('heartwire/testing: the TSDoc examples run as written and print what they say', function () {
   this.timeout(120_000);
   const dir = path.join(REPO_ROOT, 'src/testing');
-  let tmp: string | undefined;
-  after(() => {
-    if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
-  });
-
   const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
   for (const file of files) {
     const examples = docExamples(readFileSync(path.join(dir, file), 'utf8'));
     examples.forEach(({ code, line }, index) => {
       it(`src/testing/${file}:${line}`, async () => {
         expect(code, 'a whole program: it imports what it uses').to.match(/^import /m);
-        tmp ??= mkdtempSync(path.join(os.tmpdir(), 'heartwire-doc-'));
-        const module = path.join(tmp, `${file.replace(/\.ts$/, '')}-${index}.mts`);
-        writeFileSync(module, rewrite(code));
-        const result = await run(module, 60_000);
+        const result = await runModule(code, {
+          timeout: 60_000,
+          name: `${file.replace(/\.ts$/, '')}-${index}.mts`,
+        });
         expect(result.code, `exit code; stderr:\n${result.stderr}\nstdout:\n${result.stdout}`).to.equal(0);
         const expected = [...code.matchAll(/\/\/ → (.*)$/gm)].map((m) => m[1]!.trim());
         expect(expected.length, 'at least one `// → output` comment').to.be.greaterThan(0);
