@@ -6,7 +6,10 @@
  *   broker confirms once Redis answered.
  * - **Prefetch**: `XREADGROUP … >` fetches at most what the broker's local consumers can take
  *   (their free prefetch, `demand()`), into a local buffer; from then on the entries are in this
- *   broker's pending list (PEL).
+ *   broker's pending list (PEL). When the demand falls below what is buffered (the consumers left,
+ *   e.g. moved to another broker, while a read was under way), the excess goes back to the stream
+ *   at once (as a requeue, keeping its flag): a live broker renews what it holds, so a message
+ *   kept in a buffer that no local consumer takes would never reach the consumers of the others.
  * - **Ack**: `XACK` + `XDEL` (a stream holds only unacknowledged messages, so `XLEN` is the
  *   queue's length, ready and in flight).
  * - **Requeue** (nack, or a client's connection closed): `XADD` a copy flagged redelivered and
@@ -157,21 +160,15 @@ export class RedisQueueStore implements QueueStore {
 
   settle(name: string, message: StoredMessage, how: Settlement): void {
     const queue = this.queue(name);
-    const { id, body } = message as RedisMessage;
-    queue.held.delete(id);
-    const multi = this.redis.multi();
-    if (how === 'requeue') multi.xadd(queue.key, '*', 'b', Buffer.from(body), 'r', '1');
-    multi.xack(queue.key, this.group, id).xdel(queue.key, id);
-    // If this fails the entry stays in our pending list; renewals stop once it is not held, so
-    // another broker (or this one) claims it after the lease: redelivered, not lost.
-    multi.exec().catch((error: Error) => this.fail(error));
+    this.remove(queue, [message as RedisMessage], how === 'requeue');
   }
 
   demand(name: string, count: number): void {
     const queue = this.queue(name);
     const wasWanting = queue.demand > queue.buffer.length;
-    queue.demand = count;
-    if (!wasWanting && count > queue.buffer.length) {
+    queue.demand = Math.max(0, count);
+    this.giveBackExcess(queue);
+    if (!wasWanting && queue.demand > queue.buffer.length) {
       const wake = this.wakeReader;
       this.wakeReader = undefined;
       wake?.();
@@ -207,10 +204,7 @@ export class RedisQueueStore implements QueueStore {
     this.closed = true;
     clearInterval(this.leaseTimer);
     this.wakeReader?.();
-    for (const [name, queue] of this.queues) {
-      for (const message of queue.buffer.splice(0)) this.settle(name, message, 'requeue');
-      queue.bufferBytes = 0;
-    }
+    for (const queue of this.queues.values()) this.giveBack(queue, 0);
     this.reader.disconnect(); // interrupts a blocking read
     await this.reading;
     // Leave the groups, where this broker holds nothing any more (deleting a consumer that still
@@ -271,6 +265,44 @@ export class RedisQueueStore implements QueueStore {
     if (!this.closed) this.listener.error(error);
   }
 
+  /**
+   * Remove entries from the stream (`XACK` + `XDEL`, in one `MULTI`), `XADD`ing a copy of each
+   * first unless `requeue` is false: flagged redelivered if `true` (it was delivered), with its
+   * own flag if `undefined` (given back: never delivered by this broker).
+   */
+  private remove(queue: StreamQueue, messages: RedisMessage[], requeue: boolean | undefined): void {
+    if (messages.length === 0) return;
+    const multi = this.redis.multi();
+    for (const { id, body, redelivered } of messages) {
+      queue.held.delete(id);
+      if (requeue !== false) {
+        const flag = requeue === true || redelivered ? ['r', '1'] : [];
+        multi.xadd(queue.key, '*', 'b', Buffer.from(body), ...flag);
+      }
+      multi.xack(queue.key, this.group, id).xdel(queue.key, id);
+    }
+    // If this fails the entries stay in our pending list; renewals stop once they are not held, so
+    // another broker (or this one) claims them after the lease: redelivered, not lost.
+    multi.exec().catch((error: Error) => this.fail(error));
+  }
+
+  /** Give the buffered messages beyond the first `keep` back to the stream (to any broker's consumers). */
+  private giveBack(queue: StreamQueue, keep: number): void {
+    if (queue.buffer.length <= keep) return;
+    const excess = queue.buffer.splice(keep);
+    for (const message of excess) queue.bufferBytes -= message.body.length;
+    this.remove(queue, excess, undefined);
+  }
+
+  /**
+   * Buffered messages beyond the demand: the local consumers cannot take them now (they left or
+   * are full while a read or claim was under way). Held here they would be renewed, never claimed
+   * by another broker, and delivered only if a consumer came back: give them back instead.
+   */
+  private giveBackExcess(queue: StreamQueue): void {
+    this.giveBack(queue, queue.demand);
+  }
+
   /** How many more entries `queue` should fetch. */
   private wanted(queue: StreamQueue): number {
     return Math.min(this.maxFetch, queue.demand - queue.buffer.length);
@@ -295,7 +327,9 @@ export class RedisQueueStore implements QueueStore {
       queue.bufferBytes += body.length;
       added++;
     }
-    if (added > 0) this.listener.ready(name);
+    if (added === 0) return;
+    this.listener.ready(name); // the broker takes what its consumers can, and updates the demand
+    this.giveBackExcess(queue);
   }
 
   /** Fetch new entries of the queues whose consumers have room, one blocking read at a time. */
@@ -308,29 +342,33 @@ export class RedisQueueStore implements QueueStore {
       }
       try {
         await Promise.all(wanting.map(([, queue]) => this.ensureGroup(queue)));
-        const count = Math.max(...wanting.map(([, queue]) => this.wanted(queue)));
+        const counts = wanting.map(([, queue]) => this.wanted(queue));
         const keys = wanting.map(([, queue]) => queue.key);
-        const reply = (await this.reader.callBuffer('XREADGROUP', [
-          'GROUP',
-          this.group,
-          this.consumer,
-          'COUNT',
-          count,
-          'BLOCK',
-          this.blockMs,
-          'STREAMS',
-          ...keys,
-          ...keys.map(() => '>'),
-        ])) as [Buffer, Entry[]][] | null;
+        let reply: [Buffer, Entry[]][] | null = null;
+        if (wanting.length > 1) {
+          // COUNT applies to every stream of one read: read each queue for its own demand,
+          // without blocking, so that none fetches more than its consumers can take.
+          const pipeline = this.reader.pipeline();
+          wanting.forEach(([, queue], i) =>
+            pipeline.callBuffer('XREADGROUP', this.readArgs([queue.key], counts[i]!)),
+          );
+          for (const [error, streams] of (await pipeline.exec()) ?? []) {
+            if (error !== null) throw error;
+            if (streams !== null) (reply ??= []).push(...(streams as [Buffer, Entry[]][]));
+          }
+        }
+        // Nothing yet: wait for the first new entry of any of them (for the smallest demand).
+        reply ??= (await this.reader.callBuffer(
+          'XREADGROUP',
+          this.readArgs(keys, Math.min(...counts), this.blockMs),
+        )) as [Buffer, Entry[]][] | null;
         for (const [key, entries] of reply ?? []) {
           const found = wanting.find(([, queue]) => queue.key === key.toString());
           // A closed store still records what it read, so that close() gives it back.
           if (found !== undefined) this.received(found[1], found[0], entries, false);
         }
         if (this.closed) {
-          for (const [name, queue] of wanting) {
-            for (const message of queue.buffer.splice(0)) this.settle(name, message, 'requeue');
-          }
+          for (const [, queue] of wanting) this.giveBack(queue, 0);
         }
       } catch (error) {
         if (this.closed) return;
@@ -340,6 +378,22 @@ export class RedisQueueStore implements QueueStore {
           for (const queue of this.queues.values()) queue.group = undefined;
       }
     }
+  }
+
+  /** `XREADGROUP` arguments: new entries of `keys`, at most `count` of each, blocking for `block` ms. */
+  private readArgs(keys: string[], count: number, block?: number): (string | number)[] {
+    const blocking = block === undefined ? [] : ['BLOCK', block];
+    return [
+      'GROUP',
+      this.group,
+      this.consumer,
+      'COUNT',
+      count,
+      ...blocking,
+      'STREAMS',
+      ...keys,
+      ...keys.map(() => '>'),
+    ];
   }
 
   /**

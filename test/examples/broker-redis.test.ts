@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Broker } from '../../examples/broker/broker.js';
 import { RedisQueueStore } from '../../examples/broker/redis-store.js';
+import type { StoredMessage } from '../../examples/broker/store.js';
 import { MqClient } from '../../examples/mq-client/mq-client.js';
 import type { Delivery } from '../../examples/mq-client/mq-client.js';
 import { report } from '../figures.js';
@@ -203,6 +204,68 @@ describe('examples/broker on Redis Streams', function () {
     report(
       `lease: a dead broker's 4 unacked messages redelivered by another after ${Math.round(after)} ms (leaseTimeout ${leaseTimeout})`,
     );
+  });
+
+  it('gives back what it fetched for consumers that left meanwhile, instead of holding it (no lease expiry)', async () => {
+    // The rolling demo lost a message this way: a broker's last consumer moved to another broker
+    // while its XREADGROUP was blocked; the entry it then returned stayed in the broker's buffer,
+    // its lease renewed, with no local consumer to take it and out of reach of the others.
+    const leaseTimeout = 500;
+    const options = { redis: url, prefix: 'giveback:', leaseTimeout, blockMs: 10_000 };
+    // Named connections, to see in CLIENT LIST when the reader of "left" is blocked.
+    const redis = { host: HOST, port: Number(new URL(url).port), connectionName: 'left' };
+    const left = track(new RedisQueueStore({ ...options, redis, consumer: 'left' }));
+    const other = track(new RedisQueueStore({ ...options, consumer: 'other' }));
+    left.attach({ ready: () => {}, error: () => {} }); // a broker whose consumers are gone takes nothing
+    const taken: StoredMessage[] = [];
+    other.attach({
+      ready: (queue) => {
+        for (let message = other.take(queue); message !== undefined; message = other.take(queue))
+          taken.push(message);
+      },
+      error: () => {},
+    });
+    expect(await other.publish('q', encoder.encode('first'))).to.deep.equal({ ok: true, dropped: 0 });
+    // Broker "left" has a consumer with room: its reader fetches the first entry, then blocks.
+    left.demand('q', 10);
+    await waitUntil(() => left.ready('q') === 1, 'the first entry fetched by "left"');
+    const blocked = async (): Promise<boolean> =>
+      /name=left [^\n]*flags=b [^\n]*cmd=xreadgroup/.test(String(await other.redis.client('LIST')));
+    for (let i = 0; i < 500 && !(await blocked()); i++) await sleep(10);
+    expect(await blocked(), 'the reader of "left" blocked in XREADGROUP').to.equal(true);
+    // Its consumers leave (moved to another broker): demand 0, while the read is under way.
+    left.demand('q', 0);
+    await other.publish('q', encoder.encode('second')); // answers the blocked read of "left"
+    other.demand('q', 10);
+    await waitUntil(
+      () => taken.length === 2,
+      'both entries reach the consumers of "other"',
+      leaseTimeout * 6,
+    );
+    expect(taken.map((m) => decoder.decode(m.body)).sort()).to.deep.equal(['first', 'second']);
+    expect(
+      taken.map((m) => m.redelivered),
+      'never delivered: not flagged',
+    ).to.deep.equal([false, false]);
+    expect(left.ready('q')).to.equal(0);
+  });
+
+  it('fetches no more than each queue wants when reading several queues at once (nothing to give back)', async () => {
+    const store = track(new RedisQueueStore({ redis: url, prefix: 'counts:' }));
+    store.attach({ ready: () => {}, error: () => {} });
+    for (let i = 0; i < 10; i++)
+      for (const name of ['a', 'b']) await store.publish(name, encoder.encode(`${name}${i}`));
+    const ids = async (name: string): Promise<string[]> =>
+      (await store.redis.xrange(`counts:${name}`, '-', '+')).map(([id]) => id);
+    const before = await ids('a');
+    store.demand('a', 1);
+    store.demand('b', 5);
+    await waitUntil(() => store.ready('a') === 1 && store.ready('b') === 5, 'the fetches');
+    await sleep(200);
+    expect([store.ready('a'), store.ready('b')]).to.deep.equal([1, 5]);
+    // One read with COUNT 5 for both would have fetched 4 too many of "a" and given them back
+    // (copies at the tail, with new ids).
+    expect(await ids('a')).to.deep.equal(before);
   });
 
   it('loses nothing when one of three brokers (a child process) is killed under load (counted)', async function () {
