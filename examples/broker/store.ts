@@ -59,7 +59,9 @@ export interface QueueStore {
   settle(queue: string, message: StoredMessage, how: Settlement): void;
   /**
    * How many more messages the local consumers of `queue` can take now (their free prefetch).
-   * Stores that fetch from elsewhere fetch up to that many; the in-memory store ignores it.
+   * Stores that fetch from elsewhere fetch up to that many, and give back to the other brokers
+   * what they hold beyond it (e.g. fetched for consumers that left meanwhile: 0 when none is
+   * left); the in-memory store ignores it.
    */
   demand?(queue: string, count: number): void;
   /** Body bytes of the ready messages of `queue` held here. */
