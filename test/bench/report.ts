@@ -502,7 +502,7 @@ export function renderReport(results: BenchResults): string {
       : '- Cells started without waiting for a quiet machine (`--wait-quiet` not given).',
     results.settings.appHeapMb === undefined
       ? '- Peer processes held no application heap (a run from before `--app-heap`).'
-      : `- Each peer process held ${String(results.settings.appHeapMb)} MiB of live objects (\`--app-heap\`), as an application's process would: in a bare process (8 MB heap) V8 marks continuously at these allocation rates and large-message cells measure the collector.`,
+      : `- Peer processes held ${String(results.settings.appHeapMb)} MiB of live objects (\`--app-heap\`) but in the rows marked "(64 MiB heap)", which hold that much, as an application's process would: in a bare process (8 MB heap) V8 can mark continuously at these allocation rates, and large-message cells then measure the collector (docs/IMPLEMENTATION.md, "Benchmark processes and V8").`,
     '',
   ];
   const v = verdicts(results);
