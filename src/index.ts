@@ -15,7 +15,7 @@ export type { ServerEvents } from './node/server.js';
 export { connect } from './node/connect.js';
 export type { Payload } from './node/payload.js';
 export { Connection } from './node/connection.js';
-export type { ConnectionEvents, ConnectionStats, HandleOptions } from './node/connection.js';
+export type { ConnectionEvents, ConnectionStats, EndOptions, HandleOptions } from './node/connection.js';
 export type { ConnectionOptions, ConnectOptions, Endpoint, ServerOptions } from './node/options.js';
 export type { LifecycleOptions } from './node/lifecycle.js';
 export { channels as diagnosticsChannels } from './node/diagnostics.js';

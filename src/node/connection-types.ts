@@ -15,6 +15,27 @@ export interface ConnectionStats extends EngineStats {
   remotePort: number | undefined;
 }
 
+/** Options of `end()` (see `Connection.end`). */
+export interface EndOptions {
+  /** Server: the GOAWAY's grace, ms. Default: the server's `defaultGrace`. */
+  grace?: number;
+  /** Server: the GOAWAY's reason code. */
+  reason?: number;
+  /** Server: the GOAWAY's message. */
+  message?: string;
+  /** Server: the GOAWAY's `retry_after_ms`. */
+  retryAfter?: number;
+  /** Messages nobody reads: dropped (`'discard'`, the default) or waited for (`'wait'`). */
+  unread?: 'discard' | 'wait';
+  /** Server: where the client should go (SPEC.md §9.5); default: the server's `alternatives`. */
+  alternatives?: readonly string[];
+  /**
+   * Server: the GOAWAY's `do_not_reconnect` (SPEC.md §9.2): the client should never connect to
+   * this server again; it may go to the `alternatives` at once. Default false.
+   */
+  doNotReconnect?: boolean;
+}
+
 /** Options of `handle()`. */
 export interface HandleOptions {
   /** How many handlers may run at once. Default 1. */

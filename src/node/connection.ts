@@ -14,13 +14,13 @@ import { payloadBytes } from './payload.js';
 import type { Payload } from './payload.js';
 import { nodeRuntime } from './runtime.js';
 import type { Runtime, Transport } from './runtime.js';
-import type { ConnectionEvents, ConnectionStats, HandleOptions } from './connection-types.js';
+import type { ConnectionEvents, ConnectionStats, EndOptions, HandleOptions } from './connection-types.js';
 import { WaitingSends } from './send-queue.js';
 import { TransportLoop } from './transport-loop.js';
 
 let nextConnectionId = 1;
 
-export type { ConnectionEvents, ConnectionStats, HandleOptions } from './connection-types.js';
+export type { ConnectionEvents, ConnectionStats, EndOptions, HandleOptions } from './connection-types.js';
 
 /** What `send()` returns for a message accepted at once (one shared, already resolved promise). */
 const ACCEPTED: Promise<void> = Promise.resolve();
@@ -355,22 +355,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * `unread: 'wait'`, `end()` waits for the application to read everything, bounded by
    * `closeTimeout` (then it rejects with `CLOSE_TIMEOUT`).
    */
-  end(
-    options: {
-      grace?: number;
-      reason?: number;
-      message?: string;
-      retryAfter?: number;
-      unread?: 'discard' | 'wait';
-      /** Server: where the client should go (SPEC.md §9.5); default: the server's `alternatives`. */
-      alternatives?: readonly string[];
-      /**
-       * Server: the GOAWAY's `do_not_reconnect` (SPEC.md §9.2): the client should never connect to
-       * this server again; it may go to the `alternatives` at once. Default false.
-       */
-      doNotReconnect?: boolean;
-    } = {},
-  ): Promise<CloseInfo> {
+  end(options: EndOptions = {}): Promise<CloseInfo> {
     validateEndOptions(options); // invalid options throw, synchronously (the only throw)
     // Never throws otherwise: after the close (even one not dispatched yet) it returns the settled `closed`.
     if (this.settleIfEngineClosed()) return this.closed;
@@ -403,15 +388,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements AsyncI
    * its state (SPEC.md §9.2): sends GOAWAY if the client has not closed yet; otherwise only the
    * deadline applies to the termination under way. An earlier deadline is never postponed.
    */
-  shutdown(grace: number, message: string, alternatives?: readonly string[], doNotReconnect?: boolean): void {
+  shutdown(grace: number, goAway: Pick<EndOptions, 'message' | 'alternatives' | 'doNotReconnect'>): void {
     if (this.role !== 'server') return;
-    this.engine.goAway(this.runtime.now(), {
-      graceMs: grace,
-      reason: 1,
-      message,
-      alternatives,
-      doNotReconnect,
-    });
+    this.engine.goAway(this.runtime.now(), { ...goAway, graceMs: grace, reason: 1 });
     this.service();
   }
 

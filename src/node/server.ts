@@ -343,12 +343,11 @@ export class Server extends EventEmitter<ServerEvents> {
     const all = [...this.connections].map((connection) => {
       if (connection.state === 'handshaking') connection.abort();
       else
-        connection.shutdown(
-          grace,
-          options.message ?? 'server shutting down',
+        connection.shutdown(grace, {
+          message: options.message ?? 'server shutting down',
           alternatives,
-          options.doNotReconnect,
-        );
+          doNotReconnect: options.doNotReconnect,
+        });
       return connection.closed.then(
         () => undefined,
         () => undefined,
