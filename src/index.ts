@@ -23,6 +23,7 @@ export { ReconnectingClient } from './node/reconnect.js';
 export type { ReconnectOptions, Disconnection, ReconnectingClientEvents } from './node/reconnect.js';
 export { applyKeepAlive } from './node/socket-options.js';
 export { Engine } from './protocol/engine.js';
+export type { GoAwayOptions } from './protocol/connection/termination.js';
 export { SharedMemoryBudget } from './protocol/budget.js';
 export * from './protocol/errors.js';
 export type * from './protocol/types.js';

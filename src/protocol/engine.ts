@@ -34,6 +34,7 @@ import type { Settings } from './connection/settings.js';
 import { StateMachine } from './connection/state.js';
 import { Stats } from './connection/stats.js';
 import { Termination } from './connection/termination.js';
+import type { GoAwayOptions } from './connection/termination.js';
 import { Timer, Timers } from './connection/timers.js';
 import { Transmitter } from './connection/transmit.js';
 import type {
@@ -295,18 +296,7 @@ export class Engine {
    * (`GOAWAY_GRACE_EXPIRED`), whether or not the client's CLOSE arrived. Only the first call sends
    * GOAWAY; a later call can only bring the deadline forward.
    */
-  goAway(
-    now: number,
-    options: {
-      graceMs: number;
-      reason?: number;
-      retryAfterMs?: number;
-      doNotReconnect?: boolean;
-      message?: string;
-      /** Where clients should go (SPEC.md §9.5); default: the `alternatives` option. */
-      alternatives?: readonly string[];
-    },
-  ): void {
+  goAway(now: number, options: GoAwayOptions): void {
     if (this.settings.role !== 'server') throw new UsageError('INTERNAL_ERROR', 'only a server sends GOAWAY');
     if (options.alternatives !== undefined) checkAlternatives('alternatives', options.alternatives);
     this.termination.goAway(now, options);
