@@ -31,6 +31,8 @@ const COPY_RECEIVED_MAX = 3 * FRAME_HEADER_SIZE - 1;
 const ALLOCATE_MIN = 4096;
 
 const READABLE: EngineEvent = { type: 'readable' };
+/** `chunkBuffer` between chunks. */
+const NO_BUFFER = new ArrayBuffer(0);
 
 export class Receiver implements FrameSink {
   /** Current time of the call being processed (frames carry no time of their own). */
@@ -63,6 +65,14 @@ export class Receiver implements FrameSink {
   /** Of the chunk being decoded: its DATA bytes, and how many messages and pieces are views of it. */
   private chunkDataBytes = 0;
   private chunkViews = 0;
+  /**
+   * The chunk being decoded, its buffer and offset, read once per chunk: reading `buffer` is a
+   * call into the runtime, as much as a third of a small message's view. Cleared after the chunk,
+   * so that an idle connection keeps no read buffer alive.
+   */
+  private chunk: Uint8Array | undefined;
+  private chunkBuffer: ArrayBufferLike = NO_BUFFER;
+  private chunkOffset = 0;
   /** The one-frame message being assembled (its frame spans chunks), and the bytes in it so far. */
   private assembly: Uint8Array | undefined;
   private assemblyFill = 0;
@@ -89,9 +99,14 @@ export class Receiver implements FrameSink {
     this.chunkViews = 0;
     // The application cannot read while we decode: messages from this chunk are pushed after these.
     const inboxBefore = this.inbox.length;
+    this.chunk = bytes;
+    this.chunkBuffer = bytes.buffer;
+    this.chunkOffset = bytes.byteOffset;
     try {
       this.decoder.push(bytes, this);
     } finally {
+      this.chunk = undefined;
+      this.chunkBuffer = NO_BUFFER;
       this.settleMessages();
     }
     const dropped = this.discarding && this.inbox.length > 0 && this.dropInbox();
@@ -140,7 +155,11 @@ export class Receiver implements FrameSink {
       this.inbox.push(source.slice(start, stop), cost);
     } else {
       // The constructor, not subarray(): no species lookup, about half the cost per message.
-      this.inbox.push(new Uint8Array(source.buffer, source.byteOffset + start, length), cost);
+      const view =
+        source === this.chunk
+          ? new Uint8Array(this.chunkBuffer, this.chunkOffset + start, length)
+          : new Uint8Array(source.buffer, source.byteOffset + start, length);
+      this.inbox.push(view, cost);
       this.chunkViews++;
     }
     this.chunkDataBytes += length;
