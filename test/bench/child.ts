@@ -10,7 +10,7 @@ import { findSourceMap } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FaultProxy } from '../../src/testing/fault-proxy.js';
-import { MemorySampler, describeError, snapshot, wallNow } from './lib/common.js';
+import { MemorySampler, countMajorGcs, describeError, snapshot, wallNow } from './lib/common.js';
 import type { ChildConfig, Command, Reply } from './lib/ipc.js';
 import { ProbeRecorder } from './peers/types.js';
 import type { PeerClient, PeerModule, PeerServer } from './peers/types.js';
@@ -68,6 +68,7 @@ async function loadPeer(name: string): Promise<PeerModule> {
 }
 
 async function main(): Promise<void> {
+  countMajorGcs();
   const memory = new MemorySampler();
   const probe = new ProbeRecorder();
   const handlers = new Map<string, Handler>();

@@ -160,7 +160,7 @@ export function verdicts(results: BenchResults): Verdict[] {
       measured:
         pair === undefined
           ? `${ratio.toFixed(2)}× (${fmt(hw.msgsPerSec)} vs ${fmt(raw.msgsPerSec)} msgs/s)`
-          : `${ratio.toFixed(2)}× (${fmt(pair.hw)} vs ${fmt(pair.raw)} msgs/s, measured back to back while others used ≤ ${fmt(pair.others)} %${pair.otherRatio === undefined ? '' : `; the other pair: ${pair.otherRatio.toFixed(2)}×`})`,
+          : `${ratio.toFixed(2)}× (${fmt(pair.hw)} vs ${fmt(pair.raw)} msgs/s, measured back to back while others used ≤ ${fmt(pair.others)} %${pair.otherRatio === undefined ? '' : `; the other pair: ${pair.otherRatio.toFixed(2)}×`})${gcNote(hw, raw)}`,
       pass: ratio >= need,
     });
     // The same pair in processes holding an application's heap (run.ts runs it for large messages).
@@ -172,7 +172,7 @@ export function verdicts(results: BenchResults): Verdict[] {
       const heapRatio = hwHeap.msgsPerSec / rawHeap.msgsPerSec;
       out.push({
         target: `${sizeLabel(size)}: ≥ ${need}× raw framing, both with a ${hwHeap.system.slice('heartwire@heap'.length)} MiB application heap`,
-        measured: `${heapRatio.toFixed(2)}× (${fmt(hwHeap.msgsPerSec)} vs ${fmt(rawHeap.msgsPerSec)} msgs/s)`,
+        measured: `${heapRatio.toFixed(2)}× (${fmt(hwHeap.msgsPerSec)} vs ${fmt(rawHeap.msgsPerSec)} msgs/s)${gcNote(hwHeap, rawHeap)}`,
         pass: heapRatio >= need,
       });
     }
@@ -265,6 +265,23 @@ export function verdicts(results: BenchResults): Verdict[] {
   return out;
 }
 
+/**
+ * The two servers' heaps and major GC rates, when they differ in kind: a server whose heap is just
+ * above V8's 8 MB incremental-marking threshold marks after every scavenge at high external
+ * allocation rates, one below it never does (docs/IMPLEMENTATION.md, "Benchmark processes and V8").
+ */
+function gcNote(hw: ThroughputResult, raw: ThroughputResult): string {
+  if (hw.serverHeap === undefined || raw.serverHeap === undefined) return '';
+  return `; servers' heap ${(hw.serverHeap / 1e6).toFixed(1)} vs ${(raw.serverHeap / 1e6).toFixed(1)} MB, major GCs/s ${hw.serverMajorGcsPerSec?.toFixed(1) ?? '–'} vs ${raw.serverMajorGcsPerSec?.toFixed(1) ?? '–'}`;
+}
+
+/** The server's heap before the transfer and its major GCs per second in the window. */
+function gcCell(r: ThroughputResult): string {
+  if (r.serverHeap === undefined) return '';
+  const rate = r.serverMajorGcsPerSec;
+  return `${(r.serverHeap / 1e6).toFixed(1)}; ${rate === undefined ? '–' : rate.toFixed(1)}`;
+}
+
 /** heartwire's receive window at the end of a cell (the server's largest), if known. */
 function windowReached(r: ThroughputResult): string {
   const window = (r.serverInfo as { maxReceiveWindow?: number } | undefined)?.maxReceiveWindow;
@@ -281,13 +298,14 @@ function throughputTable(list: ThroughputResult[], key: 'size' | 'connections'):
     'server CPU %',
     'client CPU %',
     'others CPU %',
+    'server heap MB; major GCs/s',
     'load 1 min',
     'runs (msgs/s)',
     'heartwire window',
   ];
   const lines = [
     row(header),
-    row(['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---', '---:']),
+    row(['---', '---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---', '---:']),
   ];
   const groups = [...new Set(list.map((r) => r[key]))];
   for (const group of groups) {
@@ -321,6 +339,7 @@ function throughputTable(list: ThroughputResult[], key: 'size' | 'connections'):
           fmt(r.serverCpu),
           fmt(r.clientCpu),
           fmt(r.otherCpu),
+          gcCell(r),
           fmt(r.loadavg[0], 2),
           r.runs !== undefined && r.runs.length > 1 ? r.runs.map((v) => fmt(v)).join(' / ') : '',
           r.system.startsWith('heartwire') ? windowReached(r) : '',

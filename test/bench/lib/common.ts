@@ -2,7 +2,7 @@
  * Small helpers shared by the orchestrator and the child processes.
  * @module
  */
-import { performance } from 'node:perf_hooks';
+import { PerformanceObserver, constants, performance } from 'node:perf_hooks';
 
 export const KiB = 1024;
 export const MiB = 1024 * 1024;
@@ -54,6 +54,24 @@ export interface ProcessSnapshot {
   heapUsed: number;
   arrayBuffers: number;
   external: number;
+  /** Major GCs (mark-compact) seen so far, once {@link countMajorGcs} has started; else 0. */
+  majorGcs: number;
+}
+
+let majorGcs = 0;
+
+/**
+ * Count this process's major GCs from now on (for snapshots). The bench reports them per 1 000
+ * messages: V8 starts incremental marking after every scavenge in some processes and not in
+ * others, which moves throughput by up to 4× (docs/IMPLEMENTATION.md, "Benchmark processes and V8").
+ */
+export function countMajorGcs(): void {
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const detail = (entry as { detail?: { kind?: number } }).detail;
+      if (detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs++;
+    }
+  }).observe({ entryTypes: ['gc'] });
 }
 
 /** Take a snapshot of this process; with `gc`, run a full GC first (needs `--expose-gc`). */
@@ -69,6 +87,7 @@ export function snapshot(gc = false): ProcessSnapshot {
     heapUsed: mem.heapUsed,
     arrayBuffers: mem.arrayBuffers,
     external: mem.external,
+    majorGcs,
   };
 }
 

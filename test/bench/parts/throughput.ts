@@ -40,6 +40,12 @@ export interface ThroughputResult {
   /** Peak memory growth from the start of the transfer (after-GC baseline; includes garbage). */
   serverMemory?: MemoryPeak;
   clientMemory?: MemoryPeak;
+  /**
+   * The server's JS heap after a forced GC before the transfer (bytes), and its major GCs per
+   * second over the window: the two figures that tell whether V8 marked continuously.
+   */
+  serverHeap?: number;
+  serverMajorGcsPerSec?: number;
   /** heapUsed + arrayBuffers growth after a forced GC at the end of the transfer (still running). */
   serverRetained?: number;
   clientRetained?: number;
@@ -159,6 +165,8 @@ export async function measureThroughput(
       otherCpu: Math.max(0, machineBusyPercent(m0, m1) - serverCpu - clientCpu),
       serverMemory,
       clientMemory,
+      serverHeap: sBase.heapUsed,
+      serverMajorGcsPerSec: (s1.majorGcs - s0.majorGcs) / seconds,
       serverRetained: js(sEnd) - js(sBase),
       clientRetained: js(cEnd) - js(cBase),
       rtt,
