@@ -18,6 +18,13 @@ import type { Timers } from './timers.js';
 const QUEUE_TARGET_MS = 0.5;
 /** Shortest interval over which window tuning measures the consumption rate. */
 const RATE_INTERVAL_MS = 2;
+/**
+ * The window shrinks only when no rate interval of the last 125 to 250 ms needed it: rates are kept
+ * as the peak of two buckets this long. One slow interval (a GC pause, a burst of other work in the
+ * process) must not halve it: a smaller window means smaller reads and more CPU per message,
+ * which lowers the rate further.
+ */
+const RATE_PEAK_BUCKET_MS = 125;
 /** RTT assumed for window tuning until a sample exists. */
 const DEFAULT_RTT_MS = 1;
 /** RTT above the minimum by more than this means queues are building: stop growing the window. */
@@ -73,6 +80,10 @@ export class ReceiveWindow {
   /** Start of the current rate interval of window tuning, and `C` then. */
   private rateSince = 0;
   private rateReleased = 0;
+  /** Peak interval rates of the current and the previous bucket (`RATE_PEAK_BUCKET_MS`), and when the current began. */
+  private ratePeak = 0;
+  private ratePeakBefore = 0;
+  private ratePeakSince = 0;
 
   constructor(
     private readonly settings: Settings,
@@ -166,13 +177,25 @@ export class ReceiveWindow {
     // A slow application needs no check of its own: it consumes at a low rate, so it is not
     // granted a larger window (reads in bursts, which hold most of the window at grant time, must
     // not stop the growth).
+    if (now - this.ratePeakSince >= RATE_PEAK_BUCKET_MS) {
+      this.ratePeakBefore = this.ratePeak;
+      this.ratePeak = 0;
+      this.ratePeakSince = now;
+    }
+    if (rate > this.ratePeak) this.ratePeak = rate;
     const floor = Math.max(this.settings.initialWindow, Math.ceil(2 * this.largeMessageCost));
     const { rtt, minRtt } = this.liveness;
-    const wanted = Math.max(floor, 2 * rate * ((minRtt ?? DEFAULT_RTT_MS) + QUEUE_TARGET_MS));
+    const horizon = (minRtt ?? DEFAULT_RTT_MS) + QUEUE_TARGET_MS;
+    const wanted = Math.max(floor, 2 * rate * horizon);
     const queueing = rtt !== undefined && minRtt !== undefined && rtt > minRtt + RTT_QUEUEING_MS;
+    const peakWanted = 2 * Math.max(this.ratePeak, this.ratePeakBefore) * horizon;
     if (this.window < wanted && (!queueing || this.window < floor)) {
       this.growWindow(now);
-    } else if (this.window > 2 * wanted && minRtt !== undefined && this.window / 2 >= floor) {
+    } else if (
+      this.window > 2 * Math.max(wanted, peakWanted) &&
+      minRtt !== undefined &&
+      this.window / 2 >= floor
+    ) {
       // More window than the rate needs would only queue. Grants shrink as consumption catches
       // up; `L − C` never exceeds a window granted before. Whole bytes: a maximum may be odd.
       this.window = Math.floor(this.window / 2);

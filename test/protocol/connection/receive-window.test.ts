@@ -11,16 +11,43 @@ function receiveWindow(options: Partial<EngineOptions> = {}): {
   w: ReceiveWindow;
   timers: Timers;
   limits: number[];
+  liveness: Liveness;
 } {
   const s = settings('client', { initialWindowBytes: 4096, maxWindowBytes: 1 << 20, ...options });
   const timers = new Timers();
   const decoder = new FrameDecoder({ expectPreamble: false, maxDataPayload: 65_536 });
   const limits: number[] = [];
-  const w = new ReceiveWindow(s, timers, new Liveness(s, timers, new Ring()), decoder, () =>
-    limits.push(w.grantable()),
-  );
+  const liveness = new Liveness(s, timers, new Ring());
+  const w = new ReceiveWindow(s, timers, liveness, decoder, () => limits.push(w.grantable()));
   w.grants = true;
-  return { w, timers, limits };
+  return { w, timers, limits, liveness };
+}
+
+/**
+ * The application consumes `bytesPerMs` from `from` to `to` (ms), in 0.5 ms steps, as DATA arrives;
+ * credit is granted (the limit raised) whenever the window asks. Returns the time reached and the
+ * smallest window meanwhile.
+ */
+function consume(
+  w: ReceiveWindow,
+  from: number,
+  to: number,
+  bytesPerMs: number,
+): { t: number; smallest: number } {
+  let t = from;
+  let smallest = w.window;
+  for (; t < to; t += 0.5) {
+    const bytes = Math.min(bytesPerMs / 2, w.grantedLimit - w.receivedCredit);
+    w.receivedCredit += bytes;
+    w.releasedCredit += bytes;
+    w.maybeGrantCredit(t);
+    if (w.creditDirty) {
+      w.raiseLimit();
+      w.creditDirty = false;
+    }
+    smallest = Math.min(smallest, w.window);
+  }
+  return { t, smallest };
 }
 
 describe('connection/receive-window', () => {
@@ -115,6 +142,22 @@ describe('connection/receive-window', () => {
     expect(reserved).to.be.at.most(3000);
     w.returnReservation(true);
     expect(reserved).to.equal(0);
+  });
+
+  it('window tuning: the window follows the consumption rate, and one slow interval does not halve it', () => {
+    const { w, liveness } = receiveWindow();
+    liveness.recordRtt(0.5);
+    // 100 kB/ms over a 1 ms horizon (min RTT + 0.5 ms) wants 2 · 100 kB: the window grows to 256 KiB.
+    let { t } = consume(w, 0, 100, 100_000);
+    expect(w.window).to.equal(256 * 1024);
+    // A 30 ms pause (a GC, other work in the process), then the same rate again: the interval that
+    // spans the pause measures a low rate, and the window stays.
+    const after = consume(w, t + 30, t + 60, 100_000);
+    expect(after.smallest).to.equal(256 * 1024);
+    t = after.t;
+    // A rate that stays low for longer than the peak is kept: the window halves down to what it needs.
+    consume(w, t, t + 1000, 10_000);
+    expect(w.window).to.be.at.most(64 * 1024);
   });
 
   it('the window shrinks back after a while without DATA, unless a message is incomplete', () => {
