@@ -46,6 +46,35 @@ export function rollingDemo(quick: boolean, output: Output, stop: Promise<unknow
   );
 }
 
+/**
+ * Which store the demo can use here: Redis Streams needs both `redis-server` and the `ioredis`
+ * client, which is a development dependency of heartwire, not installed with the package. Else the
+ * shared in-memory store, with the lines that say why.
+ */
+export function storeChoice(redisServer: boolean, ioredis: boolean): { redis: boolean; note: string[] } {
+  if (redisServer && ioredis) return { redis: true, note: [] };
+  const missing = redisServer
+    ? 'the ioredis client is not installed (`npm install ioredis`)'
+    : 'redis-server is not installed (`apt-get install redis-server`)';
+  return {
+    redis: false,
+    note: [
+      `  note: ${missing}, so the three brokers share an in-memory store in this process;`,
+      '        with redis-server and ioredis they use Redis Streams (examples/broker/redis-store.ts)',
+    ],
+  };
+}
+
+/** Whether the `ioredis` module loads here. */
+async function ioredisLoads(): Promise<boolean> {
+  try {
+    await import('ioredis');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A free loopback port (for redis-server, which cannot report the one it picked). */
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -73,9 +102,13 @@ class Scene extends Stage {
     this.storeFor = () => Promise.reject(new Error('no store'));
   }
 
-  /** Redis if `redis-server` runs here, else the shared in-memory store (with a visible note). */
+  /**
+   * Redis if `redis-server` runs here and `ioredis` loads, else the shared in-memory store (with a
+   * visible note).
+   */
   private async setUpStore(): Promise<void> {
-    if (spawnSync('redis-server', ['--version']).status === 0) {
+    const choice = storeChoice(spawnSync('redis-server', ['--version']).status === 0, await ioredisLoads());
+    if (choice.redis) {
       const port = await freePort();
       const redis: ChildProcess = spawn(
         'redis-server',
@@ -108,12 +141,8 @@ class Scene extends Stage {
     }
     const shared = new SharedMemoryStore({ maxQueueLength: 100_000 });
     this.storeName = 'one in-memory store shared by the three brokers of this process';
-    this.say(
-      '  note: redis-server is not installed, so the three brokers share an in-memory store in this process;',
-    );
-    this.say(
-      '        with `apt-get install redis-server` they use Redis Streams (examples/broker/redis-store.ts)',
-    );
+    for (const line of choice.note) this.say(line);
+    if (choice.redis) this.say('  note: redis-server did not start within 10 s: an in-memory store instead');
     this.storeFor = async () => shared.view();
   }
 

@@ -143,7 +143,7 @@ export class Engine {
     } catch (error) {
       if (this.machine.state === 'closed') return;
       if (error instanceof HeartwireError) {
-        this.life.fail(now, error, 'remote', error.code !== 'PROTOCOL_MISMATCH');
+        this.life.fail(now, error, 'local', error.code !== 'PROTOCOL_MISMATCH');
       } else {
         const internal = new UsageError('INTERNAL_ERROR', `internal error: ${String(error)}`);
         this.life.fail(now, internal, 'local', true);

@@ -28,6 +28,16 @@ describe('Engine', () => {
       expect(server.pollTransmit(0)).to.deep.equal([]);
     });
 
+    it('a violation this side detects is closed with initiator local, not blamed on a remote error', () => {
+      const pair = new Pair({}, {});
+      // A frame header announcing a CREDIT frame of 17 bytes: FRAME_TOO_LARGE (SPEC §4.1).
+      pair.server.engine.receive(1, new Uint8Array([0, 0, 0, 17, 0x01, 0]));
+      const info = pair.server.engine.closed!;
+      expect(info.error!.code).to.equal('FRAME_TOO_LARGE');
+      expect(info.initiator).to.equal('local');
+      expect((info.error as { remote?: boolean }).remote).to.not.equal(true);
+    });
+
     it('fails with HANDSHAKE_TIMEOUT when the server never answers', () => {
       const client = new Engine({ role: 'client', handshakeTimeoutMs: 500 });
       client.start(0);

@@ -84,7 +84,7 @@ export class Deadlines {
         case Timer.PIN_CHECK: {
           const pinned = this.window.checkPin(now);
           if (pinned !== undefined)
-            return this.life.fail(now, new ProtocolError('ENHANCE_YOUR_CALM', pinned), 'remote', true);
+            return this.life.fail(now, new ProtocolError('ENHANCE_YOUR_CALM', pinned), 'local', true);
           break;
         }
         case Timer.WINDOW_SHRINK:
