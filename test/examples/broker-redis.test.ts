@@ -9,6 +9,7 @@ import type { StoredMessage } from '../../examples/broker/store.js';
 import { MqClient } from '../../examples/mq-client/mq-client.js';
 import type { Delivery } from '../../examples/mq-client/mq-client.js';
 import { report } from '../figures.js';
+import { collect, waitUntil } from './helpers.js';
 import { spawnWithOutput, startTsx } from '../helpers/child.js';
 import type { OutputChild } from '../helpers/child.js';
 
@@ -17,14 +18,6 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const text = (delivery: Delivery): string => decoder.decode(delivery.body);
 const MAIN = fileURLToPath(new URL('../../examples/broker/main.ts', import.meta.url));
-
-async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -35,22 +28,6 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-/** Collects deliveries of `queue` in the background, acking each unless `ack` is false. */
-function collect(
-  client: MqClient,
-  queue: string,
-  options: { prefetch?: number; ack?: boolean } = {},
-): Delivery[] {
-  const received: Delivery[] = [];
-  void (async () => {
-    for await (const delivery of client.subscribe(queue, { prefetch: options.prefetch ?? 100 })) {
-      received.push(delivery);
-      if (options.ack !== false) delivery.ack();
-    }
-  })();
-  return received;
 }
 
 describe('examples/broker on Redis Streams', function () {
