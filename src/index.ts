@@ -20,11 +20,12 @@ export type { ConnectionOptions, ConnectOptions, Endpoint, ServerOptions } from 
 export type { LifecycleOptions } from './node/lifecycle.js';
 export { channels as diagnosticsChannels } from './node/diagnostics.js';
 export { ReconnectingClient } from './node/reconnect.js';
-export type { ReconnectOptions, Disconnection, ReconnectingClientEvents } from './node/reconnect.js';
+export type { ReconnectOptions, Disconnection, Move, ReconnectingClientEvents } from './node/reconnect.js';
 export { applyKeepAlive } from './node/socket-options.js';
 export { Engine } from './protocol/engine.js';
 export type { GoAwayOptions } from './protocol/connection/termination.js';
 export { SharedMemoryBudget } from './protocol/budget.js';
+export type { SharedMemoryBudgetOptions } from './protocol/budget.js';
 export * from './protocol/errors.js';
 export type * from './protocol/types.js';
 export { GoAwayReason } from './protocol/frames.js';

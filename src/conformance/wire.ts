@@ -3,7 +3,7 @@
  * invalid ones by hand (the codec refuses to encode them).
  * @module
  */
-import { decodeAll, encodeControlFrame, encodeFrame } from '../protocol/codec.js';
+import { concatBytes, decodeAll, encodeControlFrame, encodeFrame } from '../protocol/codec.js';
 import {
   FLAG_END,
   FRAME_HEADER_SIZE,
@@ -37,17 +37,9 @@ export function rawFrame(type: number, flags: number, payload: Uint8Array | numb
   return concat(header(body.length, type, flags), body);
 }
 
-/** Concatenates byte arrays. */
+/** Concatenates byte arrays (variadic {@link concatBytes}). */
 export function concat(...parts: Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const part of parts) size += part.length;
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** The HELLO fields the runner sends unless a case overrides them. */

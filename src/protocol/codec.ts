@@ -22,4 +22,4 @@ export {
 } from './codec/encode.js';
 export { FrameDecoder } from './codec/decode.js';
 export type { FrameDecoderOptions, FrameSink } from './codec/decode.js';
-export { FrameCollector, decodeAll } from './codec/collect.js';
+export { FrameCollector, concatBytes, decodeAll } from './codec/collect.js';

@@ -10,7 +10,7 @@
  * @module
  */
 import fc from 'fast-check';
-import { encodeFrame } from '../protocol/codec.js';
+import { concatBytes, encodeFrame } from '../protocol/codec.js';
 import {
   CREDIT_PAYLOAD_SIZE,
   EXTENSION_MUST_UNDERSTAND_FIRST,
@@ -23,6 +23,8 @@ import {
   PREAMBLE,
 } from '../protocol/constants.js';
 import type { Close, CloseAck, ErrorBody, Frame, GoAway, Hello, Welcome } from '../protocol/frames.js';
+
+export { concatBytes } from '../protocol/codec.js';
 
 /** The kinds of frames {@link arbitraryFrame} can generate. */
 export type FrameKind =
@@ -368,17 +370,4 @@ export function arbitraryGarbage(options: ArbitraryGarbageOptions = {}): fc.Arbi
     const parts = withPreamble ? [PREAMBLE, ...pieces] : pieces;
     return concatBytes(parts);
   });
-}
-
-/** Concatenates byte arrays into a new one. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }

@@ -1,65 +1,18 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { createServer } from '../../src/node/server.js';
 import { report } from '../figures.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-/** A `heartwire` process run from the sources: `node --import tsx src/cli/main.ts ...`. */
-interface Cli {
-  child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  /** Resolves with the exit code. */
-  exited: Promise<number | null>;
-  /** Resolves once stdout matches `pattern`, with the match. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-}
-
-function start(args: string[]): Cli {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const cli: Cli = {
-    child,
-    stdout: '',
-    stderr: '',
-    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
-    waitFor(pattern, timeoutMs = 30_000) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          const match = pattern.exec(cli.stdout);
-          if (match === null) return;
-          clearTimeout(timer);
-          child.stdout!.off('data', check);
-          resolve(match);
-        };
-        const timer = setTimeout(
-          () => reject(new Error(`no ${pattern} in:\n${cli.stdout}\n${cli.stderr}`)),
-          timeoutMs,
-        );
-        child.stdout!.on('data', check);
-        check();
-      });
-    },
-  };
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (cli.stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (cli.stderr += chunk));
-  return cli;
-}
+import { startCli } from '../helpers/child.js';
+import type { OutputChild } from '../helpers/child.js';
 
 async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const cli = start(args);
-  const code = await cli.exited;
+  const cli = startCli(args);
+  const code = await cli.closed; // exited, and its output all read
   return { code, stdout: cli.stdout, stderr: cli.stderr };
 }
 
 describe('heartwire command', function () {
   this.timeout(60_000); // each command start compiles the sources with tsx: seconds on a loaded machine
-  const running: Cli[] = [];
+  const running: OutputChild[] = [];
   afterEach(() => {
     for (const cli of running.splice(0)) if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
   });
@@ -112,9 +65,9 @@ describe('heartwire command', function () {
   });
 
   it('serve + ping: live lines, a summary at --count or Ctrl-C, exit 0', async () => {
-    const server = start(['serve', '--port', '0', '--idle-timeout', '3000']);
+    const server = startCli(['serve', '--port', '0', '--idle-timeout', '3000']);
     running.push(server);
-    const [, port] = await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/);
+    const [, port] = await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/, 30_000);
 
     const counted = await run(['ping', `127.0.0.1:${port}`, '--interval', '100', '--count', '3']);
     expect(counted.code, counted.stderr).to.equal(0);
@@ -125,15 +78,15 @@ describe('heartwire command', function () {
     );
     expect(counted.stdout).to.contain('3 probes sent, 3 echoed, 0 unanswered');
 
-    const interrupted = start(['ping', `127.0.0.1:${port}`, '--interval', '100']);
+    const interrupted = startCli(['ping', `127.0.0.1:${port}`, '--interval', '100']);
     running.push(interrupted);
-    await interrupted.waitFor(/seq=2 /);
+    await interrupted.waitFor(/seq=2 /, 30_000);
     interrupted.child.kill('SIGINT');
     expect(await interrupted.exited).to.equal(0);
     expect(interrupted.stdout).to.match(/--- 127\.0\.0\.1:\d+ heartwire ping statistics ---/);
     expect(interrupted.stdout).to.match(/rtt min\/avg\/max = /);
 
-    await server.waitFor(/connection 2 closed cleanly/);
+    await server.waitFor(/connection 2 closed cleanly/, 30_000);
     server.child.kill('SIGINT');
     expect(await server.exited).to.equal(0);
     expect(server.stdout).to.contain('stopped');
@@ -150,9 +103,9 @@ describe('heartwire command', function () {
     const grace = 30_000;
     let closed: Promise<void> | undefined;
     try {
-      const ping = start(['ping', `127.0.0.1:${port}`, '--interval', '100']);
+      const ping = startCli(['ping', `127.0.0.1:${port}`, '--interval', '100']);
       running.push(ping);
-      await ping.waitFor(/seq=2 /);
+      await ping.waitFor(/seq=2 /, 30_000);
       const goAwayAt = performance.now();
       closed = server.close({ grace, message: 'maintenance' });
       const code = await ping.exited;

@@ -6,64 +6,19 @@
  * from `ReconnectingClient` (`notProcessed`: resent; `unknown`: resent, possibly a duplicate).
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { connect, ReconnectingClient } from '../../src/index.js';
 import type { Connection } from '../../src/index.js';
 import { report } from '../figures.js';
+import { selfSignedCert, startCli, startTsx } from '../helpers/child.js';
+import type { OutputChild } from '../helpers/child.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLIENTS = 6;
 /** One message per client every PERIOD ms, while sending. */
 const PERIOD = 10;
-
-/** A `heartwire serve --workers` process and its output so far. */
-interface Primary {
-  child: ChildProcess;
-  stdout: string;
-  exited: Promise<number | null>;
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-}
-
-/** `node --import tsx ...args` in the repository root. */
-function startPrimary(args: string[]): Primary {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  const primary: Primary = {
-    child,
-    stdout: '',
-    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
-    waitFor(pattern, timeoutMs = 15_000) {
-      return new Promise((resolve, reject) => {
-        const check = (): void => {
-          const match = pattern.exec(primary.stdout);
-          if (match === null) return;
-          clearTimeout(timer);
-          child.stdout!.off('data', check);
-          resolve(match);
-        };
-        const timer = setTimeout(
-          () => reject(new Error(`no ${pattern} in:\n${primary.stdout}\n${stderr}`)),
-          timeoutMs,
-        );
-        child.stdout!.on('data', check);
-        check();
-      });
-    },
-  };
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (primary.stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return primary;
-}
 
 /** The pids of every process of the cluster seen in the output (to kill leftovers). */
 function pids(stdout: string): number[] {
@@ -170,22 +125,18 @@ function sleep(ms: number): Promise<void> {
 
 describe('heartwire serve --workers (node:cluster)', function () {
   this.timeout(60_000);
-  let primary: Primary | undefined;
+  /** The `heartwire serve --workers` process (or the cluster fixture) under test. */
+  let primary: OutputChild | undefined;
   let senders: Sender[] = [];
   let dir: string | undefined;
 
   afterEach(async () => {
     await Promise.all(senders.splice(0).map((s) => s.client.close().catch(() => {})));
     if (primary === undefined) return;
-    const { child, stdout, exited } = primary;
+    const stopping = primary;
     primary = undefined;
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    for (const pid of pids(stdout)) {
+    await stopping.stop('SIGTERM', 10_000);
+    for (const pid of pids(stopping.stdout)) {
       try {
         process.kill(pid, 'SIGKILL'); // a worker left behind (only if the primary was killed)
       } catch {
@@ -200,7 +151,7 @@ describe('heartwire serve --workers (node:cluster)', function () {
 
   it('SIGUSR2 drains one worker with GOAWAY; its clients move to the live workers, 0 messages lost', async () => {
     const started = performance.now();
-    primary = startPrimary(['src/cli/main.ts', 'serve', '--workers', '2', '--port', '0', '--grace', '5000']);
+    primary = startCli(['serve', '--workers', '2', '--port', '0', '--grace', '5000']);
     const [, port, primaryPid] = await primary.waitFor(
       /2 worker\(s\) listening on 127\.0\.0\.1:(\d+) \(primary pid (\d+)\)/,
       20_000,
@@ -281,12 +232,15 @@ describe('heartwire serve --workers (node:cluster)', function () {
   });
 
   it('a worker that crashes is replaced (backoff), on the same port', async () => {
-    primary = startPrimary(['src/cli/main.ts', 'serve', '--workers', '1', '--port', '0']);
+    primary = startCli(['serve', '--workers', '1', '--port', '0']);
     const [, port] = await primary.waitFor(/1 worker\(s\) listening on 127\.0\.0\.1:(\d+)/, 20_000);
-    const [, pid] = await primary.waitFor(/\[worker 1\] heartwire echo server listening[^\n]*pid (\d+)/);
+    const [, pid] = await primary.waitFor(
+      /\[worker 1\] heartwire echo server listening[^\n]*pid (\d+)/,
+      15_000,
+    );
     const crashed = performance.now();
     process.kill(Number(pid), 'SIGKILL');
-    await primary.waitFor(/worker 1 \(pid \d+\) exited \(signal SIGKILL\); a new one in 100 ms/);
+    await primary.waitFor(/worker 1 \(pid \d+\) exited \(signal SIGKILL\); a new one in 100 ms/, 15_000);
     await primary.waitFor(/\[worker 2\] heartwire echo server listening on 127\.0\.0\.1:(\d+)/, 20_000);
     const replacedMs = performance.now() - crashed;
     const conn = await connect({ host: '127.0.0.1', port: Number(port) });
@@ -305,23 +259,13 @@ describe('heartwire serve --workers (node:cluster)', function () {
 
   it('a TLS server (createServer({ tls }) + listen() in each worker) works as-is under node:cluster', async function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heartwire-cluster-tls-'));
-    const [keyFile, certFile] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
-    const r = spawnSync(
-      'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1'].concat([
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-      ]),
-      { encoding: 'utf8', timeout: 15_000 },
-    );
-    if (r.error !== undefined || r.status !== 0) {
-      console.log(`      (skipped: openssl is missing or failed: ${r.error?.message ?? r.stderr})`);
+    const { keyFile, certFile, skipped } = selfSignedCert(dir);
+    if (skipped !== undefined) {
+      console.log(`      (skipped: ${skipped})`);
       this.skip();
     }
     const cert = fs.readFileSync(certFile);
-    primary = startPrimary(['test/cli/fixtures/cluster-tls.ts', keyFile, certFile]);
+    primary = startTsx(['test/cli/fixtures/cluster-tls.ts', keyFile, certFile]);
     const [, port] = await primary.waitFor(/listening on port (\d+)/, 20_000);
     const clients = await Promise.all(
       Array.from({ length: 4 }, () =>

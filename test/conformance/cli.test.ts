@@ -4,55 +4,18 @@
  */
 import { expect } from 'chai';
 import { report as figure } from '../figures.js';
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { RunResult } from '../../src/conformance/types.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-interface Child {
-  child: ChildProcess;
-  stdout: string;
-  stderr: string;
-  exited: Promise<number | null>;
-}
-
-function start(args: string[]): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const c: Child = {
-    child,
-    stdout: '',
-    stderr: '',
-    exited: new Promise((resolve) => child.on('exit', (code) => resolve(code))),
-  };
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (c.stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (c.stderr += chunk));
-  return c;
-}
-
-async function waitFor(c: Child, pattern: RegExp, ms: number): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const match = pattern.exec(c.stdout);
-    if (match !== null) return match;
-    if (Date.now() > deadline || c.child.exitCode !== null)
-      throw new Error(`no ${pattern} in:\n${c.stdout}\n${c.stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+import { startCli } from '../helpers/child.js';
+import type { OutputChild } from '../helpers/child.js';
 
 describe('heartwire conformance (command)', function () {
   this.timeout(120_000);
-  const children: Child[] = [];
+  const children: OutputChild[] = [];
   let dir: string;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'heartwire-conformance-'));
@@ -63,11 +26,11 @@ describe('heartwire conformance (command)', function () {
   });
 
   it('passes every case against heartwire serve, exit 0, with --json and --junit', async () => {
-    const serve = start(['serve', '--port', '0', '--idle-timeout', '1000']);
+    const serve = startCli(['serve', '--port', '0', '--idle-timeout', '1000']);
     children.push(serve);
-    const [, port] = await waitFor(serve, /listening on 127\.0\.0\.1:(\d+)/, 30_000);
+    const [, port] = await serve.waitFor(/listening on 127\.0\.0\.1:(\d+)/, 30_000);
     const junit = join(dir, 'report.xml');
-    const run = start([
+    const run = startCli([
       'conformance',
       'server',
       `127.0.0.1:${port}`,
@@ -80,7 +43,7 @@ describe('heartwire conformance (command)', function () {
       '250',
     ]);
     children.push(run);
-    const code = await run.exited;
+    const code = await run.closed;
     const report = JSON.parse(run.stdout) as RunResult;
     const failed = report.results.filter((r) => r.status === 'fail');
     expect(failed, JSON.stringify(failed, null, 2)).to.deep.equal([]);
@@ -103,7 +66,7 @@ describe('heartwire conformance (command)', function () {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = silent.address() as AddressInfo;
-      const run = start([
+      const run = startCli([
         'conformance',
         'server',
         `127.0.0.1:${port}`,
@@ -113,7 +76,7 @@ describe('heartwire conformance (command)', function () {
         '500',
       ]);
       children.push(run);
-      expect(await run.exited).to.equal(1);
+      expect(await run.closed).to.equal(1);
       expect(run.stdout).to.match(/FAIL {2}§3 +3\/preamble-and-welcome/);
       expect(run.stdout).to.contain('failing sections: §3');
     } finally {
@@ -122,12 +85,12 @@ describe('heartwire conformance (command)', function () {
   });
 
   it('exits 2 on bad usage; --list lists the cases by section', async () => {
-    const bad = start(['conformance', 'frobnicate']);
+    const bad = startCli(['conformance', 'frobnicate']);
     children.push(bad);
-    expect(await bad.exited).to.equal(2);
-    const list = start(['conformance', '--list', '--only', '§7']);
+    expect(await bad.closed).to.equal(2);
+    const list = startCli(['conformance', '--list', '--only', '§7']);
     children.push(list);
-    expect(await list.exited).to.equal(0);
+    expect(await list.closed).to.equal(0);
     const lines = list.stdout.trim().split('\n');
     expect(lines.length).to.be.greaterThan(3);
     for (const line of lines) expect(line).to.match(/^§7 +7\//);

@@ -12,10 +12,10 @@ import type { Connection } from '../../src/node/connection.js';
 import { serverCases } from '../../src/conformance/cases/index.js';
 import { ClientPeer } from '../../src/conformance/client-peer.js';
 import { concat, dataFrame, defaultHello, rawFrame } from '../../src/conformance/wire.js';
-import { failingSections, humanReport, junitReport } from '../../src/conformance/report.js';
+import { junitReport } from '../../src/conformance/report.js';
 import { randomCase } from '../../src/conformance/random.js';
 import { defaultServerOptions, runServerConformance } from '../../src/conformance/runner.js';
-import type { RunResult, ServerRunOptions } from '../../src/conformance/types.js';
+import type { ServerRunOptions } from '../../src/conformance/types.js';
 import { FrameType, PREAMBLE } from '../../src/protocol/constants.js';
 import {
   decodeCloseAck,
@@ -27,6 +27,8 @@ import {
 } from '../../src/protocol/messages.js';
 import { MutatingProxy } from './mutating-proxy.js';
 import type { Mutator } from './mutating-proxy.js';
+import { expectCaught, explain, failures, variantTitle } from './helpers.js';
+import type { BrokenVariant } from './helpers.js';
 
 /** Server timeouts kept short so that the whole run takes seconds. */
 const SERVER = { idleTimeout: 600, handshakeTimeout: 800 };
@@ -60,16 +62,6 @@ function options(port: number, extra: Partial<ServerRunOptions> = {}): ServerRun
     handshakeTimeoutMs: SERVER.handshakeTimeout,
     ...extra,
   };
-}
-
-function failures(run: RunResult): string[] {
-  return run.results
-    .filter((r) => r.status === 'fail')
-    .map((r) => `${r.id} [${failingSections(r).join(',')}]`);
-}
-
-function explain(run: RunResult): string {
-  return humanReport(run).join('\n');
 }
 
 describe('heartwire conformance server', function () {
@@ -149,12 +141,7 @@ describe('heartwire conformance server', function () {
   });
 
   // Each broken variant: a correct server behind a proxy that breaks one rule.
-  const variants: {
-    name: string;
-    only: string[];
-    mutator: Mutator;
-    caught: { id: string; section: string }[];
-  }[] = [
+  const variants: BrokenVariant[] = [
     {
       name: 'drops its heartbeats',
       only: ['8/first-heartbeat', '8/heartbeat-schedule'],
@@ -247,15 +234,10 @@ describe('heartwire conformance server', function () {
   ];
 
   for (const variant of variants) {
-    it(`a server that ${variant.name} fails ${variant.caught.map((c) => `${c.id} (${c.section})`).join(', ')}`, async () => {
+    it(variantTitle('server', variant), async () => {
       const port = await brokenServer(variant.mutator);
       const run = await runServerConformance(options(port, { only: variant.only }));
-      for (const { id, section } of variant.caught) {
-        const result = run.results.find((r) => r.id === id);
-        expect(result, `${id} ran`).to.not.equal(undefined);
-        expect(result!.status, explain(run)).to.equal('fail');
-        expect(failingSections(result!), explain(run)).to.include(section);
-      }
+      expectCaught(run, variant.caught);
     });
   }
 });

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -10,20 +9,15 @@ import type { StoredMessage } from '../../examples/broker/store.js';
 import { MqClient } from '../../examples/mq-client/mq-client.js';
 import type { Delivery } from '../../examples/mq-client/mq-client.js';
 import { report } from '../figures.js';
+import { collect, waitUntil } from './helpers.js';
+import { spawnWithOutput, startTsx } from '../helpers/child.js';
+import type { OutputChild } from '../helpers/child.js';
 
 const HOST = '127.0.0.1';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const text = (delivery: Delivery): string => decoder.decode(delivery.body);
 const MAIN = fileURLToPath(new URL('../../examples/broker/main.ts', import.meta.url));
-
-async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -36,62 +30,9 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Resolves with the first match of `pattern` in the child's stdout; rejects on exit or after `timeoutMs`. */
-function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(
-      () => done(new Error(`no ${pattern} within ${timeoutMs} ms: ${output}`)),
-      timeoutMs,
-    );
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      const match = pattern.exec(output);
-      if (match !== null) done(undefined, match);
-    };
-    const onExit = (code: number | null): void =>
-      done(new Error(`exited (${code}) before ${pattern}: ${output}`));
-    const done = (error: Error | undefined, match?: RegExpMatchArray): void => {
-      clearTimeout(timer);
-      child.stdout!.off('data', onData);
-      child.stderr!.off('data', onData);
-      child.off('exit', onExit);
-      if (error !== undefined) reject(error);
-      else resolve(match!);
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', onExit);
-  });
-}
-
-/** Kills a child process and waits for its exit. */
-async function kill(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill(signal);
-  await exited;
-}
-
-/** Collects deliveries of `queue` in the background, acking each unless `ack` is false. */
-function collect(
-  client: MqClient,
-  queue: string,
-  options: { prefetch?: number; ack?: boolean } = {},
-): Delivery[] {
-  const received: Delivery[] = [];
-  void (async () => {
-    for await (const delivery of client.subscribe(queue, { prefetch: options.prefetch ?? 100 })) {
-      received.push(delivery);
-      if (options.ack !== false) delivery.ack();
-    }
-  })();
-  return received;
-}
-
 describe('examples/broker on Redis Streams', function () {
   this.timeout(30_000);
-  let redisServer: ChildProcess | undefined;
+  let redisServer: OutputChild | undefined;
   let url = '';
   const cleanup: (() => Promise<unknown>)[] = [];
 
@@ -103,16 +44,21 @@ describe('examples/broker on Redis Streams', function () {
       this.skip();
     }
     const port = await freePort();
-    redisServer = spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    await waitForLine(redisServer, /Ready to accept connections/, 10_000);
+    redisServer = spawnWithOutput('redis-server', [
+      '--port',
+      String(port),
+      '--bind',
+      HOST,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+    ]);
+    await redisServer.waitFor(/Ready to accept connections/, 10_000, { in: 'output' });
     url = `redis://${HOST}:${port}`;
   });
   after(async () => {
-    if (redisServer !== undefined) await kill(redisServer, 'SIGTERM');
+    if (redisServer !== undefined) await redisServer.stop('SIGTERM');
   });
   afterEach(async () => {
     for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
@@ -275,26 +221,20 @@ describe('examples/broker on Redis Streams', function () {
     const started = performance.now();
     // Broker 0 runs in a child process (main.ts --redis) so that it can be SIGKILLed; brokers 1
     // and 2 run here (a process per broker costs about 10 s of start-up each on a loaded box).
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        MAIN,
-        '--port',
-        '0',
-        '--redis',
-        url,
-        '--idle-timeout',
-        '2000',
-        '--lease-timeout',
-        String(leaseTimeout),
-        '--max-queue-length',
-        '0',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    cleanup.push(() => kill(child));
+    const child = startTsx([
+      MAIN,
+      '--port',
+      '0',
+      '--redis',
+      url,
+      '--idle-timeout',
+      '2000',
+      '--lease-timeout',
+      String(leaseTimeout),
+      '--max-queue-length',
+      '0',
+    ]);
+    cleanup.push(() => child.stop());
     const local = [1, 2].map(() =>
       track(
         new Broker({
@@ -304,7 +244,7 @@ describe('examples/broker on Redis Streams', function () {
       ),
     );
     const ports = [
-      Number((await waitForLine(child, /listening on [\d.]+:(\d+)/, 30_000))[1]),
+      Number((await child.waitFor(/listening on [\d.]+:(\d+)/, 30_000, { in: 'output' }))[1]),
       ...(await Promise.all(local.map(async (broker) => (await broker.listen(0, HOST)).port))),
     ];
     const startup = performance.now() - started;
@@ -345,7 +285,7 @@ describe('examples/broker on Redis Streams', function () {
 
     await waitUntil(() => lists.reduce((n, l) => n + l.length, 0) >= total / 3, 'a third consumed', 20_000);
     killedAt = performance.now();
-    await kill(child); // SIGKILL: no GOAWAY, no requeue, its Redis connections just vanish
+    await child.stop(); // SIGKILL: no GOAWAY, no requeue, its Redis connections just vanish
     await Promise.all(publishing);
     await waitUntil(() => confirmed + failed === total, 'every publish answered', 20_000);
     const unique = (): number => new Set(received().map(text)).size;

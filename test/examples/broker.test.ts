@@ -6,36 +6,12 @@ import { MqClient, PublishError } from '../../examples/mq-client/mq-client.js';
 import type { Delivery } from '../../examples/mq-client/mq-client.js';
 import { FaultProxy } from '../../src/testing/fault-proxy.js';
 import { report } from '../figures.js';
+import { collect, waitUntil } from './helpers.js';
 
 const HOST = '127.0.0.1';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const text = (delivery: Delivery): string => decoder.decode(delivery.body);
-
-/** Polls `condition` until it holds; rejects after `timeoutMs`. */
-async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-/** Collects deliveries of `queue` in the background, acking them unless `ack` is false. */
-function collect(
-  client: MqClient,
-  queue: string,
-  options: { prefetch?: number; ack?: boolean } = {},
-): Delivery[] {
-  const received: Delivery[] = [];
-  void (async () => {
-    for await (const delivery of client.subscribe(queue, { prefetch: options.prefetch ?? 100 })) {
-      received.push(delivery);
-      if (options.ack !== false) delivery.ack();
-    }
-  })();
-  return received;
-}
 
 describe('examples/broker', function () {
   this.timeout(15_000);

@@ -3,12 +3,12 @@
  * would: written to a temporary `.mts` module, its `heartwire` and `fast-check` imports pointed at
  * this checkout, run with tsx in a child process; its exit status and output (bounded).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '../node/helpers.js';
+import { startTsx } from './child.js';
 
 const url = (file: string): string => pathToFileURL(path.join(REPO_ROOT, file)).href;
 
@@ -48,20 +48,11 @@ export function runModule(source: string, options: RunModuleOptions): Promise<Mo
   const dir = mkdtempSync(path.join(os.tmpdir(), 'heartwire-run-'));
   const file = path.join(dir, options.name ?? 'main.mts');
   writeFileSync(file, pointImportsAtCheckout(source));
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeout);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      rmSync(dir, { recursive: true, force: true });
-      resolve({ code, stdout, stderr });
-    });
+  const run = startTsx([file]);
+  const timer = setTimeout(() => run.child.kill('SIGKILL'), options.timeout);
+  return run.closed.then((code) => {
+    clearTimeout(timer);
+    rmSync(dir, { recursive: true, force: true });
+    return { code, stdout: run.stdout, stderr: run.stderr };
   });
 }

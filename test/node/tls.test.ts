@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +25,7 @@ import {
   waitFor,
   within,
 } from './helpers.js';
+import { selfSignedCert } from '../helpers/child.js';
 
 const SIZES = [0, 1, 64 * KiB, 1 * MiB];
 
@@ -38,22 +38,13 @@ describe('node transport: TLS', function () {
   before(function () {
     this.timeout(20_000);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'heartwire-tls-'));
-    const r = spawnSync(
-      'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1'].concat([
-        '-keyout',
-        path.join(dir, 'key.pem'),
-        '-out',
-        path.join(dir, 'cert.pem'),
-      ]),
-      { encoding: 'utf8', timeout: 15_000 },
-    );
-    if (r.error !== undefined || r.status !== 0) {
-      console.log(`      (skipped: openssl is missing or failed: ${r.error?.message ?? r.stderr})`);
+    const { keyFile, certFile, skipped } = selfSignedCert(dir);
+    if (skipped !== undefined) {
+      console.log(`      (skipped: ${skipped})`);
       this.skip();
     }
-    key = fs.readFileSync(path.join(dir, 'key.pem'));
-    cert = fs.readFileSync(path.join(dir, 'cert.pem'));
+    key = fs.readFileSync(keyFile);
+    cert = fs.readFileSync(certFile);
   });
 
   after(() => {

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -27,6 +26,7 @@ import {
   waitFor,
   within,
 } from './helpers.js';
+import { selfSignedCert } from '../helpers/child.js';
 
 const SIZES = [0, 1, 64 * KiB, 1 * MiB];
 
@@ -161,20 +161,9 @@ describe('node transport: Unix domain sockets', function () {
   it('TLS over a Unix socket: round trip and clean end', async function () {
     const certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'heartwire-unix-tls-'));
     cleanup.push(() => fs.rmSync(certDir, { recursive: true, force: true }));
-    const keyFile = path.join(certDir, 'key.pem');
-    const certFile = path.join(certDir, 'cert.pem');
-    const r = spawnSync(
-      'openssl',
-      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-days', '1'].concat([
-        '-keyout',
-        keyFile,
-        '-out',
-        certFile,
-      ]),
-      { encoding: 'utf8', timeout: 15_000 },
-    );
-    if (r.error !== undefined || r.status !== 0) {
-      console.log(`      (skipped: openssl is missing or failed: ${r.error?.message ?? r.stderr})`);
+    const { keyFile, certFile, skipped } = selfSignedCert(certDir);
+    if (skipped !== undefined) {
+      console.log(`      (skipped: ${skipped})`);
       this.skip();
     }
     const key = fs.readFileSync(keyFile);

@@ -1,6 +1,6 @@
 /**
- * Test and tooling helpers over the decoder: a sink that collects whole frames, and
- * {@link decodeAll}. Not on any hot path.
+ * Test and tooling helpers over the decoder: a sink that collects whole frames,
+ * {@link decodeAll}, and {@link concatBytes}. Not on any hot path.
  * @module
  */
 import { FrameType } from '../constants.js';
@@ -47,4 +47,17 @@ export function decodeAll(bytes: Uint8Array, options: FrameDecoderOptions): Fram
   const sink = new FrameCollector();
   new FrameDecoder(options).push(bytes, sink);
   return sink.frames;
+}
+
+/** Concatenates byte arrays into a new one (tests, tooling: the conformance runner, arbitraries). */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
