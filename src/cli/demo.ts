@@ -21,7 +21,7 @@ behind a fault-injecting TCP proxy, and checks three claims by counting:
   3. the broker shuts down with a grace period under load: GOAWAY, clients drain and move to a
      second broker, zero messages lost.
 
-It takes about a minute (--quick: about 15 s) and needs nothing but this package.
+It takes about 40 s (--quick: about 12 s) and needs nothing but this package.
 
 With --rolling, a second demo instead: three brokers on one queue store (Redis when
 redis-server is installed, else a shared in-memory store, said so), producers and consumers

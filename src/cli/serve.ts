@@ -25,6 +25,8 @@ options:
   --host H            address to listen on (default 127.0.0.1)
   --mode echo|sink    echo every message back (default), or read and drop them
   --idle-timeout MS   silence tolerated before a client is declared dead (default 20000)
+  --handshake-timeout MS
+                      time a client has to complete the handshake (default 10000)
   --grace MS          GOAWAY grace period at shutdown (default 2000)
   --workers N|auto    run N server processes on one port with node:cluster (auto: one per
                       core); the primary hands each connection to a worker, round-robin
@@ -49,6 +51,7 @@ export async function serve(args: string[], output: Output, stop: Promise<unknow
       host: { type: 'string' },
       mode: { type: 'string' },
       'idle-timeout': { type: 'string' },
+      'handshake-timeout': { type: 'string' },
       grace: { type: 'string' },
       workers: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -63,6 +66,7 @@ export async function serve(args: string[], output: Output, stop: Promise<unknow
   const mode = values.mode ?? 'echo';
   if (mode !== 'echo' && mode !== 'sink') throw new UsageError(`--mode must be echo or sink, got '${mode}'`);
   const idleTimeout = integer(values['idle-timeout'], 'idle-timeout', 20_000, 100, 86_400_000);
+  const handshakeTimeout = integer(values['handshake-timeout'], 'handshake-timeout', 10_000, 1, 86_400_000);
   const grace = integer(values.grace, 'grace', 2000);
   const workers =
     values.workers === 'auto' ? availableParallelism() : integer(values.workers, 'workers', 0, 1, 1024);
@@ -116,7 +120,7 @@ export async function serve(args: string[], output: Output, stop: Promise<unknow
   };
   let accepted = 0;
 
-  const server = createServer({ idleTimeout }, (conn) => {
+  const server = createServer({ idleTimeout, handshakeTimeout }, (conn) => {
     const { remoteAddress, remotePort } = conn.stats();
     output.out(`+ connection ${conn.id} from ${remoteAddress}:${remotePort}`);
     tell({ heartwire: 'connections', open: server.connections.size, accepted: ++accepted });
