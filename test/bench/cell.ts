@@ -100,6 +100,9 @@ for (let round = 0; round < repeat; round++) {
       console.log(
         `${id.padEnd(26)} ${String(size).padStart(8)} ${Math.round(r.msgsPerSec).toLocaleString().padStart(11)} msgs/s ${r.mbPerSec.toFixed(1).padStart(8)} MB/s  cpu s ${r.serverCpu.toFixed(0)} c ${r.clientCpu.toFixed(0)} others ${r.otherCpu.toFixed(0)} heap ${((r.serverHeap ?? 0) / 1e6).toFixed(1)} MB MC/s ${r.serverMajorGcsPerSec?.toFixed(1) ?? '–'}${rtt}${r.error ? ' ERROR ' + r.error : ''}${info(r.serverInfo)}`,
       );
+      // Nothing delivered: show what the server saw (its connections, failures).
+      if (r.error === undefined && r.msgsPerSec === 0)
+        console.log(`  server: ${JSON.stringify(r.serverInfo)}`);
     }
     const raw = rates.get('raw');
     const rawCore = cores.get('raw');

@@ -19,12 +19,13 @@ const QUEUE_TARGET_MS = 0.5;
 /** Shortest interval over which window tuning measures the consumption rate. */
 const RATE_INTERVAL_MS = 2;
 /**
- * The window shrinks only when no rate interval of the last 125 to 250 ms needed it: rates are kept
- * as the peak of two buckets this long. One slow interval (a GC pause, a burst of other work in the
- * process) must not halve it: a smaller window means smaller reads and more CPU per message,
- * which lowers the rate further.
+ * The window shrinks only when the average rate of the last complete period this long does not
+ * need it either. One slow interval (a GC pause, a burst of other work in the process) must not
+ * halve it: a smaller window means smaller reads and more CPU per message, which lowers the rate
+ * further. An average, not a peak: the rate of a 2 ms interval in a bursty process can be several
+ * times the sustained rate, and a window sized to it would only queue.
  */
-const RATE_PEAK_BUCKET_MS = 125;
+const RATE_PERIOD_MS = 125;
 /** RTT assumed for window tuning until a sample exists. */
 const DEFAULT_RTT_MS = 1;
 /** RTT above the minimum by more than this means queues are building: stop growing the window. */
@@ -80,10 +81,10 @@ export class ReceiveWindow {
   /** Start of the current rate interval of window tuning, and `C` then. */
   private rateSince = 0;
   private rateReleased = 0;
-  /** Peak interval rates of the current and the previous bucket (`RATE_PEAK_BUCKET_MS`), and when the current began. */
-  private ratePeak = 0;
-  private ratePeakBefore = 0;
-  private ratePeakSince = 0;
+  /** Average rate of the last complete period (`RATE_PERIOD_MS`); start of the current one, and `C` then. */
+  private periodRate = 0;
+  private periodSince = 0;
+  private periodReleased = 0;
 
   constructor(
     private readonly settings: Settings,
@@ -177,22 +178,21 @@ export class ReceiveWindow {
     // A slow application needs no check of its own: it consumes at a low rate, so it is not
     // granted a larger window (reads in bursts, which hold most of the window at grant time, must
     // not stop the growth).
-    if (now - this.ratePeakSince >= RATE_PEAK_BUCKET_MS) {
-      this.ratePeakBefore = this.ratePeak;
-      this.ratePeak = 0;
-      this.ratePeakSince = now;
+    if (now - this.periodSince >= RATE_PERIOD_MS) {
+      this.periodRate = (this.releasedCredit - this.periodReleased) / (now - this.periodSince);
+      this.periodSince = now;
+      this.periodReleased = this.releasedCredit;
     }
-    if (rate > this.ratePeak) this.ratePeak = rate;
     const floor = Math.max(this.settings.initialWindow, Math.ceil(2 * this.largeMessageCost));
     const { rtt, minRtt } = this.liveness;
     const horizon = (minRtt ?? DEFAULT_RTT_MS) + QUEUE_TARGET_MS;
     const wanted = Math.max(floor, 2 * rate * horizon);
     const queueing = rtt !== undefined && minRtt !== undefined && rtt > minRtt + RTT_QUEUEING_MS;
-    const peakWanted = 2 * Math.max(this.ratePeak, this.ratePeakBefore) * horizon;
+    const sustainedWanted = 2 * this.periodRate * horizon;
     if (this.window < wanted && (!queueing || this.window < floor)) {
       this.growWindow(now);
     } else if (
-      this.window > 2 * Math.max(wanted, peakWanted) &&
+      this.window > 2 * Math.max(wanted, sustainedWanted) &&
       minRtt !== undefined &&
       this.window / 2 >= floor
     ) {
