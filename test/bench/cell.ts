@@ -1,6 +1,6 @@
 /**
  * Development aid: measure single throughput cells quickly, e.g.
- * `node --import tsx test/bench/cell.ts raw,heartwire,heartwire-iterate 64,1024 [--repeat 3] [--probe] [--window 2000] [--prof DIR] [--app-heap 64]`.
+ * `node --import tsx test/bench/cell.ts raw,heartwire,heartwire-iterate 64,1024 [--repeat 3] [--probe] [--window 2000] [--prof DIR] [--app-heap 64] [--gc]`.
  * Not part of `npm run bench`; it prints one line per cell.
  *
  * heartwire's send and receive modes are ids: `heartwire` (`write()` + `read()`),
@@ -52,6 +52,8 @@ const prof = flag('--prof');
 const probe = args.includes('--probe');
 // Live heap of each peer process, MiB (see child.ts); an id `<id>@heap<MiB>` sets it for one system.
 process.env.BENCH_APP_HEAP_MB = flag('--app-heap') ?? '0';
+// `--gc`: each server counts its major GCs (MC/s in the output; the observer costs a few %).
+if (args.includes('--gc')) process.env.BENCH_GC_COUNT = '1';
 
 function system(id: string): System {
   // `<id>@heap<MiB>`: that system in processes holding an application heap (see child.ts).

@@ -68,7 +68,7 @@ async function loadPeer(name: string): Promise<PeerModule> {
 }
 
 async function main(): Promise<void> {
-  countMajorGcs();
+  if (process.env.BENCH_GC_COUNT === '1') countMajorGcs();
   const memory = new MemorySampler();
   const probe = new ProbeRecorder();
   const handlers = new Map<string, Handler>();

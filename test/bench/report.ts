@@ -272,7 +272,9 @@ export function verdicts(results: BenchResults): Verdict[] {
  */
 function gcNote(hw: ThroughputResult, raw: ThroughputResult): string {
   if (hw.serverHeap === undefined || raw.serverHeap === undefined) return '';
-  return `; servers' heap ${(hw.serverHeap / 1e6).toFixed(1)} vs ${(raw.serverHeap / 1e6).toFixed(1)} MB, major GCs/s ${hw.serverMajorGcsPerSec?.toFixed(1) ?? '–'} vs ${raw.serverMajorGcsPerSec?.toFixed(1) ?? '–'}`;
+  const heaps = `; servers' heap ${(hw.serverHeap / 1e6).toFixed(1)} vs ${(raw.serverHeap / 1e6).toFixed(1)} MB`;
+  if (hw.serverMajorGcsPerSec === undefined || raw.serverMajorGcsPerSec === undefined) return heaps;
+  return `${heaps}, major GCs/s ${hw.serverMajorGcsPerSec.toFixed(1)} vs ${raw.serverMajorGcsPerSec.toFixed(1)}`;
 }
 
 /** The server's heap before the transfer and its major GCs per second in the window. */
@@ -298,7 +300,7 @@ function throughputTable(list: ThroughputResult[], key: 'size' | 'connections'):
     'server CPU %',
     'client CPU %',
     'others CPU %',
-    'server heap MB; major GCs/s',
+    'server heap MB; major GCs/s (with --gc)',
     'load 1 min',
     'runs (msgs/s)',
     'heartwire window',

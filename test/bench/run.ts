@@ -376,6 +376,7 @@ options:
   --wait-quiet S        before each cell, wait up to S seconds for the machine to be quiet
   --app-heap MB         live heap each peer process holds, as an application would (default 0;
                         the 64 KiB and 1 MiB cells also run with 64 MiB: see docs/IMPLEMENTATION.md)
+  --gc                  count each server's major GCs (table 1; costs the raw framing 4-20 % at 64 B)
   --out DIR             write the report to DIR instead
   -h, --help            show this help`;
 
@@ -395,6 +396,7 @@ async function main(): Promise<void> {
   const appHeapMb = Number(argValue(args, '--app-heap') ?? DEFAULT_APP_HEAP_MB);
   if (!(appHeapMb >= 0 && appHeapMb <= 4096)) throw new Error('--app-heap takes MiB, 0 to 4096');
   process.env.BENCH_APP_HEAP_MB = String(appHeapMb);
+  if (args.includes('--gc')) process.env.BENCH_GC_COUNT = '1';
   const p = plan(quick);
   const started = Date.now();
   const results: BenchResults = {

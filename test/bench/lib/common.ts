@@ -54,22 +54,24 @@ export interface ProcessSnapshot {
   heapUsed: number;
   arrayBuffers: number;
   external: number;
-  /** Major GCs (mark-compact) seen so far, once {@link countMajorGcs} has started; else 0. */
-  majorGcs: number;
+  /** Major GCs (mark-compact) seen so far, once {@link countMajorGcs} has started; else undefined. */
+  majorGcs?: number;
 }
 
-let majorGcs = 0;
+let majorGcs: number | undefined;
 
 /**
- * Count this process's major GCs from now on (for snapshots). The bench reports them per 1 000
- * messages: V8 starts incremental marking after every scavenge in some processes and not in
- * others, which moves throughput by up to 4× (docs/IMPLEMENTATION.md, "Benchmark processes and V8").
+ * Count this process's major GCs from now on (for snapshots). The bench reports them per second:
+ * V8 starts incremental marking after every scavenge in some processes and not in others, which
+ * moves throughput by up to 4× (docs/IMPLEMENTATION.md, "Benchmark processes and V8"). Only with
+ * `--gc` (`BENCH_GC_COUNT=1`): observing GCs costs the raw framing 4–20 % at 64 B.
  */
 export function countMajorGcs(): void {
+  majorGcs = 0;
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       const detail = (entry as { detail?: { kind?: number } }).detail;
-      if (detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs++;
+      if (detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) majorGcs = (majorGcs ?? 0) + 1;
     }
   }).observe({ entryTypes: ['gc'] });
 }

@@ -166,7 +166,10 @@ export async function measureThroughput(
       serverMemory,
       clientMemory,
       serverHeap: sBase.heapUsed,
-      serverMajorGcsPerSec: (s1.majorGcs - s0.majorGcs) / seconds,
+      serverMajorGcsPerSec:
+        s1.majorGcs === undefined || s0.majorGcs === undefined
+          ? undefined
+          : (s1.majorGcs - s0.majorGcs) / seconds,
       serverRetained: js(sEnd) - js(sBase),
       clientRetained: js(cEnd) - js(cBase),
       rtt,
