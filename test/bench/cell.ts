@@ -1,6 +1,6 @@
 /**
  * Development aid: measure single throughput cells quickly, e.g.
- * `node --import tsx test/bench/cell.ts raw,heartwire,heartwire-iterate 64,1024 [--repeat 3] [--probe] [--window 2000] [--prof DIR] [--app-heap 64] [--gc]`.
+ * `node --import tsx test/bench/cell.ts raw,heartwire,heartwire-iterate 64,1024 [--repeat 3] [--probe] [--warmup 1000] [--window 2000] [--prof DIR] [--app-heap 64] [--gc]`.
  * Not part of `npm run bench`; it prints one line per cell.
  *
  * heartwire's send and receive modes are ids: `heartwire` (`write()` + `read()`),
@@ -47,6 +47,7 @@ const flag = (name: string): string | undefined => {
 const ids = (args[0] ?? 'raw,heartwire').split(',');
 const sizes = (args[1] ?? '64').split(',').map(Number);
 const windowMs = Number(flag('--window') ?? 2000);
+const warmupMs = Number(flag('--warmup') ?? 1000);
 const repeat = Number(flag('--repeat') ?? 1);
 const prof = flag('--prof');
 const probe = args.includes('--probe');
@@ -65,6 +66,10 @@ function system(id: string): System {
   const liveness = probe ? { idleTimeout: 500 } : {};
   const accept = probe ? { server: { clientIdleTimeoutRange: [100, 86_400_000] } } : {};
   if (window !== null) return heartwire({ receiveWindow: Number(window[1]), ...liveness }, 'read', accept);
+  // `hw-q<bytes>`: heartwire whose client has that send queue bound (maxSendQueue).
+  const queue = /^hw-q(\d+)$/.exec(id);
+  if (queue !== null)
+    return heartwire(liveness, 'read', { ...accept, client: { maxSendQueue: Number(queue[1]) } });
   const hw = heartwireById(id);
   if (hw !== undefined) {
     const { receive, send } = hw.options as { receive: never; send: never };
@@ -89,7 +94,7 @@ for (let round = 0; round < repeat; round++) {
         system(id),
         size,
         1,
-        { warmupMs: 1000, windowMs },
+        { warmupMs, windowMs },
         {
           probe,
           profile: prof === undefined ? undefined : { dir: `${prof}/${id}-${size}` },
