@@ -69,7 +69,10 @@ export class TransportLoop {
       engine.transportFailed(now(), new Error('socket closed'));
       service();
     });
-    socket.on('drain', service);
+    // Node's Writable emits 'drain' before it calls back the writes that completed: serving at once
+    // would take fresh batch buffers while the written ones are not back in the pool (up to 41 out
+    // at once at 1 KiB, so the pool overflowed and the engine allocated); serve after the callbacks.
+    socket.on('drain', () => runtime.nextTick(service));
   }
 
   /** Hand the socket what the engine has to send, up to the socket's buffer target. */
