@@ -1,11 +1,12 @@
 /**
- * Entry point of every child process of the bench: `node --import tsx child.ts '<ChildConfig JSON>'`.
+ * Entry point of every child process of the bench: `node .bench-build/test/bench/child.js '<ChildConfig JSON>'`
+ * (compiled by the orchestrator, see `lib/child-process.ts`; `node --import tsx child.ts` with `BENCH_TSX=1`).
  * A server or client of one peer (`peers/<name>.ts`), or the FaultProxy of part 4. It answers
  * the orchestrator's commands over the IPC channel (see `lib/ipc.ts`) and never exits on its own
  * except on `exit` (or when the orchestrator goes away).
  * @module
  */
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { findSourceMap } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -39,9 +40,9 @@ function send(message: unknown): void {
 }
 
 /**
- * When profiling (`--cpu-prof`), write the source maps of the loaded TypeScript files into the
- * profile directory (`maps.json`): V8 records positions in tsx's transpiled code, `profile.ts`
- * maps them back.
+ * When profiling (`--cpu-prof`), write the source maps of the code the process runs into the
+ * profile directory (`maps.json`): V8 records positions in the compiled JavaScript (or in tsx's
+ * transpiled code), `profile.ts` maps them back to the TypeScript.
  */
 function dumpSourceMaps(): void {
   const dirFlag = process.execArgv.find((a) => a.startsWith('--cpu-prof-dir='));
@@ -51,7 +52,13 @@ function dumpSourceMaps(): void {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) walk(full);
-      else if (entry.name.endsWith('.ts')) {
+      else if (entry.name.endsWith('.js')) {
+        // tsc's map beside the compiled file; its sources made absolute for profile.ts.
+        const payload = JSON.parse(readFileSync(`${full}.map`, 'utf8')) as { sources: string[] };
+        const base = pathToFileURL(full);
+        payload.sources = payload.sources.map((source) => new URL(source, base).href);
+        maps[base.href] = payload;
+      } else if (entry.name.endsWith('.ts')) {
         const map = findSourceMap(full) ?? findSourceMap(pathToFileURL(full).href);
         if (map !== undefined) maps[pathToFileURL(full).href] = map.payload;
       }

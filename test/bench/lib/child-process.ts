@@ -3,15 +3,38 @@
  * commands and await their replies, each with a time bound; kill as a last resort.
  * @module
  */
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildConfig, Reply, Ready } from './ipc.js';
 
-const CHILD_SCRIPT = fileURLToPath(new URL('../child.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+
+/**
+ * The children run the JavaScript that `tsc` compiles from the sources (`tsconfig.bench.json`, into
+ * `.bench-build/`, once per orchestrator process, about 5 s), as an application runs heartwire from
+ * its package. Through `tsx` a process also holds the transpiled sources and their source maps:
+ * heartwire's bench server held 8.4 MB of heap that way against 6.4–6.9 MB compiled, which put it
+ * above V8's 8 MB threshold for incremental marking while the raw framing's (5.8 MB) stayed below
+ * (docs/IMPLEMENTATION.md, "Benchmark processes and V8"). `BENCH_TSX=1` runs them through `tsx`.
+ */
+const USE_TSX = process.env.BENCH_TSX === '1';
+const BUILD = path.join(REPO, '.bench-build');
+const CHILD_SCRIPT = USE_TSX
+  ? fileURLToPath(new URL('../child.ts', import.meta.url))
+  : path.join(BUILD, 'test', 'bench', 'child.js');
+let compiled = false;
+
+/** Compile the sources the children run, once per process (see {@link CHILD_SCRIPT}). */
+function compileChildren(): void {
+  if (USE_TSX || compiled) return;
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.bench.json'], { cwd: REPO, stdio: 'inherit' });
+  compiled = true;
+}
 
 /** Options of {@link spawnChild}. */
 export interface SpawnOptions {
@@ -117,9 +140,9 @@ export function spawnChild(label: string, config: ChildConfig, options: SpawnOpt
   const extra = process.env.BENCH_CHILD_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
   // BENCH_SERVER_FLAGS: the same for the server processes only (e.g. `--trace-gc-nvp`).
   const serverOnly = config.role === 'server' ? (process.env.BENCH_SERVER_FLAGS?.split(' ') ?? []) : [];
+  compileChildren();
   const execArgv = [
-    '--import',
-    'tsx',
+    ...(USE_TSX ? ['--import', 'tsx'] : []),
     '--expose-gc',
     ...extra,
     ...serverOnly.filter((f) => f !== ''),
