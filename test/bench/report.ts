@@ -523,7 +523,7 @@ export function renderReport(results: BenchResults): string {
       : '- Cells started without waiting for a quiet machine (`--wait-quiet` not given).',
     results.settings.appHeapMb === undefined
       ? '- Peer processes held no application heap (a run from before `--app-heap`).'
-      : `- Peer processes held ${String(results.settings.appHeapMb)} MiB of live objects (\`--app-heap\`) but in the rows marked "(64 MiB heap)", which hold that much, as an application's process would: in a bare process (8 MB heap) V8 can mark continuously at these allocation rates, and large-message cells then measure the collector (docs/IMPLEMENTATION.md, "Benchmark processes and V8").`,
+      : `- Peer processes held ${String(results.settings.appHeapMb)} MiB of live objects (\`--app-heap\`) but in the rows marked "(64 MiB heap)", which hold that much, as an application's process would: how V8 collects at these allocation rates depends on the heap's size (above 8 MB, a small heap is marked continuously), so the bare cells can compare processes on either side of a threshold (docs/IMPLEMENTATION.md, "Benchmark processes and V8").`,
     '',
   ];
   const v = verdicts(results);
