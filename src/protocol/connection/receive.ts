@@ -27,9 +27,6 @@ const PARTIAL_BLOCK_SIZE = 16 * 1024;
  */
 const COPY_RECEIVED_MAX = 3 * FRAME_HEADER_SIZE - 1;
 
-/** Assembled messages from this size on come from the `allocate` option (see `storage`). */
-const ALLOCATE_MIN = 4096;
-
 const READABLE: EngineEvent = { type: 'readable' };
 /** `chunkBuffer` between chunks. */
 const NO_BUFFER = new ArrayBuffer(0);
@@ -338,12 +335,9 @@ export class Receiver implements FrameSink {
     this.partial[this.partial.length - 1] = block.subarray(0, this.partialBlockFill);
   }
 
-  /**
-   * Storage for a message assembled from pieces, which fill all of it: large ones from the
-   * `allocate` option (not zeroed), small ones as V8 allocates them best.
-   */
+  /** Storage for a message assembled from pieces, which fill all of it (the `allocate` option). */
   private storage(size: number): Uint8Array {
-    return size >= ALLOCATE_MIN ? this.settings.allocate(size) : new Uint8Array(size);
+    return this.settings.allocate(size);
   }
 
   /** Assemble the pieces of the message that just completed (one copy). */
