@@ -101,32 +101,12 @@ export interface ServerOptions extends ConnectionOptions, LifecycleOptions {
   alternatives?: readonly string[];
 }
 
-/** Assembled messages below this size are carved from a shared slab (see `allocateUnzeroed`). */
-const SLAB_MAX_MESSAGE = 4096;
-/** Size of a slab: at most this much memory is kept alive by one retained small message. */
-const SLAB_SIZE = 16 * 1024;
-let slab = new ArrayBuffer(0);
-let slabUsed = 0;
-
 /**
- * Storage the engine fills completely (`EngineOptions.allocate`), not zeroed, as a plain
- * `Uint8Array` (a `Buffer`'s `subarray()` is slower). From 4 KiB on an ArrayBuffer of its own;
- * smaller sizes (a message that spanned two socket reads) are views of a shared 16 KiB slab, as
- * Node's `Buffer.allocUnsafe()` does with its 8 KiB pool: a small `ArrayBuffer` of its own cost
- * 1–2.6 µs to allocate and collect, once per read at 1 KiB (as much as decoding the read's other
- * 60 messages); a view costs tens of ns. Never Node's own pool, which any code in the process
- * may write into.
+ * Storage the engine fills completely (`EngineOptions.allocate`): not zeroed, an ArrayBuffer of
+ * its own (never Node's shared pool), as a plain `Uint8Array` (a `Buffer`'s `subarray()` is slower).
  */
 function allocateUnzeroed(size: number): Uint8Array {
-  if (size >= SLAB_MAX_MESSAGE) return new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
-  if (slabUsed + size > slab.byteLength) {
-    slab = Buffer.allocUnsafeSlow(SLAB_SIZE).buffer;
-    slabUsed = 0;
-  }
-  const storage = new Uint8Array(slab, slabUsed, size);
-  // Views start 8-byte aligned, as Node's pool aligns them.
-  slabUsed += (size + 7) & ~7;
-  return storage;
+  return new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
 }
 
 /** Translate user options to engine options. */

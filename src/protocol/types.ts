@@ -100,11 +100,10 @@ export interface EngineOptions {
   /** Shared memory budget for receive windows. Default: none (each connection up to its maximum). */
   budget?: MemoryBudget;
   /**
-   * Storage for a received message assembled from pieces (it spanned frames or chunks): `size`
-   * bytes the engine overwrites completely before anyone sees them, so they need not be zeroed.
-   * Default `new Uint8Array(size)`; the Node adapter allocates without zero-filling
-   * (`Buffer.allocUnsafeSlow`), which saves a pass over every large message, and carves messages
-   * under 4 KiB from shared 16 KiB slabs, which saves an allocation per socket read.
+   * Storage for a received message assembled from pieces (it spanned frames or chunks), of at
+   * least 4 KiB: `size` bytes the engine overwrites completely before anyone sees them, so they
+   * need not be zeroed. Default `new Uint8Array(size)`; the Node adapter allocates without
+   * zero-filling (`Buffer.allocUnsafeSlow`), which saves a pass over every large message.
    */
   allocate?: (size: number) => Uint8Array;
 }

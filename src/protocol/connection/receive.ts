@@ -27,6 +27,9 @@ const PARTIAL_BLOCK_SIZE = 16 * 1024;
  */
 const COPY_RECEIVED_MAX = 3 * FRAME_HEADER_SIZE - 1;
 
+/** Assembled messages from this size on come from the `allocate` option (see `storage`). */
+const ALLOCATE_MIN = 4096;
+
 const READABLE: EngineEvent = { type: 'readable' };
 /** `chunkBuffer` between chunks. */
 const NO_BUFFER = new ArrayBuffer(0);
@@ -335,9 +338,12 @@ export class Receiver implements FrameSink {
     this.partial[this.partial.length - 1] = block.subarray(0, this.partialBlockFill);
   }
 
-  /** Storage for a message assembled from pieces, which fill all of it (the `allocate` option). */
+  /**
+   * Storage for a message assembled from pieces, which fill all of it: large ones from the
+   * `allocate` option (not zeroed), small ones as V8 allocates them best.
+   */
   private storage(size: number): Uint8Array {
-    return this.settings.allocate(size);
+    return size >= ALLOCATE_MIN ? this.settings.allocate(size) : new Uint8Array(size);
   }
 
   /** Assemble the pieces of the message that just completed (one copy). */

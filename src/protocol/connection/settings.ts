@@ -42,7 +42,7 @@ export interface Settings {
   alternatives: readonly string[];
   random: () => number;
   budget: MemoryBudget | undefined;
-  /** Storage for assembled messages (see `EngineOptions.allocate`). */
+  /** Storage for assembled messages of at least 4 KiB (see `EngineOptions.allocate`). */
   allocate: (size: number) => Uint8Array;
 }
 
