@@ -53,7 +53,7 @@ class LoopbackDuplex extends Duplex {
     if (chunk.buffer.byteLength === BATCH_SIZE) this.batches.add(chunk.buffer);
     const server = this.server;
     const t = performance.now();
-    server.receive(t, new Uint8Array(chunk).slice());
+    server.receive(t, new Uint8Array(chunk)); // a copy: the connection recycles its batches
     for (let m = server.read(t); m !== undefined; m = server.read(t)) this.delivered++;
     while (server.pollEvent() !== undefined);
     // The server's credit comes back on a later turn, as a socket's would.
